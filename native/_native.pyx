@@ -1,0 +1,45 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Cython backend: OpenMP threads over blocks of rollouts, each block run by the C kernel in
+edgewalk_kernel.h. Thread i accumulates into row i of ``hist`` and ``stats``."""
+
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+cimport openmp
+
+cdef extern from "edgewalk_kernel.h" nogil:
+    int EW_LANES
+    void ew_run_block(const int64_t *row_start, const uint32_t *threshold,
+                      const int32_t *primary, const int32_t *alias,
+                      const uint8_t *is_target, uint64_t seed_key, int64_t first,
+                      int64_t last, int64_t max_steps, int64_t bin_width,
+                      int64_t *hist, uint64_t *stats)
+
+LANES = EW_LANES
+
+
+def run_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
+               const int32_t[::1] primary, const int32_t[::1] alias,
+               const uint8_t[::1] is_target, uint64_t seed_key,
+               int64_t first_rollout, int64_t last_rollout, int64_t block_size,
+               int64_t max_steps, int64_t bin_width,
+               int64_t[:, ::1] hist, uint64_t[:, ::1] stats, int threads):
+    """Run rollouts first_rollout..last_rollout-1 in blocks of block_size on ``threads`` threads."""
+    cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
+    cdef int64_t b, first, last
+    cdef int thread
+    if hist.shape[0] < threads or stats.shape[0] < threads:
+        raise ValueError("hist and stats need one row per thread")
+    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
+        thread = openmp.omp_get_thread_num()
+        first = first_rollout + b * block_size
+        last = first + block_size
+        if last > last_rollout:
+            last = last_rollout
+        ew_run_block(&row_start[0], &threshold[0], &primary[0], &alias[0], &is_target[0],
+                     seed_key, first, last, max_steps, bin_width,
+                     &hist[thread, 0], &stats[thread, 0])
+
+
+def max_threads():
+    """The number of threads OpenMP would use by default."""
+    return openmp.omp_get_max_threads()

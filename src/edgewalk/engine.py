@@ -1,0 +1,238 @@
+"""The Monte Carlo engine: N rollouts of a policy from ``s0 -> f`` on one of two backends."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+from . import exact
+from .policy import Policy
+from .result import HittingTimes
+
+Backend = Literal["numba", "cython"]
+BACKENDS = ("numba", "cython")
+
+MASK64 = (1 << 64) - 1
+GAMMA = 0x9E3779B97F4A7C15
+DEFAULT_BINS = 4096
+# Cost guard: a run whose estimate exceeds this many seconds is refused unless forced.
+PLANNING_STEPS_PER_SECOND = 1e8  # per thread; deliberately below the measured rate
+MAX_PLANNED_SECONDS = 3600.0
+
+
+class CostError(ValueError):
+    """A run that would take far too long: use the exact solver or force it."""
+
+
+def mix64(z: int) -> int:
+    """SplitMix64's finaliser, as in native/edgewalk_kernel.h."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def seed_key(seed: int) -> int:
+    """The 64-bit key from which every rollout's random stream is derived."""
+    return mix64((seed + GAMMA) & MASK64)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects cpusets such as SLURM's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _check_whole(name: str, value: int, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+        high is not None and value > high
+    ):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be a whole number {allowed}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything that determines a run, checked and with defaults filled in."""
+
+    target: int
+    target_name: str
+    rollouts: int
+    seed: int
+    max_steps: int
+    bins: int
+    bin_width: int
+    backend: str
+    threads: int
+    exact_mean: float
+
+    @property
+    def estimated_steps(self) -> float:
+        return self.rollouts * min(self.exact_mean, self.max_steps)
+
+    @property
+    def estimated_seconds(self) -> float:
+        return self.estimated_steps / (PLANNING_STEPS_PER_SECOND * self.threads)
+
+
+def plan(
+    policy: Policy,
+    target: int | str | None = None,
+    rollouts: int = 100_000,
+    seed: int = 0,
+    max_steps: int | None = None,
+    backend: str = "numba",
+    threads: int | None = None,
+    bins: int | None = None,
+    force: bool = False,
+) -> RunPlan:
+    """Validate a run's parameters before any work, fill in defaults and estimate its cost.
+
+    ``max_steps`` defaults to 50 times the exact expected hitting time (at least 1000), so
+    censoring is negligible; ``bins`` defaults to min(max_steps + 1, 4096) bins of equal integer
+    width covering [0, max_steps]. Raises CostError for a run estimated to take over an hour,
+    unless ``force``."""
+    graph = policy.graph
+    if target is None:
+        target = graph.leaf(1)
+    elif isinstance(target, str):
+        target = graph.node(target)
+    target = _check_whole("target", target, 0, graph.n_nodes - 1)
+    if not graph.target_states(target).any():
+        raise ValueError(f"target: node {graph.node_names[target]} can never be entered")
+    rollouts = _check_whole("rollouts", rollouts, 1)
+    seed = _check_whole("seed", seed, 0, MASK64)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    threads = available_cores() if threads is None else _check_whole("threads", threads, 1)
+    if backend == "numba":
+        import numba
+
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(
+                f"threads must be in [1, {numba.config.NUMBA_NUM_THREADS}] for the numba backend "
+                f"(NUMBA_NUM_THREADS), got {threads}"
+            )
+    exact_mean = exact.expected_hitting_time(policy, target)
+    if max_steps is None:
+        if not math.isfinite(exact_mean):
+            raise ValueError("max_steps: the target is not hit surely, so give max_steps >= 1")
+        max_steps = max(1000, 50 * math.ceil(exact_mean))
+    max_steps = _check_whole("max_steps", max_steps, 1, 2**62)
+    bins = min(max_steps + 1, DEFAULT_BINS) if bins is None else _check_whole("bins", bins, 1)
+    bins = min(bins, max_steps + 1)
+    bin_width = -(-(max_steps + 1) // bins)
+    bins = -(-(max_steps + 1) // bin_width)
+    run = RunPlan(target, graph.node_names[target], rollouts, seed, max_steps, bins, bin_width,
+                  backend, threads, exact_mean)
+    if run.estimated_seconds > MAX_PLANNED_SECONDS and not force:
+        raise CostError(
+            f"this run needs about {run.estimated_steps:.3g} steps (~{run.estimated_seconds / 3600:.3g} "
+            f"hours on {threads} threads at {PLANNING_STEPS_PER_SECOND:.0e} steps/s each); the exact "
+            f"expected hitting time is {exact_mean:.6g} (edgewalk.exact.expected_hitting_time, or "
+            "`edgewalk exact`). Fewer rollouts or a smaller graph will do, or force it "
+            "(force=True, --force)."
+        )
+    return run
+
+
+def _kernel(backend: str, threads: int) -> Callable[..., None]:
+    if backend == "cython":
+        from . import _native
+
+        def run_cython(*args):
+            _native.run_blocks(*args, threads)
+
+        return run_cython
+    import numba
+
+    from . import _numba_kernel
+
+    def run_numba(*args):
+        numba.set_num_threads(threads)
+        with numba.parallel_chunksize(1):
+            _numba_kernel.run_blocks(*args)
+
+    return run_numba
+
+
+def simulate(
+    policy: Policy,
+    target: int | str | None = None,
+    rollouts: int = 100_000,
+    seed: int = 0,
+    max_steps: int | None = None,
+    backend: str = "numba",
+    threads: int | None = None,
+    bins: int | None = None,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> HittingTimes:
+    """Run ``rollouts`` independent rollouts from ``s0 -> f`` until ``target`` (a node index or
+    name, default the leaf of branch 1) is entered or ``max_steps`` transitions are made.
+
+    The result depends only on the parameters and ``seed``: not on backend, thread count or
+    progress reporting. Memory does not grow with ``rollouts``. ``progress(done, steps)`` is
+    called after each chunk with rollouts and steps done so far. See :func:`plan` for defaults."""
+    run = plan(policy, target, rollouts, seed, max_steps, backend, threads, bins, force)
+    tables = policy.alias_tables()
+    is_target = policy.graph.target_states(run.target).astype(np.uint8)
+    hist = np.zeros((run.threads, run.bins), np.int64)
+    stats = np.zeros((run.threads, 6), np.uint64)
+    key = np.uint64(seed_key(run.seed))
+    kernel = _kernel(run.backend, run.threads)
+
+    def call(first: int, last: int, block_size: int) -> None:
+        kernel(tables.row_start, tables.threshold, tables.primary, tables.alias, is_target,
+               key, first, last, block_size, run.max_steps, run.bin_width, hist, stats)
+
+    compile_start = time.perf_counter()
+    call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
+    compile_seconds = time.perf_counter() - compile_start
+
+    # Chunks of about a quarter second bound the progress interval; blocks of at least one lane's
+    # worth keep every thread busy. Neither affects the result.
+    steps_per_rollout = max(1.0, min(run.exact_mean, run.max_steps))
+    chunk = int(max(run.threads * 64, 0.25 * PLANNING_STEPS_PER_SECOND * run.threads / steps_per_rollout))
+    block_size = max(8, min(4096, chunk // (run.threads * 8)))
+    seconds = 0.0
+    for first in range(0, run.rollouts, chunk):
+        last = min(first + chunk, run.rollouts)
+        start = time.perf_counter()
+        call(first, last, block_size)
+        seconds += time.perf_counter() - start
+        if progress is not None:
+            progress(last, int(stats[:, 5].sum()))
+
+    totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
+    sumsq = sum(int(hi) << 64 | int(lo) for hi, lo in zip(stats[:, 3], stats[:, 2]))
+    return HittingTimes(
+        counts=hist.sum(axis=0),
+        bin_width=run.bin_width,
+        hits=totals[0],
+        censored=totals[4],
+        total=totals[1],
+        total_of_squares=sumsq,
+        steps=totals[5],
+        seconds=seconds,
+        compile_seconds=compile_seconds,
+        parameters={
+            "graph": policy.graph.describe(),
+            "policy": policy.describe(),
+            "target": run.target_name,
+            "rollouts": run.rollouts,
+            "seed": run.seed,
+            "max_steps": run.max_steps,
+            "bins": run.bins,
+            "backend": run.backend,
+            "threads": run.threads,
+            "exact_mean": run.exact_mean,
+        },
+    )
