@@ -82,7 +82,8 @@ static inline void ew_run_block(const int64_t *row_start, const uint32_t *thresh
             int64_t base = row_start[s];
             uint64_t degree = (uint64_t)(row_start[s + 1] - base);
             int64_t k = base + (int64_t)(((z >> 32) * degree) >> 32);
-            s = ((uint32_t)z <= threshold[k]) ? primary[k] : alias[k];
+            int32_t take_primary = primary[k], take_alias = alias[k]; /* both loaded: a select, not a branch */
+            s = ((uint32_t)z <= threshold[k]) ? take_primary : take_alias;
             int64_t t = steps[lane] + 1;
             steps[lane] = t;
             state[lane] = s;

@@ -14,7 +14,9 @@ _ONE = np.uint64(1)
 LANES = 8
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, NSTATS = range(7)
 
-_jit = numba.njit(cache=True, nogil=True, inline="always")
+# error_model="numpy" drops the zero-division checks; array indices are cast to unsigned below
+# because Numba adds a negative-index wraparound check to every signed index.
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 @_jit
@@ -73,15 +75,17 @@ def run_block(row_start, threshold, primary, alias, is_target, seed_key, first, 
             x = rng[lane] + GAMMA
             rng[lane] = x
             z = mix64(x)
-            base = row_start[s]
-            degree = np.uint64(row_start[s + 1] - base)
-            k = base + np.int64(((z >> np.uint64(32)) * degree) >> np.uint64(32))
+            row = np.uint64(s)
+            base = np.uint64(row_start[row])
+            degree = np.uint64(row_start[row + _ONE]) - base
+            k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
             s = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
             t = steps[lane] + 1
             steps[lane] = t
             state[lane] = s
-            if is_target[s] or t == max_steps:
-                if is_target[s]:
+            entered_target = is_target[np.uint64(s)]
+            if entered_target or t == max_steps:
+                if entered_target:
                     _record_hit(t, bin_width, hist, stats)
                 else:
                     stats[CENSORED] += _ONE
@@ -96,7 +100,7 @@ def run_block(row_start, threshold, primary, alias, is_target, seed_key, first, 
                     live -= 1
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def run_blocks(row_start, threshold, primary, alias, is_target, seed_key, first_rollout,
                last_rollout, block_size, max_steps, bin_width, hist, stats):
     """Run rollouts first_rollout..last_rollout-1 in blocks of block_size; the calling thread
