@@ -1,0 +1,204 @@
+"""Saving and loading hitting-time results as HDF5 files.
+
+Layout of a file written by :func:`write` (one group per run)::
+
+    /                               attrs: format="edgewalk.hitting_times", format_version=1
+    /runs/<name>/                   one group per run, attributes below
+    /runs/<name>/histogram/         the histogram in the UHI HDF5 format (uhi.io.hdf5); its
+                                    overflow bin holds the censored rollouts
+
+Attributes of ``/runs/<name>``:
+
+* ``parameters``: the whole ``HittingTimes.parameters`` dict as JSON (what :func:`read` uses).
+* one attribute per parameter key, for direct inspection: nested dicts and lists as JSON strings,
+  non-negative ints as uint64 (so a seed up to 2**64 - 1 survives), other values as they are.
+* ``bin_width``, ``hits``, ``censored``, ``steps``, ``total``: uint64, exact (write raises
+  OverflowError, leaving no file, if one is 2**64 or more).
+* ``total_of_squares``: exact decimal string (it can exceed 2**64);
+  ``total_of_squares_float``: the same as a float, for convenience.
+* ``mean``, ``variance``, ``stderr``, ``seconds``, ``compile_seconds``: floats.
+* ``edgewalk_version``: the version of this package;
+  ``versions``: JSON dict of the versions of edgewalk, python, numpy, scipy, numba, h5py, hist,
+  boost-histogram and uhi (null for any that is not installed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import h5py
+import hist
+import numpy as np
+import uhi.io.hdf5
+
+from .result import HittingTimes
+
+__all__ = ["write", "read", "read_hist", "check_writable", "versions"]
+
+FORMAT = "edgewalk.hitting_times"
+FORMAT_VERSION = 1
+
+_DEPENDENCIES = ("numpy", "scipy", "numba", "h5py", "hist", "boost-histogram", "uhi")
+_MOMENT_ATTRS = frozenset({
+    "bin_width", "hits", "censored", "steps", "total", "total_of_squares",
+    "total_of_squares_float", "mean", "variance", "stderr", "seconds", "compile_seconds",
+})
+_RESERVED_ATTRS = _MOMENT_ATTRS | {"parameters", "edgewalk_version", "versions"}
+
+
+def versions() -> dict[str, str | None]:
+    """The versions of edgewalk, python and the libraries that produce or read a result."""
+    found: dict[str, str | None] = {"edgewalk": _version("edgewalk"), "python": platform.python_version()}
+    for name in _DEPENDENCIES:
+        found[name] = _version(name)
+    return found
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise ValueError (naming ``--out`` and the reason) unless a file can be created at
+    ``path``. Leaves nothing behind."""
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        raise ValueError(f"--out {path}: is a directory")
+    if not parent.exists():
+        raise ValueError(f"--out {path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise ValueError(f"--out {path}: {parent} is not a directory")
+    # Creating a file is the only reliable test (permissions, root, read-only mounts, ACLs).
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as error:
+        raise ValueError(f"--out {path}: cannot create a file in {parent}: {error.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def write(path: str | os.PathLike[str], runs: Mapping[str, HittingTimes]) -> None:
+    """Write ``runs`` to one HDF5 file at ``path``, replacing it atomically: either the complete
+    new file is at ``path`` afterwards, or (on any error or interrupt) the previous file, if any,
+    is left untouched and no temporary file remains."""
+    for name in runs:
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"run name {name!r} cannot be an HDF5 group name")
+        clashes = _RESERVED_ATTRS & runs[name].parameters.keys()
+        if clashes:
+            raise ValueError(f"run {name!r}: parameter names {sorted(clashes)} are reserved")
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.close(fd)
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            group = f.create_group("runs")
+            for name, result in runs.items():
+                _write_run(group.create_group(name), result)
+        with open(tmp, "rb+") as file:
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_run(group: h5py.Group, result: HittingTimes) -> None:
+    uhi.io.hdf5.write(group.create_group("histogram"), result.to_hist())
+    attrs = group.attrs
+    attrs["parameters"] = _to_json(result.parameters)
+    for key, value in result.parameters.items():
+        attrs[key] = _attr_value(value)
+    for key in ("bin_width", "hits", "censored", "steps", "total"):
+        attrs[key] = np.uint64(getattr(result, key))
+    attrs["total_of_squares"] = str(result.total_of_squares)
+    attrs["total_of_squares_float"] = float(result.total_of_squares)
+    for key in ("mean", "variance", "stderr", "seconds", "compile_seconds"):
+        attrs[key] = float(getattr(result, key))
+    attrs["edgewalk_version"] = _version("edgewalk") or "unknown"
+    attrs["versions"] = _to_json(versions())
+
+
+def _to_json(value: Any) -> str:
+    def plain(x: Any) -> Any:
+        if isinstance(x, (np.generic, np.ndarray)):
+            return x.tolist()
+        raise TypeError(f"{type(x).__name__} is not JSON serializable")
+
+    return json.dumps(value, default=plain)
+
+
+def _attr_value(value: Any) -> Any:
+    """One parameter as an HDF5 attribute value (for inspection; read() uses the JSON copy)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if isinstance(value, int):
+        if 0 <= value < 2**64:
+            return np.uint64(value)
+        if -(2**63) <= value < 0:
+            return np.int64(value)
+        return str(value)
+    if isinstance(value, (float, str)):
+        return value
+    return _to_json(value)
+
+
+def read(path: str | os.PathLike[str]) -> dict[str, HittingTimes]:
+    """Every run in a file written by :func:`write`, by name. Counts, hits, censored, total,
+    total_of_squares, steps and parameters equal those written; seconds are as written."""
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an edgewalk results file")
+        return {name: _read_run(group, f"{path}:{name}") for name, group in f["runs"].items()}
+
+
+def _read_run(group: h5py.Group, where: str) -> HittingTimes:
+    values = np.asarray(uhi.io.hdf5.read(group["histogram"])["storage"]["values"], dtype=np.int64)
+    attrs = group.attrs
+    censored = int(values[-1])
+    if censored != int(attrs["censored"]):
+        raise ValueError(f"{where}: histogram overflow {censored} != censored {attrs['censored']}")
+    return HittingTimes(
+        counts=values[:-1].copy(),
+        bin_width=int(attrs["bin_width"]),
+        hits=int(attrs["hits"]),
+        censored=censored,
+        total=int(attrs["total"]),
+        total_of_squares=int(attrs["total_of_squares"]),
+        steps=int(attrs["steps"]),
+        seconds=float(attrs["seconds"]),
+        compile_seconds=float(attrs["compile_seconds"]),
+        parameters=json.loads(attrs["parameters"]),
+    )
+
+
+def read_hist(path: str | os.PathLike[str], name: str) -> hist.Hist:
+    """The histogram of run ``name`` (censored rollouts in its overflow bin)."""
+    with h5py.File(path, "r") as f:
+        if name not in f.get("runs", {}):
+            raise KeyError(f"no run {name!r} in {path}")
+        return hist.Hist(uhi.io.hdf5.read(f["runs"][name]["histogram"]))

@@ -1,0 +1,103 @@
+"""The ``edgewalk`` command: options, JSON summary, output file and refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import edgewalk
+from edgewalk.cli import main
+
+SMALL = ["-W", "3", "-K", "2", "-L", "2"]
+JSON_KEYS = {"mean", "stderr", "exact_mean", "rollouts", "censored", "steps", "seconds",
+             "steps_per_second", "backend", "threads", "seed"}
+
+
+def run_json(capsys, *argv):
+    assert main(["run", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_run_prints_one_json_object_and_writes_the_file(tmp_path, capsys):
+    out = tmp_path / "r.h5"
+    summary = run_json(capsys, *SMALL, "--policy", "pretrained", "--rollouts", "5000", "--seed", "9",
+                       "--backend", "cython", "--threads", "2", "--out", str(out))
+    assert JSON_KEYS <= summary.keys()
+    assert (summary["rollouts"], summary["seed"], summary["backend"], summary["threads"]) == (5000, 9, "cython", 2)
+    assert summary["exact_mean"] == pytest.approx(edgewalk.expected_hitting_time(
+        edgewalk.pretrained(edgewalk.path_star(3, 2, 2)), edgewalk.path_star(3, 2, 2).leaf(1)))
+    assert summary["steps_per_second"] == pytest.approx(summary["steps"] / summary["seconds"])
+    stored = edgewalk.read(out)["pretrained_W3_K2_L2"]
+    assert stored.mean == pytest.approx(summary["mean"])
+    assert stored.parameters["seed"] == 9
+
+
+def test_the_same_seed_gives_the_same_numbers_on_either_backend(tmp_path, capsys):
+    a = run_json(capsys, *SMALL, "--policy", "sft", "--rollouts", "3000", "--backend", "numba",
+                 "--threads", "1", "--out", str(tmp_path / "a.h5"))
+    b = run_json(capsys, *SMALL, "--policy", "sft", "--rollouts", "3000", "--backend", "cython",
+                 "--threads", "2", "--out", str(tmp_path / "b.h5"))
+    assert (a["mean"], a["stderr"], a["steps"]) == (b["mean"], b["stderr"], b["steps"])
+
+
+def test_main_job_runs_three_policies_with_sft_on_a_depth_that_finishes(tmp_path, capsys):
+    summary = run_json(capsys, "-W", "4", "-K", "12", "-L", "3", "--rollouts", "300",
+                       "--out", str(tmp_path / "m.h5"))
+    policies = [r["policy"] for r in summary["runs"]]
+    assert policies == ["pretrained", "sft", "rlvr"]
+    sft_depth = summary["runs"][1]["graph"]["K"]
+    assert 1 <= sft_depth < 12
+    assert set(edgewalk.read(tmp_path / "m.h5")) == {r["run"] for r in summary["runs"]}
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["-W", "0"], "W (branches)"),
+        (["-L", "0"], "L (lanes)"),
+        (["--depths", "3,x"], "--depths"),
+        (["--rollouts", "0"], "rollouts"),
+        (["--max-steps", "-5"], "max_steps"),
+        (["--threads", "0"], "threads"),
+        (["--target", "t7"], "target"),
+        (["--out", "/no/such/dir/x.h5"], "--out"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work(tmp_path, capsys, argv, words):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", *SMALL, "--policy", "rlvr", "--out", str(tmp_path / "x.h5"), *argv])
+    assert exit_info.value.code == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("argv", [["--policy", "greedy"], ["--backend", "fortran"]])
+def test_unknown_choices_are_refused_with_the_allowed_ones(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", *argv])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_hopeless_run_is_refused_with_the_exact_value(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--policy", "sft", "--rollouts", "10", "--out", str(tmp_path / "x.h5")])
+    assert exit_info.value.code == 3
+    assert "exact expected hitting time is 4.367" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_exact_command(capsys):
+    assert main(["exact", "-W", "6", "-K", "3", "-L", "5", "--policy", "sft", "--json"]) == 0
+    assert round(json.loads(capsys.readouterr().out)["exact_mean"]) == 7942
+
+
+def test_help_explains_the_options():
+    text = subprocess.run([sys.executable, "-m", "edgewalk.cli", "run", "--help"],
+                          capture_output=True, text=True, check=True).stdout
+    for option in ("--branches", "--depth", "--lanes", "--depths", "--policy", "--target", "--rollouts",
+                   "--seed", "--max-steps", "--backend", "--threads", "--out", "--json"):
+        assert option in text

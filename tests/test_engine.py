@@ -1,0 +1,214 @@
+"""The Monte Carlo engine: determinism across backends and threads, the documented random
+stream, and agreement with the exact solver under criteria that can fail."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from edgewalk import exact
+from edgewalk.engine import MASK64, CostError, mix64, plan, seed_key, simulate
+from edgewalk.graph import heterogeneous, path_star
+from edgewalk.policy import parametric, pretrained, rlvr, sft
+
+Z_LIMIT = 4.5  # two-sided P(|z| > 4.5) = 7e-6 for a correct engine
+P_LIMIT = 1e-4  # chi-square p-value below which a histogram is declared inconsistent
+
+
+def same_result(a, b) -> bool:
+    return (
+        np.array_equal(a.counts, b.counts)
+        and (a.hits, a.censored, a.total, a.total_of_squares, a.steps)
+        == (b.hits, b.censored, b.total, b.total_of_squares, b.steps)
+    )
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [pretrained(path_star(3, 2, 2)), sft(path_star(4, 3, 3)), rlvr(path_star(15, 15, 5))],
+    ids=["pretrained", "sft", "rlvr-paper-graph"],
+)
+def test_backends_and_thread_counts_agree_bit_for_bit(policy):
+    runs = [
+        simulate(policy, rollouts=3000, seed=12345, backend=backend, threads=threads)
+        for backend in ("numba", "cython")
+        for threads in (1, 2)
+    ]
+    assert runs[0].hits > 0
+    for other in runs[1:]:
+        assert same_result(runs[0], other)
+
+
+def test_different_seeds_give_different_histograms():
+    policy = pretrained(path_star(3, 2, 2))
+    a = simulate(policy, rollouts=2000, seed=1, threads=1)
+    b = simulate(policy, rollouts=2000, seed=2, threads=1)
+    assert not np.array_equal(a.counts, b.counts)
+
+
+def reference_rollout(policy, target, seed, r, max_steps):
+    """One rollout as native/edgewalk_kernel.h documents it, in plain Python integers."""
+    tables = policy.alias_tables()
+    is_target = policy.graph.target_states(target)
+    x = mix64((seed_key(seed) + (r + 1) * 0x9E3779B97F4A7C15) & MASK64)
+    s, t = 0, 0
+    while t < max_steps:
+        x = (x + 0x9E3779B97F4A7C15) & MASK64
+        z = mix64(x)
+        base = int(tables.row_start[s])
+        degree = int(tables.row_start[s + 1]) - base
+        k = base + (((z >> 32) * degree) >> 32)
+        s = int(tables.primary[k]) if (z & 0xFFFFFFFF) <= int(tables.threshold[k]) else int(tables.alias[k])
+        t += 1
+        if is_target[s]:
+            return t
+    return None
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_rollouts_follow_the_documented_random_stream(backend):
+    graph = path_star(3, 2, 2)
+    policy = parametric(graph, a=0.7, b=0.4, c=0.9, d=0.2)
+    target = graph.leaf(2)
+    seed = 2**64 - 5
+    expected = [reference_rollout(policy, target, seed, r, max_steps=400) for r in range(50)]
+    result = simulate(policy, target, rollouts=50, seed=seed, max_steps=400, bins=401,
+                      backend=backend, threads=2)
+    hit_times = [t for t in expected if t is not None]
+    assert result.censored == expected.count(None)
+    assert result.total == sum(hit_times)
+    assert result.total_of_squares == sum(t * t for t in hit_times)
+    assert np.array_equal(result.counts, np.bincount(hit_times, minlength=401))
+
+
+def z_score(result, exact_mean):
+    return (result.mean - exact_mean) / result.stderr
+
+
+def chi_square_p_value(result, pmf):
+    """Pearson chi-square of the histogram against the exact PMF, censored rollouts as one more
+    cell, cells merged from the left until each expects at least 5 rollouts."""
+    n = result.rollouts
+    edges = result.bin_edges
+    expected_bins = np.add.reduceat(pmf[: edges[-1]], edges[:-1])
+    expected = np.append(expected_bins, max(0.0, 1.0 - pmf[: edges[-1]].sum())) * n
+    observed = np.append(result.counts, result.censored).astype(float)
+    cells_obs, cells_exp, acc_o, acc_e = [], [], 0.0, 0.0
+    for o, e in zip(observed, expected):
+        acc_o, acc_e = acc_o + o, acc_e + e
+        if acc_e >= 5:
+            cells_obs.append(acc_o)
+            cells_exp.append(acc_e)
+            acc_o = acc_e = 0.0
+    cells_obs[-1] += acc_o
+    cells_exp[-1] += acc_e
+    chi2 = sum((o - e) ** 2 / e for o, e in zip(cells_obs, cells_exp))
+    return stats.chi2.sf(chi2, len(cells_obs) - 1)
+
+
+CASES = [
+    ("pretrained", pretrained(path_star(3, 2, 2)), "t1"),
+    ("sft", sft(path_star(4, 3, 3)), "t1"),
+    ("rlvr", rlvr(path_star(6, 4, 3)), "t3"),
+    ("parametric-per-depth", parametric(path_star(3, 3, 2), a=[0.9, 0.5, 0.3], b=0.6, c=[0.2, 0.8, 0.5], d=0.4), "t1"),
+    ("heterogeneous", pretrained(heterogeneous([3, 2, 1], [[1, 2, 3], [2, 2], [4]])), "t1"),
+    ("inner-node-target", pretrained(path_star(3, 3, 2)), "u(2,2,r)"),
+]
+
+
+@pytest.mark.parametrize("name,policy,target", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_monte_carlo_matches_exact(name, policy, target, backend):
+    target_node = policy.graph.node(target)
+    exact_mean = exact.expected_hitting_time(policy, target_node)
+    max_steps = int(30 * exact_mean)
+    result = simulate(policy, target, rollouts=40_000, seed=7, max_steps=max_steps, bins=max_steps + 1,
+                      backend=backend, threads=2)
+    assert abs(z_score(result, exact_mean)) < Z_LIMIT
+    pmf = exact.hitting_time_pmf(policy, target_node, max_steps + 1)
+    assert chi_square_p_value(result, pmf) > P_LIMIT
+
+
+def test_the_criteria_detect_a_slightly_wrong_policy():
+    """Power check: 40000 rollouts of a policy whose a differs by 0.05 fail both criteria."""
+    graph = path_star(3, 3, 2)
+    simulated = parametric(graph, a=0.55, b=0.5, c=0.5, d=0.5)
+    claimed = parametric(graph, a=0.60, b=0.5, c=0.5, d=0.5)
+    target = graph.leaf(1)
+    exact_mean = exact.expected_hitting_time(claimed, target)
+    max_steps = int(30 * exact_mean)
+    result = simulate(simulated, target, rollouts=40_000, seed=7, max_steps=max_steps,
+                      bins=max_steps + 1, threads=2)
+    assert abs(z_score(result, exact_mean)) > Z_LIMIT
+    assert chi_square_p_value(result, exact.hitting_time_pmf(claimed, target, max_steps + 1)) < P_LIMIT
+
+
+def test_censored_rollouts_are_counted_apart_and_match_the_tail_probability():
+    policy = pretrained(path_star(3, 2, 2))
+    target = policy.graph.leaf(1)
+    max_steps = 60
+    result = simulate(policy, rollouts=50_000, seed=3, max_steps=max_steps, threads=2)
+    assert result.hits + result.censored == 50_000
+    assert result.steps == result.total + result.censored * max_steps
+    assert result.to_hist().view(flow=True)[-1] == result.censored
+    tail = 1.0 - exact.hitting_time_cdf(policy, target, max_steps)[-1]
+    expected, sd = 50_000 * tail, np.sqrt(50_000 * tail * (1 - tail))
+    assert abs(result.censored - expected) < Z_LIMIT * sd
+    assert result.counts[max_steps // result.bin_width :].sum() <= result.hits
+
+
+def test_target_at_the_fork_is_hit_at_time_zero():
+    result = simulate(pretrained(path_star(2, 1, 1)), target="f", rollouts=100, threads=1)
+    assert (result.hits, result.total, result.counts[0]) == (100, 0, 100)
+
+
+def test_paper_graph_rlvr_million_rollouts_is_an_ordinary_call():
+    result = simulate(rlvr(path_star(15, 15, 5)), rollouts=1_000_000, seed=1, threads=2)
+    assert result.censored == 0
+    assert abs(z_score(result, 899.0)) < Z_LIMIT
+    assert result.steps == result.total
+
+
+def test_memory_does_not_grow_with_rollouts():
+    policy = rlvr(path_star(6, 4, 3))
+    simulate(policy, rollouts=10, threads=2)  # compile and warm caches first
+
+    def peak(rollouts):
+        tracemalloc.start()
+        simulate(policy, rollouts=rollouts, seed=1, threads=2)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak_bytes
+
+    small, large = peak(1_000), peak(500_000)
+    assert large < small + 256 * 1024
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"rollouts": 0}, "rollouts"),
+        ({"rollouts": 2.5}, "rollouts"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"backend": "fortran"}, "backend"),
+        ({"threads": 0}, "threads"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**64}, "seed"),
+        ({"target": "t9"}, "target"),
+        ({"target": "s0"}, "target"),
+        ({"bins": 0}, "bins"),
+    ],
+)
+def test_bad_parameters_are_refused_by_name(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        plan(pretrained(path_star(3, 2, 2)), **kwargs)
+
+
+def test_hopeless_runs_are_refused_with_the_exact_value_unless_forced():
+    policy = sft(path_star(15, 15, 5))
+    with pytest.raises(CostError, match="exact expected hitting time is 4.367"):
+        plan(policy, rollouts=10)
+    assert plan(policy, rollouts=10, force=True).exact_mean > 4e14
