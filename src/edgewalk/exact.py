@@ -23,6 +23,7 @@ def _transient_system(policy: Policy, target: int) -> tuple[sp.csr_matrix, np.nd
     reachable = csgraph.breadth_first_order(P_open, START_STATE, return_predecessors=False)
     transient = np.sort(reachable[~absorbing[reachable]])
     Q = P[transient][:, transient].tocsc()
+    Q.eliminate_zeros()  # a stored zero is not a move: graph searches would treat it as one
     r = np.asarray(P[transient][:, np.flatnonzero(absorbing)].sum(axis=1)).ravel()
     return Q, r, transient
 
@@ -43,19 +44,29 @@ def hitting_time_by_state(policy: Policy, target: int) -> np.ndarray:
     if graph.target_states(target)[START_STATE]:
         return values
     Q, r, transient = _transient_system(policy, target)
-    # A transient state hits the target surely iff, in Q's graph, it can reach a state with r > 0:
-    # search backwards from a virtual node that points at all of those.
-    n = len(transient)
-    backwards = sp.bmat([[Q.T, None], [sp.csr_matrix((r > 0)[None, :].astype(float)), None]])
-    backwards = sp.hstack([backwards, sp.csr_matrix((n + 1, 1))]).tocsr()
-    can_finish = np.zeros(n + 1, bool)
-    can_finish[csgraph.breadth_first_order(backwards, n, return_predecessors=False)] = True
-    can_finish = can_finish[:n]
-    if not can_finish.all():
-        values[transient] = np.inf
-        return values
-    values[transient] = spla.spsolve((sp.identity(n, format="csc") - Q), np.ones(n))
+    # A state hits the target surely iff it cannot reach a state from which the target is
+    # unreachable ("stuck"); the expected time is finite exactly there, and those states form a
+    # closed system, so I - Q restricted to them is non-singular.
+    stuck = ~_reaches(Q, r > 0)
+    sure = ~_reaches(Q, stuck)
+    values[transient[~sure]] = np.inf
+    Q_sure = Q[sure][:, sure]
+    n = int(sure.sum())
+    values[transient[sure]] = spla.spsolve(sp.identity(n, format="csc") - Q_sure, np.ones(n))
     return values
+
+
+def _reaches(Q: sp.spmatrix, goal: np.ndarray) -> np.ndarray:
+    """Which states have a path of positive-probability moves in Q to a state in ``goal``
+    (a backward search from a virtual node pointing at every goal state)."""
+    n = len(goal)
+    if not goal.any():
+        return goal.copy()
+    backwards = sp.bmat([[Q.T, None], [sp.csr_matrix(goal[None, :].astype(float)), None]])
+    backwards = sp.hstack([backwards, sp.csr_matrix((n + 1, 1))]).tocsr()
+    found = np.zeros(n + 1, bool)
+    found[csgraph.breadth_first_order(backwards, n, return_predecessors=False)] = True
+    return found[:n]
 
 
 def hitting_time_pmf(policy: Policy, target: int, t_max: int) -> np.ndarray:

@@ -95,17 +95,17 @@ class Graph:
         return self.next_state[self.row_start[state] : self.row_start[state + 1]]
 
 
-def _check_positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
+def _check_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     return int(value)
 
 
 def path_star(branches: int, depth: int, lanes: int) -> Graph:
     """The symmetric path-star graph with W = branches, K = depth and L = lanes."""
-    _check_positive("W (branches)", branches)
-    _check_positive("K (depth)", depth)
-    _check_positive("L (lanes)", lanes)
+    branches = _check_positive("W (branches)", branches)
+    depth = _check_positive("K (depth)", depth)
+    lanes = _check_positive("L (lanes)", lanes)
     return heterogeneous([depth] * branches, [[lanes] * depth for _ in range(branches)])
 
 
@@ -115,15 +115,14 @@ def heterogeneous(depths: Sequence[int], lanes: int | Sequence[Sequence[int]]) -
     depths = tuple(_check_positive(f"depths[{i}]", k) for i, k in enumerate(depths))
     if not depths:
         raise ValueError("depths must name at least one branch (W >= 1)")
-    if isinstance(lanes, (int, np.integer)):
-        _check_positive("L (lanes)", int(lanes))
-        lanes = [[int(lanes)] * k for k in depths]
-    lanes_t = tuple(tuple(int(n) for n in row) for row in lanes)
-    if len(lanes_t) != len(depths) or any(len(r) != k for r, k in zip(lanes_t, depths)):
+    if not isinstance(lanes, (Sequence, np.ndarray)):
+        lanes = [[_check_positive("L (lanes)", lanes)] * k for k in depths]
+    if len(lanes) != len(depths) or any(len(row) != k for row, k in zip(lanes, depths)):
         raise ValueError("lanes must give one lane count per diamond: len(lanes[i]) == depths[i]")
-    for i, row in enumerate(lanes_t):
-        for j, n in enumerate(row):
-            _check_positive(f"lanes[{i}][{j}] (L)", n)
+    lanes_t = tuple(
+        tuple(_check_positive(f"lanes[{i}][{j}] (L)", n) for j, n in enumerate(row))
+        for i, row in enumerate(lanes)
+    )
 
     names = ["s0", "f"]
     # Undirected edges as (left node, right node, kind of the forward state, kind of the
