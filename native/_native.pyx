@@ -13,6 +13,13 @@ cdef extern from "edgewalk_kernel.h" nogil:
                       const uint8_t *is_target, uint64_t seed_key, int64_t first,
                       int64_t last, int64_t max_steps, int64_t bin_width,
                       int64_t *hist, uint64_t *stats)
+    void ew_search_block(const int64_t *row_start, const int32_t *next_state,
+                         const uint32_t *weight, const uint32_t *threshold,
+                         const int32_t *primary, const int32_t *alias,
+                         const uint8_t *is_target, int64_t n_states, int mode,
+                         uint64_t seed_key, int64_t first, int64_t last,
+                         int64_t max_steps, int64_t bin_width, int64_t *hist,
+                         uint64_t *stats, uint64_t *visited, int32_t *stack)
 
 LANES = EW_LANES
 
@@ -38,6 +45,34 @@ def run_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
         ew_run_block(&row_start[0], &threshold[0], &primary[0], &alias[0], &is_target[0],
                      seed_key, first, last, max_steps, bin_width,
                      &hist[thread, 0], &stats[thread, 0])
+
+
+def run_search_blocks(const int64_t[::1] row_start, const int32_t[::1] next_state,
+                      const uint32_t[::1] weight, const uint32_t[::1] threshold,
+                      const int32_t[::1] primary, const int32_t[::1] alias,
+                      const uint8_t[::1] is_target, int mode, uint64_t seed_key,
+                      int64_t first_rollout, int64_t last_rollout, int64_t block_size,
+                      int64_t max_steps, int64_t bin_width,
+                      int64_t[:, ::1] hist, uint64_t[:, ::1] stats,
+                      uint64_t[:, ::1] visited, int32_t[:, ::1] stack, int threads):
+    """Like run_blocks, under the no-revisit search wrapper (mode 1 = mask, 2 = reject); visited
+    and stack are per-thread scratch rows."""
+    cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
+    cdef int64_t n_states = is_target.shape[0]
+    cdef int64_t b, first, last
+    cdef int thread
+    if min(hist.shape[0], stats.shape[0], visited.shape[0], stack.shape[0]) < threads:
+        raise ValueError("hist, stats, visited and stack need one row per thread")
+    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
+        thread = openmp.omp_get_thread_num()
+        first = first_rollout + b * block_size
+        last = first + block_size
+        if last > last_rollout:
+            last = last_rollout
+        ew_search_block(&row_start[0], &next_state[0], &weight[0], &threshold[0], &primary[0],
+                        &alias[0], &is_target[0], n_states, mode, seed_key, first, last,
+                        max_steps, bin_width, &hist[thread, 0], &stats[thread, 0],
+                        &visited[thread, 0], &stack[thread, 0])
 
 
 def max_threads():

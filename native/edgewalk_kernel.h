@@ -18,7 +18,9 @@
 #define EW_GAMMA 0x9E3779B97F4A7C15ULL
 #define EW_LANES 8
 
-enum { EW_HITS = 0, EW_SUM = 1, EW_SUMSQ_LO = 2, EW_SUMSQ_HI = 3, EW_CENSORED = 4, EW_STEPS = 5, EW_NSTATS = 6 };
+enum { EW_HITS = 0, EW_SUM = 1, EW_SUMSQ_LO = 2, EW_SUMSQ_HI = 3, EW_CENSORED = 4, EW_STEPS = 5,
+       EW_DRAWS_SUM = 6, EW_DRAWS_SUMSQ_LO = 7, EW_DRAWS_SUMSQ_HI = 8, EW_NSTATS = 9 };
+enum { EW_SEARCH_MASK = 1, EW_SEARCH_REJECT = 2 };
 
 static inline uint64_t ew_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -30,14 +32,20 @@ static inline uint64_t ew_rollout_key(uint64_t seed_key, int64_t r) {
     return ew_mix64(seed_key + (uint64_t)(r + 1) * EW_GAMMA);
 }
 
+/* Adds value v and its square to the sum at stats[sum] and the 128-bit sum at stats[sum + 1] (low
+ * word), stats[sum + 2] (high word). */
+static inline void ew_add_moments(uint64_t v, uint64_t *stats, int sum) {
+    uint64_t square = v * v;
+    stats[sum] += v;
+    stats[sum + 1] += square;
+    stats[sum + 2] += stats[sum + 1] < square; /* carry */
+}
+
 /* Adds hitting time t of one rollout that hit the target to the histogram and the moments. */
 static inline void ew_record_hit(int64_t t, int64_t bin_width, int64_t *hist, uint64_t *stats) {
-    uint64_t square = (uint64_t)t * (uint64_t)t;
     hist[t / bin_width] += 1;
     stats[EW_HITS] += 1;
-    stats[EW_SUM] += (uint64_t)t;
-    stats[EW_SUMSQ_LO] += square;
-    stats[EW_SUMSQ_HI] += stats[EW_SUMSQ_LO] < square; /* carry */
+    ew_add_moments((uint64_t)t, stats, EW_SUM);
     stats[EW_STEPS] += (uint64_t)t;
 }
 
@@ -103,6 +111,84 @@ static inline void ew_run_block(const int64_t *row_start, const uint32_t *thresh
                     live--;
                 }
             }
+        }
+    }
+}
+
+static inline int ew_is_visited(const uint64_t *visited, int32_t s) {
+    return (int)((visited[s >> 6] >> (s & 63)) & 1);
+}
+
+/* The no-revisit search wrapper (MODEL.md section 6) around the same policy and random streams:
+ * rollouts first..last-1 one after another. The wrapper never enters a state entered before in
+ * the rollout (start included); from a state with no unvisited next state of positive weight it
+ * pops back along the path stack. Every accepted move and every pop is one step.
+ *   mask:   one draw picks among the unvisited next states in proportion to weight[k]:
+ *           pick = ((z >> 32) * open) >> 32, then the first entry whose running weight exceeds it.
+ *   reject: draws from the full policy (the alias step above) until an unvisited state comes up;
+ *           each draw counts as a policy draw.
+ * A rollout that pops past the start (target unreachable) or reaches max_steps is censored.
+ * Scratch per thread: visited (ceil(n_states / 64) words) and stack (n_states entries). */
+static inline void ew_search_block(const int64_t *row_start, const int32_t *next_state,
+                                   const uint32_t *weight, const uint32_t *threshold,
+                                   const int32_t *primary, const int32_t *alias,
+                                   const uint8_t *is_target, int64_t n_states, int mode,
+                                   uint64_t seed_key, int64_t first, int64_t last,
+                                   int64_t max_steps, int64_t bin_width, int64_t *hist,
+                                   uint64_t *stats, uint64_t *visited, int32_t *stack) {
+    int64_t n_words = (n_states + 63) / 64;
+    for (int64_t r = first; r < last; r++) {
+        if (is_target[0]) {
+            ew_record_hit(0, bin_width, hist, stats);
+            continue;
+        }
+        for (int64_t w = 0; w < n_words; w++) visited[w] = 0;
+        uint64_t x = ew_rollout_key(seed_key, r);
+        int64_t depth = 1, t = 0, draws = 0;
+        int hit = 0;
+        stack[0] = 0;
+        visited[0] = 1;
+        while (t < max_steps) {
+            int32_t s = stack[depth - 1];
+            int64_t lo = row_start[s], hi = row_start[s + 1];
+            uint64_t open = 0;
+            for (int64_t k = lo; k < hi; k++)
+                if (!ew_is_visited(visited, next_state[k])) open += weight[k];
+            t++;
+            if (open == 0) {
+                if (--depth == 0) break; /* popped past the start: nothing left to search */
+                continue;
+            }
+            int32_t chosen = -1;
+            if (mode == EW_SEARCH_MASK) {
+                x += EW_GAMMA;
+                uint64_t pick = ((ew_mix64(x) >> 32) * open) >> 32;
+                draws++;
+                for (int64_t k = lo; k < hi; k++) {
+                    if (ew_is_visited(visited, next_state[k])) continue;
+                    if (pick < weight[k]) { chosen = next_state[k]; break; }
+                    pick -= weight[k];
+                }
+            } else {
+                uint64_t degree = (uint64_t)(hi - lo);
+                do {
+                    x += EW_GAMMA;
+                    uint64_t z = ew_mix64(x);
+                    int64_t k = lo + (int64_t)(((z >> 32) * degree) >> 32);
+                    chosen = ((uint32_t)z <= threshold[k]) ? primary[k] : alias[k];
+                    draws++;
+                } while (ew_is_visited(visited, chosen));
+            }
+            visited[chosen >> 6] |= 1ULL << (chosen & 63);
+            stack[depth++] = chosen;
+            if (is_target[chosen]) { hit = 1; break; }
+        }
+        if (hit) {
+            ew_record_hit(t, bin_width, hist, stats);
+            ew_add_moments((uint64_t)draws, stats, EW_DRAWS_SUM);
+        } else {
+            stats[EW_CENSORED] += 1;
+            stats[EW_STEPS] += (uint64_t)t;
         }
     }
 }

@@ -12,7 +12,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _ONE = np.uint64(1)
 LANES = 8
-HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, NSTATS = range(7)
+HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
+SEARCH_MASK, SEARCH_REJECT = 1, 2
 
 # error_model="numpy" drops the zero-division checks; array indices are cast to unsigned below
 # because Numba adds a negative-index wraparound check to every signed index.
@@ -32,14 +33,20 @@ def rollout_key(seed_key, r):
 
 
 @_jit
+def _add_moments(v, stats, total):
+    v = np.uint64(v)
+    square = v * v
+    stats[total] += v
+    stats[total + 1] += square
+    if stats[total + 1] < square:
+        stats[total + 2] += _ONE
+
+
+@_jit
 def _record_hit(t, bin_width, hist, stats):
-    square = np.uint64(t) * np.uint64(t)
     hist[t // bin_width] += 1
     stats[HITS] += _ONE
-    stats[SUM] += np.uint64(t)
-    stats[SUMSQ_LO] += square
-    if stats[SUMSQ_LO] < square:
-        stats[SUMSQ_HI] += _ONE
+    _add_moments(t, stats, SUM)
     stats[STEPS] += np.uint64(t)
 
 
@@ -112,3 +119,86 @@ def run_blocks(row_start, threshold, primary, alias, is_target, seed_key, first_
         last = min(first + block_size, last_rollout)
         run_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
                   max_steps, bin_width, hist[thread], stats[thread])
+
+
+@_jit
+def _is_visited(visited, s):
+    return (visited[np.uint64(s) >> np.uint64(6)] >> (np.uint64(s) & np.uint64(63))) & _ONE
+
+
+@_jit
+def search_block(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
+                 seed_key, first, last, max_steps, bin_width, hist, stats, visited, stack):
+    for r in range(first, last):
+        if is_target[0]:
+            _record_hit(0, bin_width, hist, stats)
+            continue
+        visited[:] = 0
+        x = rollout_key(seed_key, r)
+        depth, t, draws, hit = 1, 0, 0, False
+        stack[0] = 0
+        visited[0] = _ONE
+        while t < max_steps:
+            s = np.uint64(stack[depth - 1])
+            lo, hi = np.uint64(row_start[s]), np.uint64(row_start[s + _ONE])
+            open_weight = np.uint64(0)
+            for k in range(lo, hi):
+                if not _is_visited(visited, next_state[k]):
+                    open_weight += np.uint64(weight[k])
+            t += 1
+            if open_weight == 0:
+                depth -= 1
+                if depth == 0:
+                    break
+                continue
+            chosen = np.int32(-1)
+            if mode == SEARCH_MASK:
+                x += GAMMA
+                pick = ((mix64(x) >> np.uint64(32)) * open_weight) >> np.uint64(32)
+                draws += 1
+                for k in range(lo, hi):
+                    if _is_visited(visited, next_state[k]):
+                        continue
+                    if pick < weight[k]:
+                        chosen = next_state[k]
+                        break
+                    pick -= np.uint64(weight[k])
+            else:
+                degree = hi - lo
+                while True:
+                    x += GAMMA
+                    z = mix64(x)
+                    k = lo + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+                    chosen = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
+                    draws += 1
+                    if not _is_visited(visited, chosen):
+                        break
+            c = np.uint64(chosen)
+            visited[c >> np.uint64(6)] |= _ONE << (c & np.uint64(63))
+            stack[depth] = chosen
+            depth += 1
+            if is_target[c]:
+                hit = True
+                break
+        if hit:
+            _record_hit(t, bin_width, hist, stats)
+            _add_moments(draws, stats, DRAWS_SUM)
+        else:
+            stats[CENSORED] += _ONE
+            stats[STEPS] += np.uint64(t)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def run_search_blocks(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
+                      seed_key, first_rollout, last_rollout, block_size, max_steps, bin_width,
+                      hist, stats, visited, stack):
+    """Like run_blocks, under the no-revisit search wrapper (mode 1 = mask, 2 = reject); visited
+    and stack are per-thread scratch rows."""
+    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
+    for b in numba.prange(n_blocks):
+        thread = numba.get_thread_id()
+        first = first_rollout + b * block_size
+        last = min(first + block_size, last_rollout)
+        search_block(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
+                     seed_key, first, last, max_steps, bin_width, hist[thread], stats[thread],
+                     visited[thread], stack[thread])

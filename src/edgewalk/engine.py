@@ -11,11 +11,13 @@ from typing import Callable, Literal
 import numpy as np
 
 from . import exact
-from .policy import Policy
+from .policy import AliasTables, Policy
 from .result import HittingTimes
 
 Backend = Literal["numba", "cython"]
 BACKENDS = ("numba", "cython")
+SEARCH_MODES = {"none": 0, "mask": 1, "reject": 2}  # kernel codes of the search wrapper
+NSTATS = 9  # per-thread counters, in the order of native/edgewalk_kernel.h
 
 MASK64 = (1 << 64) - 1
 GAMMA = 0x9E3779B97F4A7C15
@@ -71,11 +73,13 @@ class RunPlan:
     bin_width: int
     backend: str
     threads: int
-    exact_mean: float
+    search: str
+    exact_mean: float  # nan under the search wrapper, which has no exact solver
+    expected_steps: float  # per rollout: the exact mean, or the wrapper's upper bound
 
     @property
     def estimated_steps(self) -> float:
-        return self.rollouts * min(self.exact_mean, self.max_steps)
+        return self.rollouts * min(self.expected_steps, self.max_steps)
 
     @property
     def estimated_seconds(self) -> float:
@@ -92,11 +96,12 @@ def plan(
     threads: int | None = None,
     bins: int | None = None,
     force: bool = False,
+    search: str = "none",
 ) -> RunPlan:
     """Validate a run's parameters before any work, fill in defaults and estimate its cost.
 
     ``max_steps`` defaults to 50 times the exact expected hitting time (at least 1000), so
-    censoring is negligible; ``bins`` defaults to min(max_steps + 1, 4096) bins of equal integer
+    censoring is negligible, or under the search wrapper to 2 * n_states, which it never reaches; ``bins`` defaults to min(max_steps + 1, 4096) bins of equal integer
     width covering [0, max_steps]. Raises CostError for a run estimated to take over an hour,
     unless ``force``."""
     graph = policy.graph
@@ -111,6 +116,8 @@ def plan(
     seed = _check_whole("seed", seed, 0, MASK64)
     if backend not in BACKENDS:
         raise ValueError(f"backend: unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if search not in SEARCH_MODES:
+        raise ValueError(f"search: unknown mode {search!r}; allowed: {', '.join(SEARCH_MODES)}")
     threads = available_cores() if threads is None else _check_whole("threads", threads, 1)
     if backend == "numba":
         import numba
@@ -120,18 +127,25 @@ def plan(
                 f"threads must be in [1, {numba.config.NUMBA_NUM_THREADS}] for the numba backend "
                 f"(NUMBA_NUM_THREADS), got {threads}"
             )
-    exact_mean = exact.expected_hitting_time(policy, target)
-    if max_steps is None:
-        if not math.isfinite(exact_mean):
+    if search == "none":
+        exact_mean = exact.expected_hitting_time(policy, target)
+        expected_steps = exact_mean
+        if max_steps is None and not math.isfinite(exact_mean):
             raise ValueError("max_steps: the target is not hit surely, so give max_steps >= 1")
-        max_steps = max(1000, 50 * math.ceil(exact_mean))
+        default_max_steps = max(1000, 50 * math.ceil(exact_mean)) if math.isfinite(exact_mean) else 0
+    else:
+        # The wrapper enters each state at most once and leaves it by a pop at most once.
+        exact_mean = math.nan
+        expected_steps = default_max_steps = 2 * graph.n_states
+    if max_steps is None:
+        max_steps = default_max_steps
     max_steps = _check_whole("max_steps", max_steps, 1, 2**62)
     bins = min(max_steps + 1, DEFAULT_BINS) if bins is None else _check_whole("bins", bins, 1)
     bins = min(bins, max_steps + 1)
     bin_width = -(-(max_steps + 1) // bins)
     bins = -(-(max_steps + 1) // bin_width)
     run = RunPlan(target, graph.node_names[target], rollouts, seed, max_steps, bins, bin_width,
-                  backend, threads, exact_mean)
+                  backend, threads, search, exact_mean, expected_steps)
     if run.estimated_seconds > MAX_PLANNED_SECONDS and not force:
         raise CostError(
             f"this run needs about {run.estimated_steps:.3g} steps (~{run.estimated_seconds / 3600:.3g} "
@@ -143,24 +157,43 @@ def plan(
     return run
 
 
-def _kernel(backend: str, threads: int) -> Callable[..., None]:
-    if backend == "cython":
+def _kernel(run: RunPlan, tables: AliasTables, is_target: np.ndarray, hist: np.ndarray,
+            stats: np.ndarray) -> Callable[[int, int, int], None]:
+    """``call(first, last, block_size)``: run rollouts first..last-1 of ``run`` into hist and
+    stats on the run's backend and threads, with or without the search wrapper."""
+    key = np.uint64(seed_key(run.seed))
+    if run.search == "none":
+        arguments = (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target, key)
+    else:
+        n_states = len(is_target)
+        visited = np.zeros((run.threads, (n_states + 63) // 64), np.uint64)
+        stack = np.zeros((run.threads, n_states + 1), np.int32)
+        arguments = (tables.row_start, tables.next_state, tables.weight, tables.threshold,
+                     tables.primary, tables.alias, is_target, SEARCH_MODES[run.search], key)
+    scratch = () if run.search == "none" else (visited, stack)
+    if run.backend == "cython":
         from . import _native
 
-        def run_cython(*args):
-            _native.run_blocks(*args, threads)
+        kernel = _native.run_blocks if run.search == "none" else _native.run_search_blocks
 
-        return run_cython
+        def call(first: int, last: int, block_size: int) -> None:
+            kernel(*arguments, first, last, block_size, run.max_steps, run.bin_width, hist, stats,
+                   *scratch, run.threads)
+
+        return call
     import numba
 
     from . import _numba_kernel
 
-    def run_numba(*args):
-        numba.set_num_threads(threads)
-        with numba.parallel_chunksize(1):
-            _numba_kernel.run_blocks(*args)
+    kernel = _numba_kernel.run_blocks if run.search == "none" else _numba_kernel.run_search_blocks
 
-    return run_numba
+    def call(first: int, last: int, block_size: int) -> None:
+        numba.set_num_threads(run.threads)
+        with numba.parallel_chunksize(1):
+            kernel(*arguments, first, last, block_size, run.max_steps, run.bin_width, hist, stats,
+                   *scratch)
+
+    return call
 
 
 def simulate(
@@ -174,24 +207,21 @@ def simulate(
     bins: int | None = None,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    search: str = "none",
 ) -> HittingTimes:
     """Run ``rollouts`` independent rollouts from ``s0 -> f`` until ``target`` (a node index or
     name, default the leaf of branch 1) is entered or ``max_steps`` transitions are made.
+    ``search`` wraps the policy in the no-revisit search wrapper: "mask" or "reject" (MODEL.md
+    section 6); the result then also counts policy draws apart from steps.
 
     The result depends only on the parameters and ``seed``: not on backend, thread count or
     progress reporting. Memory does not grow with ``rollouts``. ``progress(done, steps)`` is
     called after each chunk with rollouts and steps done so far. See :func:`plan` for defaults."""
-    run = plan(policy, target, rollouts, seed, max_steps, backend, threads, bins, force)
-    tables = policy.alias_tables()
+    run = plan(policy, target, rollouts, seed, max_steps, backend, threads, bins, force, search)
     is_target = policy.graph.target_states(run.target).astype(np.uint8)
     hist = np.zeros((run.threads, run.bins), np.int64)
-    stats = np.zeros((run.threads, 6), np.uint64)
-    key = np.uint64(seed_key(run.seed))
-    kernel = _kernel(run.backend, run.threads)
-
-    def call(first: int, last: int, block_size: int) -> None:
-        kernel(tables.row_start, tables.threshold, tables.primary, tables.alias, is_target,
-               key, first, last, block_size, run.max_steps, run.bin_width, hist, stats)
+    stats = np.zeros((run.threads, NSTATS), np.uint64)
+    call = _kernel(run, policy.alias_tables(), is_target, hist, stats)
 
     compile_start = time.perf_counter()
     call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
@@ -199,7 +229,7 @@ def simulate(
 
     # Chunks of about a quarter second bound the progress interval; blocks of at least one lane's
     # worth keep every thread busy. Neither affects the result.
-    steps_per_rollout = max(1.0, min(run.exact_mean, run.max_steps))
+    steps_per_rollout = max(1.0, min(run.expected_steps, run.max_steps))
     chunk = int(max(run.threads * 64, 0.25 * PLANNING_STEPS_PER_SECOND * run.threads / steps_per_rollout))
     block_size = max(8, min(4096, chunk // (run.threads * 8)))
     seconds = 0.0
@@ -212,15 +242,21 @@ def simulate(
             progress(last, int(stats[:, 5].sum()))
 
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
-    sumsq = sum(int(hi) << 64 | int(lo) for hi, lo in zip(stats[:, 3], stats[:, 2]))
+
+    def exact_sum(low: int) -> int:  # a 128-bit sum kept as (low word, high word) per thread
+        return sum(int(hi) << 64 | int(lo) for lo, hi in zip(stats[:, low], stats[:, low + 1]))
+
+    searching = run.search != "none"  # without the wrapper every step is one policy draw
     return HittingTimes(
         counts=hist.sum(axis=0),
         bin_width=run.bin_width,
         hits=totals[0],
         censored=totals[4],
         total=totals[1],
-        total_of_squares=sumsq,
+        total_of_squares=exact_sum(2),
         steps=totals[5],
+        draws_total=totals[6] if searching else totals[1],
+        draws_total_of_squares=exact_sum(7) if searching else exact_sum(2),
         seconds=seconds,
         compile_seconds=compile_seconds,
         parameters={
@@ -233,6 +269,7 @@ def simulate(
             "bins": run.bins,
             "backend": run.backend,
             "threads": run.threads,
+            "search": run.search,
             "exact_mean": run.exact_mean,
         },
     )

@@ -183,40 +183,51 @@ class AliasTables:
     A step from state s draws one 64-bit word z; column ``k = row_start[s] + ((z >> 32) * deg) >> 32``
     and the next state is ``primary[k]`` if ``(z & 0xffffffff) <= threshold[k]`` else ``alias[k]``.
     Column k keeps ``threshold[k] + 1`` of its 2**32 units for ``primary[k]``, so the sampled
-    probabilities equal the policy's rounded to units of 2**-32 / deg.
+    probabilities equal the policy's rounded to units of 2**-32 / deg (a positive probability
+    never rounds to zero). ``weight[k]`` is the probability of moving to ``next_state[k]`` in units
+    of about 2**-31 (positive exactly where the alias tables can draw it), for the search
+    wrapper's mask mode, which samples among the unvisited entries of a row in proportion to it.
     """
 
     row_start: np.ndarray  # int64
+    next_state: np.ndarray  # int32
     threshold: np.ndarray  # uint32
     primary: np.ndarray  # int32
     alias: np.ndarray  # int32
+    weight: np.ndarray  # uint32
 
     @classmethod
     def build(cls, policy: Policy) -> "AliasTables":
         g = policy.graph
         threshold = np.empty(g.n_transitions, np.uint32)
+        weight = np.empty(g.n_transitions, np.uint32)
         primary = g.next_state.copy()
         alias = g.next_state.copy()
         for s in range(g.n_states):
             lo, hi = int(g.row_start[s]), int(g.row_start[s + 1])
-            units = _round_to_units(policy.probabilities[lo:hi] * (hi - lo) * ALIAS_UNITS)
+            degree = hi - lo
+            units = _round_to_units(policy.probabilities[lo:hi] * degree * ALIAS_UNITS)
+            weight[lo:hi] = -(-units // (2 * degree))
             keep, alias_column = _vose(units)
             empty = keep == 0  # a column with no own mass hands all of it to its alias
             primary[lo:hi] = np.where(empty, g.next_state[lo:hi][alias_column], g.next_state[lo:hi])
             alias[lo:hi] = g.next_state[lo:hi][alias_column]
             threshold[lo:hi] = np.where(empty, ALIAS_UNITS, keep) - 1
-        return cls(g.row_start, threshold, primary, alias)
+        return cls(g.row_start, g.next_state, threshold, primary, alias, weight)
 
 
 def _round_to_units(scaled: np.ndarray) -> np.ndarray:
     """Integers proportional to ``scaled`` whose sum is exactly len(scaled) * 2**32
-    (largest-remainder rounding)."""
+    (largest-remainder rounding), positive wherever ``scaled`` is."""
     total = len(scaled) * ALIAS_UNITS
     scaled = scaled * (total / scaled.sum())
     units = np.floor(scaled).astype(np.int64)
     short = total - int(units.sum())
     if short:
         units[np.argsort(-(scaled - units), kind="stable")[:short]] += 1
+    lost = (scaled > 0) & (units == 0)
+    units[lost] = 1
+    units[np.argmax(units)] -= int(lost.sum())
     return units
 
 

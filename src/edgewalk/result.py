@@ -22,6 +22,8 @@ class HittingTimes:
     total: int
     total_of_squares: int
     steps: int  # transitions made by all rollouts, censored ones included
+    draws_total: int = 0  # policy draws over hits (equal to total unless the search wrapper rejects)
+    draws_total_of_squares: int = 0
     seconds: float = 0.0  # time spent in the simulation kernels
     compile_seconds: float = 0.0  # time spent compiling or loading the kernel before that
     parameters: dict = field(default_factory=dict)
@@ -38,14 +40,20 @@ class HittingTimes:
     @property
     def variance(self) -> float:
         """Unbiased sample variance of the hitting times of the rollouts that hit."""
-        if self.hits < 2:
-            return math.nan
-        n = self.hits
-        return (self.total_of_squares - self.total * self.total / n) / (n - 1)
+        return _variance(self.hits, self.total, self.total_of_squares)
 
     @property
     def stderr(self) -> float:
-        return math.sqrt(self.variance / self.hits) if self.hits >= 2 else math.nan
+        return _stderr(self.hits, self.total, self.total_of_squares)
+
+    @property
+    def mean_draws(self) -> float:
+        """Mean number of policy draws of the rollouts that hit."""
+        return self.draws_total / self.hits if self.hits else math.nan
+
+    @property
+    def stderr_draws(self) -> float:
+        return _stderr(self.hits, self.draws_total, self.draws_total_of_squares)
 
     @property
     def steps_per_second(self) -> float:
@@ -82,5 +90,18 @@ class HittingTimes:
             total=self.total + other.total,
             total_of_squares=self.total_of_squares + other.total_of_squares,
             steps=self.steps + other.steps,
+            draws_total=self.draws_total + other.draws_total,
+            draws_total_of_squares=self.draws_total_of_squares + other.draws_total_of_squares,
             seconds=self.seconds + other.seconds,
         )
+
+
+def _variance(n: int, total: int, total_of_squares: int) -> float:
+    """Unbiased sample variance from exact integer sums (the subtraction is done exactly)."""
+    if n < 2:
+        return math.nan
+    return (total_of_squares * n - total * total) / (n * (n - 1))
+
+
+def _stderr(n: int, total: int, total_of_squares: int) -> float:
+    return math.sqrt(_variance(n, total, total_of_squares) / n) if n >= 2 else math.nan
