@@ -9,7 +9,7 @@ import sys
 from typing import Sequence
 
 from . import __version__, exact
-from .engine import BACKENDS, CostError, plan, simulate
+from .engine import BACKENDS, SEARCH_MODES, CostError, plan, simulate
 from .graph import Graph, heterogeneous, path_star
 from .io import check_writable, write
 from .policy import NAMED, Policy, named
@@ -80,11 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", type=int, default=None,
                      help="censor rollouts after this many transitions (default: 50x the exact mean, at least 1000)")
     run.add_argument("--bins", type=int, default=None, help="histogram bins (default min(max_steps + 1, 4096))")
+    run.add_argument("--search", choices=tuple(SEARCH_MODES), default="none",
+                     help="no-revisit search wrapper (MODEL.md section 6): mask renormalises over unvisited "
+                     "moves, reject redraws and counts every policy draw (default none)")
     run.add_argument("--backend", choices=BACKENDS, default="numba", help="simulation kernel (default numba)")
     run.add_argument("--threads", type=int, default=None, help="threads (default: all cores this process may use)")
     run.add_argument("--out", default="edgewalk-results.h5", metavar="PATH", help="HDF5 output (default edgewalk-results.h5)")
     run.add_argument("--json", action="store_true",
-                     help="print the summary as one JSON object on stdout (with several policies: {\"runs\": [...]})")
+                     help="print the summary as one JSON object on stdout (with several policies: "
+                     "{\"runs\": [...]}); mean/stderr count steps, mean_draws/stderr_draws policy draws")
     run.add_argument("--force", action="store_true", help="run even if the cost estimate exceeds an hour")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on stderr (default: when stderr is a terminal)")
@@ -110,31 +114,48 @@ def _main_job_policies(args: argparse.Namespace, graph: Graph) -> list[Policy]:
         for depth in range(args.depth, 0, -1):
             candidate = named(path_star(args.branches, depth, args.lanes), "sft")
             cost = plan(candidate, args.target, args.rollouts, args.seed, args.max_steps,
-                        args.backend, args.threads, args.bins, force=True)
+                        args.backend, args.threads, args.bins, force=True, search=args.search)
             if cost.estimated_seconds <= MAIN_JOB_SECONDS_PER_RUN:
                 break
         policies[1] = candidate
     return policies
 
 
-def _run_name(policy: Policy) -> str:
+def _run_name(policy: Policy, search: str) -> str:
     graph = policy.graph.describe()
     shape = (f"W{graph['W']}_K{graph['K']}_L{graph['L']}" if "W" in graph
              else "depths" + "-".join(map(str, graph["depths"])))
-    return f"{policy.name}_{shape}"
+    wrapper = "" if search == "none" else f"+search-{search}"
+    return f"{policy.name}{wrapper}_{shape}"
 
 
 def _summary(result: HittingTimes) -> dict[str, object]:
     p = result.parameters
     z = (result.mean - p["exact_mean"]) / result.stderr if result.stderr > 0 else math.nan
     return {
-        "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"],
+        "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"], "search": p["search"],
         "mean": result.mean, "stderr": result.stderr, "exact_mean": p["exact_mean"], "z": z,
+        "mean_draws": result.mean_draws, "stderr_draws": result.stderr_draws,
         "rollouts": result.rollouts, "hits": result.hits, "censored": result.censored,
         "max_steps": p["max_steps"], "steps": result.steps, "seconds": result.seconds,
         "steps_per_second": result.steps_per_second, "compile_seconds": result.compile_seconds,
         "backend": p["backend"], "threads": p["threads"], "seed": p["seed"],
     }
+
+
+def _json(value: object) -> str:
+    """Strict JSON: values that are undefined (nan, such as the exact mean under the search
+    wrapper) become null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None if math.isnan(v) else str(v)
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), allow_nan=False)
 
 
 def _progress_bar(total: int, label: str, enabled: bool | None):
@@ -156,26 +177,27 @@ def _run(args: argparse.Namespace) -> int:
     policies = _main_job_policies(args, graph)
     for policy in policies:  # every check and cost estimate before any simulation
         plan(policy, args.target, args.rollouts, args.seed, args.max_steps, args.backend,
-             args.threads, args.bins, args.force)
+             args.threads, args.bins, args.force, args.search)
     check_writable(args.out)
 
     results: dict[str, HittingTimes] = {}
     for policy in policies:
-        name = _run_name(policy)
+        name = _run_name(policy, args.search)
         bar, update = _progress_bar(args.rollouts, name, args.progress)
         with bar:
             results[name] = simulate(policy, args.target, args.rollouts, args.seed, args.max_steps,
-                                     args.backend, args.threads, args.bins, args.force, update)
+                                     args.backend, args.threads, args.bins, args.force, update,
+                                     args.search)
     write(args.out, results)
 
     summaries = [{"run": name, **_summary(r)} for name, r in results.items()]
     if args.json:
-        print(json.dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}))
+        print(_json(summaries[0] if len(summaries) == 1 else {"runs": summaries}))
         return 0
-    print(f"{'run':<24} {'mean':>12} {'stderr':>9} {'exact':>12} {'z':>6} {'censored':>8} {'steps/s':>9}")
+    print(f"{'run':<32} {'mean':>12} {'stderr':>9} {'exact':>12} {'z':>6} {'draws':>12} {'censored':>8} {'steps/s':>9}")
     for s in summaries:
-        print(f"{s['run']:<24} {s['mean']:>12.6g} {s['stderr']:>9.3g} {s['exact_mean']:>12.6g} "
-              f"{s['z']:>6.2f} {s['censored']:>8d} {s['steps_per_second']:>9.3g}")
+        print(f"{s['run']:<32} {s['mean']:>12.6g} {s['stderr']:>9.3g} {s['exact_mean']:>12.6g} "
+              f"{s['z']:>6.2f} {s['mean_draws']:>12.6g} {s['censored']:>8d} {s['steps_per_second']:>9.3g}")
     print(f"{len(results)} run(s) of {args.rollouts} rollouts, seed {args.seed}, "
           f"{summaries[0]['backend']} on {summaries[0]['threads']} thread(s), written to {args.out}")
     return 0
@@ -186,7 +208,7 @@ def _exact(args: argparse.Namespace) -> int:
     target = policy.graph.leaf(1) if args.target is None else policy.graph.node(args.target)
     value = exact.expected_hitting_time(policy, target)
     if args.json:
-        print(json.dumps({"policy": policy.name, "graph": policy.graph.describe(),
+        print(_json({"policy": policy.name, "graph": policy.graph.describe(),
                           "target": policy.graph.node_names[target], "exact_mean": value}))
     else:
         print(f"{policy.name} on {policy.graph.describe()}, target {policy.graph.node_names[target]}: "

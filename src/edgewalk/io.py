@@ -12,11 +12,12 @@ Attributes of ``/runs/<name>``:
 * ``parameters``: the whole ``HittingTimes.parameters`` dict as JSON (what :func:`read` uses).
 * one attribute per parameter key, for direct inspection: nested dicts and lists as JSON strings,
   non-negative ints as uint64 (so a seed up to 2**64 - 1 survives), other values as they are.
-* ``bin_width``, ``hits``, ``censored``, ``steps``, ``total``: uint64, exact (write raises
-  OverflowError, leaving no file, if one is 2**64 or more).
-* ``total_of_squares``: exact decimal string (it can exceed 2**64);
-  ``total_of_squares_float``: the same as a float, for convenience.
-* ``mean``, ``variance``, ``stderr``, ``seconds``, ``compile_seconds``: floats.
+* ``bin_width``, ``hits``, ``censored``, ``steps``, ``total``, ``draws_total``: uint64, exact
+  (write raises OverflowError, leaving no file, if one is 2**64 or more).
+* ``total_of_squares``, ``draws_total_of_squares``: exact decimal strings (they can exceed 2**64);
+  ``total_of_squares_float``: the first as a float, for convenience.
+* ``mean``, ``variance``, ``stderr``, ``mean_draws``, ``stderr_draws``, ``seconds``,
+  ``compile_seconds``: floats (policy draws differ from steps only under the search wrapper).
 * ``edgewalk_version``: the version of this package;
   ``versions``: JSON dict of the versions of edgewalk, python, numpy, scipy, numba, h5py, hist,
   boost-histogram and uhi (null for any that is not installed).
@@ -49,7 +50,8 @@ FORMAT_VERSION = 1
 _DEPENDENCIES = ("numpy", "scipy", "numba", "h5py", "hist", "boost-histogram", "uhi")
 _MOMENT_ATTRS = frozenset({
     "bin_width", "hits", "censored", "steps", "total", "total_of_squares",
-    "total_of_squares_float", "mean", "variance", "stderr", "seconds", "compile_seconds",
+    "total_of_squares_float", "draws_total", "draws_total_of_squares", "mean", "variance",
+    "stderr", "mean_draws", "stderr_draws", "seconds", "compile_seconds",
 })
 _RESERVED_ATTRS = _MOMENT_ATTRS | {"parameters", "edgewalk_version", "versions"}
 
@@ -131,11 +133,12 @@ def _write_run(group: h5py.Group, result: HittingTimes) -> None:
     attrs["parameters"] = _to_json(result.parameters)
     for key, value in result.parameters.items():
         attrs[key] = _attr_value(value)
-    for key in ("bin_width", "hits", "censored", "steps", "total"):
+    for key in ("bin_width", "hits", "censored", "steps", "total", "draws_total"):
         attrs[key] = np.uint64(getattr(result, key))
     attrs["total_of_squares"] = str(result.total_of_squares)
     attrs["total_of_squares_float"] = float(result.total_of_squares)
-    for key in ("mean", "variance", "stderr", "seconds", "compile_seconds"):
+    attrs["draws_total_of_squares"] = str(result.draws_total_of_squares)
+    for key in ("mean", "variance", "stderr", "mean_draws", "stderr_draws", "seconds", "compile_seconds"):
         attrs[key] = float(getattr(result, key))
     attrs["edgewalk_version"] = _version("edgewalk") or "unknown"
     attrs["versions"] = _to_json(versions())
@@ -190,6 +193,8 @@ def _read_run(group: h5py.Group, where: str) -> HittingTimes:
         total=int(attrs["total"]),
         total_of_squares=int(attrs["total_of_squares"]),
         steps=int(attrs["steps"]),
+        draws_total=int(attrs["draws_total"]),
+        draws_total_of_squares=int(attrs["draws_total_of_squares"]),
         seconds=float(attrs["seconds"]),
         compile_seconds=float(attrs["compile_seconds"]),
         parameters=json.loads(attrs["parameters"]),
