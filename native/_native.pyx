@@ -7,7 +7,6 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 cimport openmp
 
 cdef extern from "edgewalk_kernel.h" nogil:
-    int EW_LANES
     void ew_run_block(const int64_t *row_start, const uint32_t *threshold,
                       const int32_t *primary, const int32_t *alias,
                       const uint8_t *is_target, uint64_t seed_key, int64_t first,
@@ -20,9 +19,6 @@ cdef extern from "edgewalk_kernel.h" nogil:
                          uint64_t seed_key, int64_t first, int64_t last,
                          int64_t max_steps, int64_t bin_width, int64_t *hist,
                          uint64_t *stats, uint64_t *visited, int32_t *stack)
-
-LANES = EW_LANES
-
 
 def run_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
                const int32_t[::1] primary, const int32_t[::1] alias,

@@ -16,7 +16,6 @@
 #include <stdint.h>
 
 #define EW_GAMMA 0x9E3779B97F4A7C15ULL
-#define EW_LANES 8
 
 enum { EW_HITS = 0, EW_SUM = 1, EW_SUMSQ_LO = 2, EW_SUMSQ_HI = 3, EW_CENSORED = 4, EW_STEPS = 5,
        EW_DRAWS_SUM = 6, EW_DRAWS_SUMSQ_LO = 7, EW_DRAWS_SUMSQ_HI = 8, EW_NSTATS = 9 };
@@ -49,20 +48,36 @@ static inline void ew_record_hit(int64_t t, int64_t bin_width, int64_t *hist, ui
     stats[EW_STEPS] += (uint64_t)t;
 }
 
+/* One step of one interleaved rollout (state s, steps t, random counter x): on a hit or at
+ * max_steps the rollout is recorded and the lane takes the next rollout of the block, or stops
+ * (s = -1) when none is left. */
+#define EW_LANE_STEP(s, t, x)                                                              \
+    if (s >= 0) {                                                                          \
+        x += EW_GAMMA;                                                                     \
+        uint64_t z = ew_mix64(x);                                                          \
+        int64_t base = row_start[s];                                                       \
+        uint64_t degree = (uint64_t)(row_start[s + 1] - base);                             \
+        int64_t k = base + (int64_t)(((z >> 32) * degree) >> 32);                          \
+        int32_t take_primary = primary[k], take_alias = alias[k];                          \
+        s = ((uint32_t)z <= threshold[k]) ? take_primary : take_alias;                     \
+        t++;                                                                               \
+        if (is_target[s] | (t == max_steps)) {                                             \
+            if (is_target[s]) ew_record_hit(t, bin_width, hist, stats);                    \
+            else { stats[EW_CENSORED] += 1; stats[EW_STEPS] += (uint64_t)t; }              \
+            if (next_rollout < last) { s = 0; t = 0; x = ew_rollout_key(seed_key, next_rollout++); } \
+            else { s = -1; live--; }                                                       \
+        }                                                                                  \
+    }
+
 /* Runs rollouts first..last-1 from the start state 0 until a state with is_target set is entered
- * or max_steps transitions are made (censored), EW_LANES rollouts interleaved so that their
- * memory loads overlap. Requires bin_width * (number of bins) > max_steps. */
+ * or max_steps transitions are made (censored), four rollouts interleaved so that their memory
+ * loads overlap (lanes are plain locals so that they stay in registers). Requires
+ * bin_width * (number of bins) > max_steps. */
 static inline void ew_run_block(const int64_t *row_start, const uint32_t *threshold,
                                 const int32_t *primary, const int32_t *alias,
                                 const uint8_t *is_target, uint64_t seed_key, int64_t first,
                                 int64_t last, int64_t max_steps, int64_t bin_width,
                                 int64_t *hist, uint64_t *stats) {
-    int32_t state[EW_LANES];
-    int64_t steps[EW_LANES];
-    uint64_t rng[EW_LANES];
-    int64_t next_rollout = first;
-    int live = 0;
-
     if (is_target[0] || max_steps == 0) {
         for (int64_t r = first; r < last; r++) {
             if (is_target[0]) ew_record_hit(0, bin_width, hist, stats);
@@ -70,48 +85,18 @@ static inline void ew_run_block(const int64_t *row_start, const uint32_t *thresh
         }
         return;
     }
-    for (int lane = 0; lane < EW_LANES; lane++) {
-        if (next_rollout < last) {
-            state[lane] = 0;
-            steps[lane] = 0;
-            rng[lane] = ew_rollout_key(seed_key, next_rollout++);
-            live++;
-        } else {
-            state[lane] = -1;
-        }
-    }
+    int64_t next_rollout = first;
+    int live = 0;
+    int32_t s0 = -1, s1 = -1, s2 = -1, s3 = -1;
+    int64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+    uint64_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
+#define EW_LANE_START(s, x) if (next_rollout < last) { s = 0; x = ew_rollout_key(seed_key, next_rollout++); live++; }
+    EW_LANE_START(s0, x0) EW_LANE_START(s1, x1) EW_LANE_START(s2, x2) EW_LANE_START(s3, x3)
     while (live > 0) {
-        for (int lane = 0; lane < EW_LANES; lane++) {
-            int32_t s = state[lane];
-            if (s < 0) continue;
-            uint64_t x = rng[lane] + EW_GAMMA;
-            rng[lane] = x;
-            uint64_t z = ew_mix64(x);
-            int64_t base = row_start[s];
-            uint64_t degree = (uint64_t)(row_start[s + 1] - base);
-            int64_t k = base + (int64_t)(((z >> 32) * degree) >> 32);
-            int32_t take_primary = primary[k], take_alias = alias[k]; /* both loaded: a select, not a branch */
-            s = ((uint32_t)z <= threshold[k]) ? take_primary : take_alias;
-            int64_t t = steps[lane] + 1;
-            steps[lane] = t;
-            state[lane] = s;
-            if (is_target[s] | (t == max_steps)) {
-                if (is_target[s]) {
-                    ew_record_hit(t, bin_width, hist, stats);
-                } else {
-                    stats[EW_CENSORED] += 1;
-                    stats[EW_STEPS] += (uint64_t)t;
-                }
-                if (next_rollout < last) {
-                    state[lane] = 0;
-                    steps[lane] = 0;
-                    rng[lane] = ew_rollout_key(seed_key, next_rollout++);
-                } else {
-                    state[lane] = -1;
-                    live--;
-                }
-            }
-        }
+        EW_LANE_STEP(s0, t0, x0)
+        EW_LANE_STEP(s1, t1, x1)
+        EW_LANE_STEP(s2, t2, x2)
+        EW_LANE_STEP(s3, t3, x3)
     }
 }
 

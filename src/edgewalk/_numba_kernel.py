@@ -11,7 +11,6 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _ONE = np.uint64(1)
-LANES = 8
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
 SEARCH_MASK, SEARCH_REJECT = 1, 2
 
@@ -51,8 +50,47 @@ def _record_hit(t, bin_width, hist, stats):
 
 
 @_jit
+def _lane_step(s, t, x, next_rollout, live, last, row_start, threshold, primary, alias,
+               is_target, seed_key, max_steps, bin_width, hist, stats):
+    """EW_LANE_STEP: one step of one interleaved rollout; returns the lane's new (s, t, x) and the
+    block's new (next_rollout, live)."""
+    if s < 0:
+        return s, t, x, next_rollout, live
+    x += GAMMA
+    z = mix64(x)
+    row = np.uint64(s)
+    base = np.uint64(row_start[row])
+    degree = np.uint64(row_start[row + _ONE]) - base
+    k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+    s = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
+    t += 1
+    entered_target = is_target[np.uint64(s)]
+    if entered_target or t == max_steps:
+        if entered_target:
+            _record_hit(t, bin_width, hist, stats)
+        else:
+            stats[CENSORED] += _ONE
+            stats[STEPS] += np.uint64(t)
+        if next_rollout < last:
+            s, t, x = 0, 0, rollout_key(seed_key, next_rollout)
+            next_rollout += 1
+        else:
+            s = -1
+            live -= 1
+    return s, t, x, next_rollout, live
+
+
+@_jit
+def _lane_start(next_rollout, last, live, seed_key):
+    if next_rollout < last:
+        return np.int32(0), rollout_key(seed_key, next_rollout), next_rollout + 1, live + 1
+    return np.int32(-1), np.uint64(0), next_rollout, live
+
+
+@_jit
 def run_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
               max_steps, bin_width, hist, stats):
+    """ew_run_block: four rollouts interleaved, each lane's (state, steps, counter) in locals."""
     if is_target[0] or max_steps == 0:
         for _ in range(first, last):
             if is_target[0]:
@@ -60,51 +98,25 @@ def run_block(row_start, threshold, primary, alias, is_target, seed_key, first, 
             else:
                 stats[CENSORED] += _ONE
         return
-    state = np.empty(LANES, np.int32)
-    steps = np.empty(LANES, np.int64)
-    rng = np.empty(LANES, np.uint64)
-    next_rollout = first
     live = 0
-    for lane in range(LANES):
-        if next_rollout < last:
-            state[lane] = 0
-            steps[lane] = 0
-            rng[lane] = rollout_key(seed_key, next_rollout)
-            next_rollout += 1
-            live += 1
-        else:
-            state[lane] = -1
+    t0 = t1 = t2 = t3 = 0
+    s0, x0, next_rollout, live = _lane_start(first, last, live, seed_key)
+    s1, x1, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
+    s2, x2, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
+    s3, x3, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
     while live > 0:
-        for lane in range(LANES):
-            s = state[lane]
-            if s < 0:
-                continue
-            x = rng[lane] + GAMMA
-            rng[lane] = x
-            z = mix64(x)
-            row = np.uint64(s)
-            base = np.uint64(row_start[row])
-            degree = np.uint64(row_start[row + _ONE]) - base
-            k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
-            s = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
-            t = steps[lane] + 1
-            steps[lane] = t
-            state[lane] = s
-            entered_target = is_target[np.uint64(s)]
-            if entered_target or t == max_steps:
-                if entered_target:
-                    _record_hit(t, bin_width, hist, stats)
-                else:
-                    stats[CENSORED] += _ONE
-                    stats[STEPS] += np.uint64(t)
-                if next_rollout < last:
-                    state[lane] = 0
-                    steps[lane] = 0
-                    rng[lane] = rollout_key(seed_key, next_rollout)
-                    next_rollout += 1
-                else:
-                    state[lane] = -1
-                    live -= 1
+        s0, t0, x0, next_rollout, live = _lane_step(
+            s0, t0, x0, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
+            seed_key, max_steps, bin_width, hist, stats)
+        s1, t1, x1, next_rollout, live = _lane_step(
+            s1, t1, x1, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
+            seed_key, max_steps, bin_width, hist, stats)
+        s2, t2, x2, next_rollout, live = _lane_step(
+            s2, t2, x2, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
+            seed_key, max_steps, bin_width, hist, stats)
+        s3, t3, x3, next_rollout, live = _lane_step(
+            s3, t3, x3, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
+            seed_key, max_steps, bin_width, hist, stats)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")

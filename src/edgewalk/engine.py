@@ -227,11 +227,13 @@ def simulate(
     call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
     compile_seconds = time.perf_counter() - compile_start
 
-    # Chunks of about a quarter second bound the progress interval; blocks of at least one lane's
-    # worth keep every thread busy. Neither affects the result.
+    # A chunk (about a second of work at the planning rate) is one parallel call, so it bounds the
+    # progress interval; threads wait for each other only at its end, and 16 blocks per thread keep
+    # that wait short, while blocks of hundreds of rollouts keep the interleaved lanes busy.
+    # Neither affects the result.
     steps_per_rollout = max(1.0, min(run.expected_steps, run.max_steps))
-    chunk = int(max(run.threads * 64, 0.25 * PLANNING_STEPS_PER_SECOND * run.threads / steps_per_rollout))
-    block_size = max(8, min(4096, chunk // (run.threads * 8)))
+    chunk = int(max(run.threads * 1024, 2 * PLANNING_STEPS_PER_SECOND * run.threads / steps_per_rollout))
+    block_size = max(64, min(4096, chunk // (run.threads * 16)))
     seconds = 0.0
     for first in range(0, run.rollouts, chunk):
         last = min(first + chunk, run.rollouts)
