@@ -19,6 +19,14 @@ cdef extern from "edgewalk_kernel.h" nogil:
                          uint64_t seed_key, int64_t first, int64_t last,
                          int64_t max_steps, int64_t bin_width, int64_t *hist,
                          uint64_t *stats, uint64_t *visited, int32_t *stack)
+    void ew_gradient_block(const int64_t *row_start, const int32_t *next_state,
+                           const uint32_t *threshold, const int32_t *primary_entry,
+                           const int32_t *alias_entry, const uint8_t *is_target,
+                           int64_t n_states, int64_t n_targets, uint64_t seed_key,
+                           int64_t first, int64_t last, int64_t max_steps,
+                           uint64_t *stats, uint64_t *visits, uint64_t *hit_visits,
+                           uint64_t *step_sum, uint64_t *length_sum,
+                           uint64_t *rollout_count, int64_t *touched)
 
 def run_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
                const int32_t[::1] primary, const int32_t[::1] alias,
@@ -69,6 +77,34 @@ def run_search_blocks(const int64_t[::1] row_start, const int32_t[::1] next_stat
                         &alias[0], &is_target[0], n_states, mode, seed_key, first, last,
                         max_steps, bin_width, &hist[thread, 0], &stats[thread, 0],
                         &visited[thread, 0], &stack[thread, 0])
+
+
+def run_gradient_blocks(const int64_t[::1] row_start, const int32_t[::1] next_state,
+                        const uint32_t[::1] threshold, const int32_t[::1] primary_entry,
+                        const int32_t[::1] alias_entry, const uint8_t[:, ::1] is_target,
+                        uint64_t seed_key, int64_t first_rollout, int64_t last_rollout,
+                        int64_t block_size, int64_t max_steps, uint64_t[:, ::1] stats,
+                        uint64_t[:, :, ::1] sums, uint64_t[:, ::1] rollout_count,
+                        int64_t[:, ::1] touched, int threads):
+    """Policy-gradient statistics of rollouts first_rollout..last_rollout-1; sums[thread] holds
+    visits, hit_visits, step_sum and length_sum per transition."""
+    cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
+    cdef int64_t n_targets = is_target.shape[0], n_states = is_target.shape[1]
+    cdef int64_t b, first, last
+    cdef int thread
+    if min(stats.shape[0], sums.shape[0], rollout_count.shape[0], touched.shape[0]) < threads:
+        raise ValueError("stats, sums, rollout_count and touched need one row per thread")
+    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
+        thread = openmp.omp_get_thread_num()
+        first = first_rollout + b * block_size
+        last = first + block_size
+        if last > last_rollout:
+            last = last_rollout
+        ew_gradient_block(&row_start[0], &next_state[0], &threshold[0], &primary_entry[0],
+                          &alias_entry[0], &is_target[0, 0], n_states, n_targets, seed_key,
+                          first, last, max_steps, &stats[thread, 0], &sums[thread, 0, 0],
+                          &sums[thread, 1, 0], &sums[thread, 2, 0], &sums[thread, 3, 0],
+                          &rollout_count[thread, 0], &touched[thread, 0])
 
 
 def max_threads():

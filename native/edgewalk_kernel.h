@@ -178,4 +178,58 @@ static inline void ew_search_block(const int64_t *row_start, const int32_t *next
     }
 }
 
+/* Policy-gradient statistics, without storing trajectories. Rollout r aims at the target of row
+ * r % n_targets of is_target and draws exactly as in ew_run_block (same stream, same alias step),
+ * one rollout at a time; primary_entry/alias_entry name the CSR entry (state, move) drawn. For
+ * every move k taken at step t (1-based) of a rollout of length T it adds
+ *   visits[k] += 1, step_sum[k] += t, length_sum[k] += T, hit_visits[k] += 1 if the rollout hit,
+ * so that, with reward -beta per step and 1 for a hit, the return-to-go summed over the visits of
+ * k is hit_visits[k] - beta * (length_sum[k] - step_sum[k] + visits[k]). Per-thread scratch:
+ * rollout_count (zero between rollouts) and touched (the moves of the current rollout), one entry
+ * per transition each. stats gets hits, censored, steps and the hitting-time moments. */
+static inline void ew_gradient_block(const int64_t *row_start, const int32_t *next_state,
+                                     const uint32_t *threshold, const int32_t *primary_entry,
+                                     const int32_t *alias_entry, const uint8_t *is_target,
+                                     int64_t n_states, int64_t n_targets, uint64_t seed_key,
+                                     int64_t first, int64_t last, int64_t max_steps,
+                                     uint64_t *stats, uint64_t *visits, uint64_t *hit_visits,
+                                     uint64_t *step_sum, uint64_t *length_sum,
+                                     uint64_t *rollout_count, int64_t *touched) {
+    for (int64_t r = first; r < last; r++) {
+        const uint8_t *target = is_target + (r % n_targets) * n_states;
+        uint64_t x = ew_rollout_key(seed_key, r);
+        int64_t t = 0, n_touched = 0;
+        int32_t s = 0;
+        int hit = target[0];
+        while (!hit && t < max_steps) {
+            x += EW_GAMMA;
+            uint64_t z = ew_mix64(x);
+            int64_t base = row_start[s];
+            uint64_t degree = (uint64_t)(row_start[s + 1] - base);
+            int64_t k = base + (int64_t)(((z >> 32) * degree) >> 32);
+            int32_t move = ((uint32_t)z <= threshold[k]) ? primary_entry[k] : alias_entry[k];
+            s = next_state[move];
+            t++;
+            if (rollout_count[move]++ == 0) touched[n_touched++] = move;
+            step_sum[move] += (uint64_t)t;
+            hit = target[s];
+        }
+        for (int64_t i = 0; i < n_touched; i++) {
+            int64_t move = touched[i];
+            uint64_t count = rollout_count[move];
+            visits[move] += count;
+            length_sum[move] += count * (uint64_t)t;
+            if (hit) hit_visits[move] += count;
+            rollout_count[move] = 0;
+        }
+        if (hit) {
+            stats[EW_HITS] += 1;
+            ew_add_moments((uint64_t)t, stats, EW_SUM);
+        } else {
+            stats[EW_CENSORED] += 1;
+        }
+        stats[EW_STEPS] += (uint64_t)t;
+    }
+}
+
 #endif

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
-from dataclasses import dataclass
-from typing import Callable, Literal
+from dataclasses import dataclass, replace
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -17,7 +18,8 @@ from .result import HittingTimes
 Backend = Literal["numba", "cython"]
 BACKENDS = ("numba", "cython")
 SEARCH_MODES = {"none": 0, "mask": 1, "reject": 2}  # kernel codes of the search wrapper
-NSTATS = 9  # per-thread counters, in the order of native/edgewalk_kernel.h
+# Per-thread counters, in the order of native/edgewalk_kernel.h.
+HITS, SUM, SUMSQ, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ, NSTATS = 0, 1, 2, 4, 5, 6, 7, 9
 
 MASK64 = (1 << 64) - 1
 GAMMA = 0x9E3779B97F4A7C15
@@ -157,43 +159,62 @@ def plan(
     return run
 
 
-def _kernel(run: RunPlan, tables: AliasTables, is_target: np.ndarray, hist: np.ndarray,
-            stats: np.ndarray) -> Callable[[int, int, int], None]:
-    """``call(first, last, block_size)``: run rollouts first..last-1 of ``run`` into hist and
-    stats on the run's backend and threads, with or without the search wrapper."""
-    key = np.uint64(seed_key(run.seed))
-    if run.search == "none":
-        arguments = (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target, key)
-    else:
-        n_states = len(is_target)
-        visited = np.zeros((run.threads, (n_states + 63) // 64), np.uint64)
-        stack = np.zeros((run.threads, n_states + 1), np.int32)
-        arguments = (tables.row_start, tables.next_state, tables.weight, tables.threshold,
-                     tables.primary, tables.alias, is_target, SEARCH_MODES[run.search], key)
-    scratch = () if run.search == "none" else (visited, stack)
+def _parallel_call(run: RunPlan, kernel: str, leading: tuple, trailing: tuple) -> Callable[[int, int, int], None]:
+    """``call(first, last, block_size)`` runs rollouts first..last-1 through ``kernel`` (a
+    function of the same name in both backends) as ``kernel(*leading, first, last, block_size,
+    *trailing)`` on the run's backend and threads."""
     if run.backend == "cython":
         from . import _native
 
-        kernel = _native.run_blocks if run.search == "none" else _native.run_search_blocks
+        function = getattr(_native, kernel)
 
         def call(first: int, last: int, block_size: int) -> None:
-            kernel(*arguments, first, last, block_size, run.max_steps, run.bin_width, hist, stats,
-                   *scratch, run.threads)
+            function(*leading, first, last, block_size, *trailing, run.threads)
 
         return call
     import numba
 
     from . import _numba_kernel
 
-    kernel = _numba_kernel.run_blocks if run.search == "none" else _numba_kernel.run_search_blocks
+    function = getattr(_numba_kernel, kernel)
 
     def call(first: int, last: int, block_size: int) -> None:
         numba.set_num_threads(run.threads)
         with numba.parallel_chunksize(1):
-            kernel(*arguments, first, last, block_size, run.max_steps, run.bin_width, hist, stats,
-                   *scratch)
+            function(*leading, first, last, block_size, *trailing)
 
     return call
+
+
+def _drive(run: RunPlan, call: Callable[[int, int, int], None], stats: np.ndarray,
+           progress: Callable[[int, int], None] | None) -> tuple[float, float]:
+    """Compile (or load) the kernel, then run all of ``run``'s rollouts in chunks. Returns the
+    seconds spent simulating and the seconds spent compiling before that."""
+    compile_start = time.perf_counter()
+    call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
+    compile_seconds = time.perf_counter() - compile_start
+
+    # A chunk (about a second of work at the planning rate) is one parallel call, so it bounds the
+    # progress interval; threads wait for each other only at its end, and 16 blocks per thread keep
+    # that wait short, while blocks of hundreds of rollouts keep the interleaved lanes busy.
+    # Neither affects the result.
+    steps_per_rollout = max(1.0, min(run.expected_steps, run.max_steps))
+    chunk = int(max(run.threads * 1024, 2 * PLANNING_STEPS_PER_SECOND * run.threads / steps_per_rollout))
+    block_size = max(64, min(4096, chunk // (run.threads * 16)))
+    seconds = 0.0
+    for first in range(0, run.rollouts, chunk):
+        last = min(first + chunk, run.rollouts)
+        start = time.perf_counter()
+        call(first, last, block_size)
+        seconds += time.perf_counter() - start
+        if progress is not None:
+            progress(last, int(stats[:, STEPS].sum()))
+    return seconds, compile_seconds
+
+
+def _exact_sum(stats: np.ndarray, low: int) -> int:
+    """A 128-bit sum kept per thread as (low word, high word) in columns low, low + 1."""
+    return sum(int(hi) << 64 | int(lo) for lo, hi in zip(stats[:, low], stats[:, low + 1]))
 
 
 def simulate(
@@ -218,47 +239,41 @@ def simulate(
     progress reporting. Memory does not grow with ``rollouts``. ``progress(done, steps)`` is
     called after each chunk with rollouts and steps done so far. See :func:`plan` for defaults."""
     run = plan(policy, target, rollouts, seed, max_steps, backend, threads, bins, force, search)
+    tables = policy.alias_tables()
     is_target = policy.graph.target_states(run.target).astype(np.uint8)
     hist = np.zeros((run.threads, run.bins), np.int64)
     stats = np.zeros((run.threads, NSTATS), np.uint64)
-    call = _kernel(run, policy.alias_tables(), is_target, hist, stats)
-
-    compile_start = time.perf_counter()
-    call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
-    compile_seconds = time.perf_counter() - compile_start
-
-    # A chunk (about a second of work at the planning rate) is one parallel call, so it bounds the
-    # progress interval; threads wait for each other only at its end, and 16 blocks per thread keep
-    # that wait short, while blocks of hundreds of rollouts keep the interleaved lanes busy.
-    # Neither affects the result.
-    steps_per_rollout = max(1.0, min(run.expected_steps, run.max_steps))
-    chunk = int(max(run.threads * 1024, 2 * PLANNING_STEPS_PER_SECOND * run.threads / steps_per_rollout))
-    block_size = max(64, min(4096, chunk // (run.threads * 16)))
-    seconds = 0.0
-    for first in range(0, run.rollouts, chunk):
-        last = min(first + chunk, run.rollouts)
-        start = time.perf_counter()
-        call(first, last, block_size)
-        seconds += time.perf_counter() - start
-        if progress is not None:
-            progress(last, int(stats[:, 5].sum()))
+    key = np.uint64(seed_key(run.seed))
+    searching = run.search != "none"
+    if searching:
+        n_states = len(is_target)
+        visited = np.zeros((run.threads, (n_states + 63) // 64), np.uint64)
+        stack = np.zeros((run.threads, n_states + 1), np.int32)
+        call = _parallel_call(
+            run, "run_search_blocks",
+            (tables.row_start, tables.next_state, tables.weight, tables.threshold, tables.primary,
+             tables.alias, is_target, SEARCH_MODES[run.search], key),
+            (run.max_steps, run.bin_width, hist, stats, visited, stack))
+    else:
+        call = _parallel_call(
+            run, "run_blocks",
+            (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target, key),
+            (run.max_steps, run.bin_width, hist, stats))
+    seconds, compile_seconds = _drive(run, call, stats, progress)
 
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
-
-    def exact_sum(low: int) -> int:  # a 128-bit sum kept as (low word, high word) per thread
-        return sum(int(hi) << 64 | int(lo) for lo, hi in zip(stats[:, low], stats[:, low + 1]))
-
-    searching = run.search != "none"  # without the wrapper every step is one policy draw
+    exact_sum = functools.partial(_exact_sum, stats)
+    # without the wrapper every step is one policy draw
     return HittingTimes(
         counts=hist.sum(axis=0),
         bin_width=run.bin_width,
-        hits=totals[0],
-        censored=totals[4],
-        total=totals[1],
-        total_of_squares=exact_sum(2),
-        steps=totals[5],
-        draws_total=totals[6] if searching else totals[1],
-        draws_total_of_squares=exact_sum(7) if searching else exact_sum(2),
+        hits=totals[HITS],
+        censored=totals[CENSORED],
+        total=totals[SUM],
+        total_of_squares=exact_sum(SUMSQ),
+        steps=totals[STEPS],
+        draws_total=totals[DRAWS_SUM] if searching else totals[SUM],
+        draws_total_of_squares=exact_sum(DRAWS_SUMSQ if searching else SUMSQ),
         seconds=seconds,
         compile_seconds=compile_seconds,
         parameters={
@@ -275,3 +290,83 @@ def simulate(
             "exact_mean": run.exact_mean,
         },
     )
+
+
+@dataclass(frozen=True, eq=False)
+class GradientStatistics:
+    """Sufficient statistics of the REINFORCE policy gradient of the softmax-tabular policy, from
+    rollouts whose targets cycle through ``targets`` (rollout r aims at targets[r % len]).
+    Per transition k (a CSR entry: a state and a move): ``visits[k]`` times the move was taken,
+    ``hit_visits[k]`` of those in rollouts that hit, and the sums of the step t at which it was
+    taken and of the lengths T of the rollouts that took it."""
+
+    policy: Policy
+    targets: tuple[int, ...]
+    rollouts: int
+    hits: int
+    censored: int
+    steps: int
+    visits: np.ndarray
+    hit_visits: np.ndarray
+    step_sum: np.ndarray
+    length_sum: np.ndarray
+    seconds: float = 0.0
+
+    def returns(self, beta: float = 1.0) -> np.ndarray:
+        """Per transition, the return-to-go summed over its visits, with reward 1 for a hit and
+        -beta per step (the step taken included)."""
+        remaining = self.length_sum.astype(float) - self.step_sum + self.visits
+        return self.hit_visits - beta * remaining
+
+    def gradient(self, beta: float = 1.0) -> np.ndarray:
+        """Unbiased estimate of dJ/dTheta for J = P(hit) - beta E[T] (targets averaged as
+        sampled), one value per CSR entry: (R(s,a) - pi(a|s) R(s)) / rollouts."""
+        graph = self.policy.graph
+        move_returns = self.returns(beta)
+        state_returns = np.add.reduceat(move_returns, graph.row_start[:-1])
+        rows = np.repeat(np.arange(graph.n_states), np.diff(graph.row_start))
+        return (move_returns - self.policy.probabilities * state_returns[rows]) / self.rollouts
+
+    @property
+    def mean_hitting_time(self) -> float:
+        return self.steps / self.rollouts
+
+
+def gradient_statistics(
+    policy: Policy,
+    targets: Sequence[int | str] | None = None,
+    rollouts: int = 100_000,
+    seed: int = 0,
+    max_steps: int | None = None,
+    backend: str = "numba",
+    threads: int | None = None,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> GradientStatistics:
+    """Run rollouts as :func:`simulate` does (same random streams) and accumulate the policy
+    gradient's sufficient statistics without storing trajectories; memory is O(transitions).
+    ``targets`` defaults to every leaf (the training distribution of MODEL.md section 5)."""
+    graph = policy.graph
+    if targets is None:
+        targets = [graph.leaf(i) for i in range(1, graph.branches + 1)]
+    plans = [plan(policy, target, rollouts, seed, max_steps, backend, threads, None, force)
+             for target in targets]
+    run = replace(plans[0], max_steps=max(p.max_steps for p in plans),
+                  expected_steps=float(np.mean([p.expected_steps for p in plans])))
+    tables = policy.alias_tables()
+    is_target = np.stack([graph.target_states(p.target) for p in plans]).astype(np.uint8)
+    stats = np.zeros((run.threads, NSTATS), np.uint64)
+    sums = np.zeros((run.threads, 4, graph.n_transitions), np.uint64)
+    rollout_count = np.zeros((run.threads, graph.n_transitions), np.uint64)
+    touched = np.zeros((run.threads, graph.n_transitions), np.int64)
+    call = _parallel_call(
+        run, "run_gradient_blocks",
+        (tables.row_start, tables.next_state, tables.threshold, tables.primary_entry,
+         tables.alias_entry, is_target, np.uint64(seed_key(run.seed))),
+        (run.max_steps, stats, sums, rollout_count, touched))
+    seconds, _ = _drive(run, call, stats, progress)
+    totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
+    visits, hit_visits, step_sum, length_sum = sums.sum(axis=0)
+    return GradientStatistics(policy, tuple(p.target for p in plans), run.rollouts, totals[HITS],
+                              totals[CENSORED], totals[STEPS], visits, hit_visits, step_sum,
+                              length_sum, seconds)

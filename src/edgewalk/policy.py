@@ -192,8 +192,10 @@ class AliasTables:
     row_start: np.ndarray  # int64
     next_state: np.ndarray  # int32
     threshold: np.ndarray  # uint32
-    primary: np.ndarray  # int32
-    alias: np.ndarray  # int32
+    primary: np.ndarray  # int32: next_state[primary_entry]
+    alias: np.ndarray  # int32: next_state[alias_entry]
+    primary_entry: np.ndarray  # int32: the CSR entry (state, move) a draw of primary stands for
+    alias_entry: np.ndarray  # int32
     weight: np.ndarray  # uint32
 
     @classmethod
@@ -201,8 +203,8 @@ class AliasTables:
         g = policy.graph
         threshold = np.empty(g.n_transitions, np.uint32)
         weight = np.empty(g.n_transitions, np.uint32)
-        primary = g.next_state.copy()
-        alias = g.next_state.copy()
+        primary_entry = np.arange(g.n_transitions, dtype=np.int32)
+        alias_entry = primary_entry.copy()
         for s in range(g.n_states):
             lo, hi = int(g.row_start[s]), int(g.row_start[s + 1])
             degree = hi - lo
@@ -210,10 +212,11 @@ class AliasTables:
             weight[lo:hi] = -(-units // (2 * degree))
             keep, alias_column = _vose(units)
             empty = keep == 0  # a column with no own mass hands all of it to its alias
-            primary[lo:hi] = np.where(empty, g.next_state[lo:hi][alias_column], g.next_state[lo:hi])
-            alias[lo:hi] = g.next_state[lo:hi][alias_column]
+            primary_entry[lo:hi] = lo + np.where(empty, alias_column, np.arange(degree))
+            alias_entry[lo:hi] = lo + alias_column
             threshold[lo:hi] = np.where(empty, ALIAS_UNITS, keep) - 1
-        return cls(g.row_start, g.next_state, threshold, primary, alias, weight)
+        return cls(g.row_start, g.next_state, threshold, g.next_state[primary_entry],
+                   g.next_state[alias_entry], primary_entry, alias_entry, weight)
 
 
 def _round_to_units(scaled: np.ndarray) -> np.ndarray:
