@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     exact_cmd.add_argument("--policy", choices=sorted(NAMED), default="pretrained", help="policy (default pretrained)")
     exact_cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     exact_cmd.set_defaults(handler=_exact)
+    _add_study_commands(commands)
     return parser
 
 
@@ -214,6 +215,208 @@ def _exact(args: argparse.Namespace) -> int:
         print(f"{policy.name} on {policy.graph.describe()}, target {policy.graph.node_names[target]}: "
               f"expected hitting time {value:.10g}")
     return 0
+
+
+# --- the study: `edgewalk sweep` and `edgewalk check` ----------------------------------------
+
+SWEEP_DESCRIPTION = """\
+Hitting times of six variants (pretrained, sft, sft+search, rlvr, rlvr+search, distilled) over a
+star grid: each of W, K and L varies over its list while the other two stay at --base. Every cell
+gets the exact expected hitting time where the exact solver applies (all but the +search variants)
+and Monte Carlo where the run is estimated to take at most --budget seconds. For each variant and
+parameter the growth is fitted (exponential base where the stated bound is exponential in the
+parameter, else the slope) with a 95% interval and set beside the paper's bound: Theta(W L^K) for
+SFT, Theta(WKL) for SFT + search, Theta(WK) for RLVR, RLVR + search and distilled, and the exact
+formula (2W-1)(1+K+K/L)(1+K(L+1)) for pretrained. "distilled" is the converged distilled policy of
+MODEL.md section 3 (a = b = c = d = 1, the same table as RLVR). Writes one HDF5 file (every
+histogram, cell and fit), prints the fits and writes PNG plots.
+"""
+
+
+def _add_study_commands(commands) -> None:
+    from .study import VARIANTS
+
+    sweep = commands.add_parser(
+        "sweep", help="the scaling study: hitting times over W, K, L, growth fits against the paper's bounds",
+        description=SWEEP_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    grid = sweep.add_argument_group("grid (a star around --base; lists like 2,4,6 or ranges like 1-15)")
+    grid.add_argument("--W", default="2,4,6,8", metavar="LIST", help="branches W (default 2,4,6,8)")
+    grid.add_argument("--K", default="1-15", metavar="LIST", help="depths K (default 1-15)")
+    grid.add_argument("--L", default="2-6", metavar="LIST", help="lanes L (default 2-6)")
+    grid.add_argument("--base", default="6,3,5", metavar="W0,K0,L0",
+                      help="where the other parameters are held when one varies (default 6,3,5)")
+    sweep.add_argument("--variants", default=",".join(VARIANTS), metavar="NAMES",
+                       help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
+    sweep.add_argument("--rollouts", "-N", type=int, default=50_000, help="Monte Carlo rollouts per cell (default 50000)")
+    sweep.add_argument("--budget", type=float, default=20.0, metavar="SECONDS",
+                       help="Monte Carlo only in cells whose run is estimated (engine.plan, at a deliberately "
+                       "low speed) to take at most this long; others get the exact value only (default 20)")
+    sweep.add_argument("--seed", type=int, default=0,
+                       help="seed in [0, 2**64 - 1]; each cell draws from its own seed derived from it (default 0)")
+    sweep.add_argument("--tail", type=int, default=4,
+                       help="exponential fits and local exponents use the last TAIL points of an axis (default 4)")
+    sweep.add_argument("--backend", choices=BACKENDS, default="numba", help="simulation kernel (default numba)")
+    sweep.add_argument("--threads", type=int, default=None, help="threads (default: all cores this process may use)")
+    sweep.add_argument("--out", default="edgewalk-study.h5", metavar="PATH", help="HDF5 output (default edgewalk-study.h5)")
+    sweep.add_argument("--plots", default="edgewalk-study-plots", metavar="DIR",
+                       help="directory for the PNG plots, created if missing (default edgewalk-study-plots)")
+    sweep.add_argument("--no-plots", action="store_true", help="write no plots")
+    sweep.add_argument("--json", action="store_true",
+                       help="print one JSON object: fits [{variant, parameter, kind, estimate, ci_low, ci_high, "
+                       "stated, ...}], cells, threshold, out, plots, seconds, parameters")
+    sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar on stderr (default: when stderr is a terminal)")
+    sweep.set_defaults(handler=_sweep)
+
+    check = commands.add_parser(
+        "check", help="check a study file: Monte Carlo against exact, fits against the stated bounds",
+        description="Read a file written by `edgewalk sweep` and print, per variant, the fits against "
+        "the stated bounds and the Monte Carlo means against the exact values. Exits 1 if any "
+        "|z| = |mean - exact| / stderr exceeds the Bonferroni threshold for a family-wise two-sided "
+        "alpha over all comparisons in the file, 0 otherwise.",
+    )
+    check.add_argument("file", metavar="FILE", help="a study file written by `edgewalk sweep`")
+    check.add_argument("--alpha", type=float, default=1e-3, help="family-wise two-sided level (default 1e-3)")
+    check.add_argument("--all", action="store_true", help="list every compared cell, not only failures")
+    check.set_defaults(handler=_check)
+
+
+def _parse_base(text: str) -> tuple[int, int, int]:
+    try:
+        W0, K0, L0 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--base must be three whole numbers W0,K0,L0, got {text!r}") from None
+    return W0, K0, L0
+
+
+def _fits_table(fits) -> list[str]:
+    """The fits, one line of numbers each and the verdict indented below it."""
+    lines = [f"{'variant':<12} {'param':<5} {'kind':<11} {'estimate':>11} {'95% CI':<25} {'R^2':>8} "
+             f"{'source':<11} stated"]
+    for f in fits:
+        interval = f"[{f.ci_low:.5g}, {f.ci_high:.5g}]"
+        lines.append(f"{f.variant:<12} {f.parameter:<5} {f.kind:<11} {f.estimate:>11.5g} {interval:<25} "
+                     f"{f.r2:>8.5f} {f.source:<11} {f.stated}")
+        lines.append(f"{'':<13}-> {f.verdict}")
+    return lines
+
+
+def _cell_json(study_result, cell) -> dict[str, object]:
+    result = study_result.mc(cell)
+    mean = result.mean if result else math.nan
+    stderr = result.stderr if result else math.nan
+    z = (mean - cell.exact) / stderr if result and stderr > 0 else math.nan
+    return {"variant": cell.variant, "W": cell.W, "K": cell.K, "L": cell.L, "exact": cell.exact,
+            "mc_mean": mean, "mc_stderr": stderr, "z": z,
+            "rollouts": result.rollouts if result else 0, "censored": result.censored if result else 0,
+            "run": cell.run or None, "estimated_seconds": cell.estimated_seconds}
+
+
+def _agreement(comparisons, threshold: float, variant: str, show_all: bool) -> tuple[str, list[str], bool]:
+    """(summary, per-cell lines, ok) of one variant's Monte Carlo means against exact values."""
+    from .study import VARIANTS
+
+    mine = [c for c in comparisons if c.variant == variant]
+    if not mine:
+        reason = ("no exact solver under the search wrapper" if VARIANTS[variant].search != "none"
+                  else "no cell with both")
+        return f"none compared ({reason})", [], True
+    worst = max(mine, key=lambda c: abs(c.z))
+    bad = [c for c in mine if not abs(c.z) <= threshold]
+    summary = (f"{len(mine)} cells, max |z| = {abs(worst.z):.2f} at W={worst.W} K={worst.K} L={worst.L}: "
+               f"{'FAIL' if bad else 'ok'}")
+    details = [f"    W={c.W:<3} K={c.K:<3} L={c.L:<3} mean {c.mean:>14.7g} +- {c.stderr:<10.3g} "
+               f"exact {c.exact:>14.7g}  z {c.z:>7.2f}  censored {c.censored}"
+               f"{'  <-- beyond threshold' if not abs(c.z) <= threshold else ''}"
+               for c in (mine if show_all else bad)]
+    return summary, details, not bad
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import contextlib
+    import time
+    from pathlib import Path
+
+    from . import study
+
+    grid = study.Grid(study.parse_list(args.W, "--W"), study.parse_list(args.K, "--K"),
+                      study.parse_list(args.L, "--L"), _parse_base(args.base))
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    check_writable(args.out)
+    if not args.no_plots:
+        plots_dir = Path(args.plots)
+        if plots_dir.exists() and not plots_dir.is_dir():
+            raise ValueError(f"--plots {plots_dir}: exists and is not a directory")
+        if not plots_dir.parent.is_dir():
+            raise ValueError(f"--plots {plots_dir}: directory {plots_dir.parent} does not exist")
+
+    @contextlib.contextmanager
+    def progress(name: str, total: int):
+        bar, update = _progress_bar(total, name, args.progress)
+        with bar:
+            yield update
+
+    start = time.perf_counter()
+    result = study.sweep(grid, variants, args.rollouts, args.seed, args.budget, args.backend,
+                         args.threads, args.tail, progress)
+    study.write(args.out, result)
+    written = []
+    if not args.no_plots:
+        from .plots import write_plots
+
+        written = [str(p) for p in write_plots(args.out, args.plots)]
+    seconds = time.perf_counter() - start
+    comparisons = study.compare_with_exact(result)
+    threshold = study.bonferroni_threshold(len(comparisons))
+
+    if args.json:
+        print(_json({"fits": [f.to_json() for f in result.fits],
+                     "cells": [_cell_json(result, c) for c in result.cells],
+                     "threshold": threshold, "out": args.out, "plots": written, "seconds": seconds,
+                     "parameters": result.parameters}))
+        return 0
+    print("\n".join(_fits_table(result.fits)))
+    print()
+    print(f"Monte Carlo against exact (Bonferroni |z| threshold {threshold:.2f}; `edgewalk check {args.out}` lists cells):")
+    for variant in variants:
+        summary, details, _ = _agreement(comparisons, threshold, variant, False)
+        print("\n".join([f"{variant:<12} {summary}", *details]))
+    mc_cells = sum(1 for c in result.cells if c.run)
+    print(f"\n{len(result.cells)} cells ({mc_cells} with {args.rollouts} Monte Carlo rollouts, the rest exact "
+          f"only or over budget), base W,K,L = {','.join(map(str, grid.base))}, {seconds:.1f} s; "
+          f"written to {args.out}" + (f" and {len(written)} plots in {args.plots}" if written else ""))
+    if "distilled" in variants:
+        print(f"note: {study.DISTILLED_NOTE}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from . import study
+
+    if not (0 < args.alpha < 1):
+        raise ValueError(f"--alpha must be in (0, 1), got {args.alpha}")
+    result = study.read(args.file)
+    comparisons = study.compare_with_exact(result)
+    threshold = study.bonferroni_threshold(len(comparisons), args.alpha)
+    variants = result.parameters["variants"]
+    ok = True
+    for variant in variants:
+        bound = result.parameters["bounds"][variant]
+        print(f"== {variant} (stated: {bound})")
+        for f in result.fits:
+            if f.variant == variant:
+                print(f"  {f.parameter} at {f.held} ({f.source}): {f.kind} {f.estimate:.6g} "
+                      f"[{f.ci_low:.6g}, {f.ci_high:.6g}], R^2 {f.r2:.5f}; stated: {f.stated}\n"
+                      f"      -> {f.verdict}")
+        summary, details, variant_ok = _agreement(comparisons, threshold, variant, args.all)
+        ok = ok and variant_ok
+        print("\n".join([f"  Monte Carlo against exact: {summary}", *details]))
+    disagreements = sum(1 for f in result.fits if f.agrees is False)
+    print(f"{len(comparisons)} Monte Carlo means against exact, Bonferroni |z| threshold {threshold:.2f} "
+          f"(two-sided alpha {args.alpha:g}): {'all agree' if ok else 'DISAGREEMENT beyond chance'}; "
+          f"{disagreements} of {len(result.fits)} fits disagree with the stated bound")
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,143 @@
+"""PNG plots of a study (matplotlib's Agg canvas; no display and no pyplot state needed).
+
+* ``K_<variant>.png``: the expected hitting time against K on a log axis, W and L at the base:
+  Monte Carlo means with 95% error bars (points), exact values (line), the stated bound scaled to
+  the exact (or Monte Carlo) value at K0 (dashed; the pretrained formula is drawn unscaled), and
+  for SFT the exact asymptotic growth ((L+1)^2/L)^K scaled the same way (dotted).
+* ``histograms.png``: the hitting-time histogram of one cell per variant (the base cell, or the
+  nearest cell with Monte Carlo), read from the study file, with the exact distribution where the
+  exact solver applies.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from . import exact, io
+from .graph import path_star
+from .study import VARIANTS, Cell, Study, grid_of, read
+
+__all__ = ["write_plots"]
+
+
+def _file_name(variant: str) -> str:
+    return variant.replace("+", "_")
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def _k_plot(study: Study, variant: str, path: Path) -> Path:
+    grid = grid_of(study)
+    W0, K0, L0 = grid.base
+    by_point = {c.point: c for c in study.cells if c.variant == variant}
+    cells = [by_point[p] for p in grid.axis("K") if p in by_point]
+    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = figure.add_subplot()
+    ks = np.array([c.K for c in cells])
+    exact_values = np.array([c.exact for c in cells])
+    if np.isfinite(exact_values).any():
+        ax.plot(ks, exact_values, "-", color="C0", label="exact")
+    mc = [(c.K, study.runs[c.run]) for c in cells if c.run]
+    if mc:
+        ax.errorbar([k for k, _ in mc], [r.mean for _, r in mc], yerr=[1.96 * r.stderr for _, r in mc],
+                    fmt="o", color="C1", markersize=4, capsize=2, label="Monte Carlo (95%)")
+
+    anchor = next((c for c in cells if c.K == K0), None)
+    reference = None
+    if anchor is not None:
+        reference = anchor.exact if math.isfinite(anchor.exact) else (
+            study.runs[anchor.run].mean if anchor.run else None)
+    bound = VARIANTS[variant].bound
+    dense = np.linspace(ks.min(), ks.max(), 200) if len(ks) else np.array([])
+    if bound.is_formula:
+        ax.plot(dense, [bound.shape(W0, k, L0) for k in dense], "--", color="C2", label=f"stated: {bound.label}")
+    elif reference is not None:
+        scale = reference / bound.shape(W0, K0, L0)
+        ax.plot(dense, [scale * bound.shape(W0, k, L0) for k in dense], "--", color="C2",
+                label=f"stated {bound.label}, matched at K = {K0}")
+        if bound.exponential_in == "K":
+            base = (L0 + 1) ** 2 / L0
+            ax.plot(dense, reference * base ** (dense - K0), ":", color="C3",
+                    label=f"((L+1)^2/L)^K = {base:.4g}^K, matched at K = {K0}")
+    ax.set_yscale("log")
+    ax.set_xlabel("K (depth)")
+    ax.set_ylabel("expected hitting time")
+    fit = next((f for f in study.fits if f.variant == variant and f.parameter == "K"), None)
+    title = f"{variant}: W = {W0}, L = {L0}"
+    if fit is not None:
+        title += f"\n{fit.kind} fit {fit.estimate:.4g} [{fit.ci_low:.4g}, {fit.ci_high:.4g}]"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(figure, path)
+
+
+def _histogram_cell(study: Study, variant: str) -> Cell | None:
+    """The base cell if it has Monte Carlo, else the cell with Monte Carlo nearest to it."""
+    base = grid_of(study).base
+    simulated = [c for c in study.cells if c.variant == variant and c.run]
+    if not simulated:
+        return None
+    return min(simulated, key=lambda c: sum(abs(a - b) for a, b in zip(c.point, base)))
+
+
+def _histograms(study: Study, source: str | os.PathLike[str], path: Path) -> Path:
+    variants = study.parameters["variants"]
+    columns = min(3, len(variants))
+    rows = -(-len(variants) // columns)
+    figure = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
+    for i, variant in enumerate(variants):
+        ax = figure.add_subplot(rows, columns, i + 1)
+        cell = _histogram_cell(study, variant)
+        if cell is None:
+            ax.set_title(f"{variant}: no Monte Carlo cell within budget", fontsize=9)
+            ax.set_axis_off()
+            continue
+        h = io.read_hist(source, cell.run)  # the stored hist object
+        counts = h.values()
+        edges = h.axes[0].edges
+        result = study.runs[cell.run]
+        cumulative = np.cumsum(counts)
+        last = int(np.searchsorted(cumulative, 0.995 * cumulative[-1])) + 1
+        group = max(1, -(-last // 60))  # about 60 bars up to the 99.5% quantile
+        bars = -(-last // group)
+        padded = np.zeros(bars * group)
+        used = min(len(padded), len(counts))
+        padded[:used] = counts[:used]
+        merged = padded.reshape(bars, group).sum(axis=1)
+        merged_edges = edges[0] + np.arange(bars + 1) * group * (edges[1] - edges[0])
+        widths = np.diff(merged_edges)
+        ax.bar(merged_edges[:-1], merged / (result.rollouts * widths), width=widths, align="edge",
+               color="C1", alpha=0.7, label=f"Monte Carlo ({result.rollouts} rollouts)")
+        if math.isfinite(cell.exact):
+            graph = path_star(cell.W, cell.K, cell.L)
+            pmf = exact.hitting_time_pmf(VARIANTS[variant].policy(graph), graph.leaf(1), int(merged_edges[-1]) - 1)
+            per_bin = np.add.reduceat(pmf, merged_edges[:-1].astype(int))
+            ax.stairs(per_bin / widths, merged_edges, color="C0", label="exact")
+        ax.set_title(f"{variant}: W = {cell.W}, K = {cell.K}, L = {cell.L}", fontsize=9)
+        ax.set_xlabel("hitting time")
+        ax.set_ylabel("probability per step")
+        ax.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def write_plots(source: str | os.PathLike[str], directory: str | os.PathLike[str]) -> list[Path]:
+    """Write the PNG plots of the study file ``source`` into ``directory`` (created if missing;
+    its parent must exist) and return their paths."""
+    directory = Path(directory)
+    directory.mkdir(exist_ok=True)
+    study = read(source)
+    paths = [_k_plot(study, v, directory / f"K_{_file_name(v)}.png") for v in study.parameters["variants"]]
+    paths.append(_histograms(study, source, directory / "histograms.png"))
+    return paths
+
