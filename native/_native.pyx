@@ -19,9 +19,10 @@ cdef extern from "edgewalk_kernel.h" nogil:
                          uint64_t seed_key, int64_t first, int64_t last,
                          int64_t max_steps, int64_t bin_width, int64_t *hist,
                          uint64_t *stats, uint64_t *visited, int32_t *stack)
-    void ew_gradient_block(const int64_t *row_start, const int32_t *next_state,
-                           const uint32_t *threshold, const int32_t *primary_entry,
-                           const int32_t *alias_entry, const uint8_t *is_target,
+    void ew_gradient_block(const int64_t *row_start, const uint32_t *threshold,
+                           const int32_t *primary, const int32_t *alias,
+                           const int32_t *primary_entry, const int32_t *alias_entry,
+                           const uint8_t *is_target,
                            int64_t n_states, int64_t n_targets, uint64_t seed_key,
                            int64_t first, int64_t last, int64_t max_steps,
                            uint64_t *stats, uint64_t *visits, uint64_t *hit_visits,
@@ -79,9 +80,10 @@ def run_search_blocks(const int64_t[::1] row_start, const int32_t[::1] next_stat
                         &visited[thread, 0], &stack[thread, 0])
 
 
-def run_gradient_blocks(const int64_t[::1] row_start, const int32_t[::1] next_state,
-                        const uint32_t[::1] threshold, const int32_t[::1] primary_entry,
-                        const int32_t[::1] alias_entry, const uint8_t[:, ::1] is_target,
+def run_gradient_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
+                        const int32_t[::1] primary, const int32_t[::1] alias,
+                        const int32_t[::1] primary_entry, const int32_t[::1] alias_entry,
+                        const uint8_t[:, ::1] is_target,
                         uint64_t seed_key, int64_t first_rollout, int64_t last_rollout,
                         int64_t block_size, int64_t max_steps, uint64_t[:, ::1] stats,
                         uint64_t[:, :, ::1] sums, uint64_t[:, ::1] rollout_count,
@@ -100,8 +102,8 @@ def run_gradient_blocks(const int64_t[::1] row_start, const int32_t[::1] next_st
         last = first + block_size
         if last > last_rollout:
             last = last_rollout
-        ew_gradient_block(&row_start[0], &next_state[0], &threshold[0], &primary_entry[0],
-                          &alias_entry[0], &is_target[0, 0], n_states, n_targets, seed_key,
+        ew_gradient_block(&row_start[0], &threshold[0], &primary[0], &alias[0],
+                          &primary_entry[0], &alias_entry[0], &is_target[0, 0], n_states, n_targets, seed_key,
                           first, last, max_steps, &stats[thread, 0], &sums[thread, 0, 0],
                           &sums[thread, 1, 0], &sums[thread, 2, 0], &sums[thread, 3, 0],
                           &rollout_count[thread, 0], &touched[thread, 0])

@@ -187,9 +187,10 @@ static inline void ew_search_block(const int64_t *row_start, const int32_t *next
  * k is hit_visits[k] - beta * (length_sum[k] - step_sum[k] + visits[k]). Per-thread scratch:
  * rollout_count (zero between rollouts) and touched (the moves of the current rollout), one entry
  * per transition each. stats gets hits, censored, steps and the hitting-time moments. */
-static inline void ew_gradient_block(const int64_t *row_start, const int32_t *next_state,
-                                     const uint32_t *threshold, const int32_t *primary_entry,
-                                     const int32_t *alias_entry, const uint8_t *is_target,
+static inline void ew_gradient_block(const int64_t *row_start, const uint32_t *threshold,
+                                     const int32_t *primary, const int32_t *alias,
+                                     const int32_t *primary_entry, const int32_t *alias_entry,
+                                     const uint8_t *is_target,
                                      int64_t n_states, int64_t n_targets, uint64_t seed_key,
                                      int64_t first, int64_t last, int64_t max_steps,
                                      uint64_t *stats, uint64_t *visits, uint64_t *hit_visits,
@@ -207,8 +208,9 @@ static inline void ew_gradient_block(const int64_t *row_start, const int32_t *ne
             int64_t base = row_start[s];
             uint64_t degree = (uint64_t)(row_start[s + 1] - base);
             int64_t k = base + (int64_t)(((z >> 32) * degree) >> 32);
-            int32_t move = ((uint32_t)z <= threshold[k]) ? primary_entry[k] : alias_entry[k];
-            s = next_state[move];
+            int use_primary = (uint32_t)z <= threshold[k];
+            int32_t move = use_primary ? primary_entry[k] : alias_entry[k];
+            s = use_primary ? primary[k] : alias[k];
             t++;
             if (rollout_count[move]++ == 0) touched[n_touched++] = move;
             step_sum[move] += (uint64_t)t;

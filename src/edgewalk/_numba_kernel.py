@@ -217,12 +217,12 @@ def run_search_blocks(row_start, next_state, weight, threshold, primary, alias, 
 
 
 @_jit
-def gradient_block(row_start, next_state, threshold, primary_entry, alias_entry, is_target,
+def gradient_block(row_start, threshold, primary, alias, primary_entry, alias_entry, is_target,
                    seed_key, first, last, max_steps, stats, visits, hit_visits, step_sum,
                    length_sum, rollout_count, touched):
     n_targets = is_target.shape[0]
     for r in range(first, last):
-        target = is_target[r % n_targets]
+        target = is_target[np.uint64(r % n_targets)]
         x = rollout_key(seed_key, r)
         t, n_touched, s = 0, 0, np.uint64(0)
         hit = target[0] != 0
@@ -232,17 +232,19 @@ def gradient_block(row_start, next_state, threshold, primary_entry, alias_entry,
             base = np.uint64(row_start[s])
             degree = np.uint64(row_start[s + _ONE]) - base
             k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
-            move = np.uint64(primary_entry[k] if np.uint32(z & _LOW32) <= threshold[k] else alias_entry[k])
-            s = np.uint64(next_state[move])
+            if np.uint32(z & _LOW32) <= threshold[k]:
+                move, s = np.uint64(primary_entry[k]), np.uint64(primary[k])
+            else:
+                move, s = np.uint64(alias_entry[k]), np.uint64(alias[k])
             t += 1
             if rollout_count[move] == 0:
-                touched[n_touched] = move
+                touched[np.uint64(n_touched)] = move
                 n_touched += 1
             rollout_count[move] += _ONE
             step_sum[move] += np.uint64(t)
             hit = target[s] != 0
         for i in range(n_touched):
-            move = touched[i]
+            move = np.uint64(touched[i])
             count = rollout_count[move]
             visits[move] += count
             length_sum[move] += count * np.uint64(t)
@@ -258,7 +260,7 @@ def gradient_block(row_start, next_state, threshold, primary_entry, alias_entry,
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_gradient_blocks(row_start, next_state, threshold, primary_entry, alias_entry, is_target,
+def run_gradient_blocks(row_start, threshold, primary, alias, primary_entry, alias_entry, is_target,
                         seed_key, first_rollout, last_rollout, block_size, max_steps, stats, sums,
                         rollout_count, touched):
     """Policy-gradient statistics (see ew_gradient_block); sums[thread] holds visits,
@@ -268,7 +270,7 @@ def run_gradient_blocks(row_start, next_state, threshold, primary_entry, alias_e
         thread = numba.get_thread_id()
         first = first_rollout + b * block_size
         last = min(first + block_size, last_rollout)
-        gradient_block(row_start, next_state, threshold, primary_entry, alias_entry, is_target,
+        gradient_block(row_start, threshold, primary, alias, primary_entry, alias_entry, is_target,
                        seed_key, first, last, max_steps, stats[thread], sums[thread, 0],
                        sums[thread, 1], sums[thread, 2], sums[thread, 3], rollout_count[thread],
                        touched[thread])

@@ -361,7 +361,7 @@ def gradient_statistics(
     touched = np.zeros((run.threads, graph.n_transitions), np.int64)
     call = _parallel_call(
         run, "run_gradient_blocks",
-        (tables.row_start, tables.next_state, tables.threshold, tables.primary_entry,
+        (tables.row_start, tables.threshold, tables.primary, tables.alias, tables.primary_entry,
          tables.alias_entry, is_target, np.uint64(seed_key(run.seed))),
         (run.max_steps, stats, sums, rollout_count, touched))
     seconds, _ = _drive(run, call, stats, progress)
