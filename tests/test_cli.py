@@ -86,7 +86,7 @@ def test_a_hopeless_run_is_refused_with_the_exact_value(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--policy", "sft", "--rollouts", "10", "--out", str(tmp_path / "x.h5")])
     assert exit_info.value.code == 3
-    assert "exact expected hitting time is 4.367" in capsys.readouterr().err
+    assert "exact expected hitting time is 4.318" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
 
 

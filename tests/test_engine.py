@@ -209,6 +209,6 @@ def test_bad_parameters_are_refused_by_name(kwargs, words):
 
 def test_hopeless_runs_are_refused_with_the_exact_value_unless_forced():
     policy = sft(path_star(15, 15, 5))
-    with pytest.raises(CostError, match="exact expected hitting time is 4.367"):
+    with pytest.raises(CostError, match="exact expected hitting time is 4.318"):
         plan(policy, rollouts=10)
     assert plan(policy, rollouts=10, force=True).exact_mean > 4e14

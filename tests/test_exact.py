@@ -305,3 +305,14 @@ def test_pmf_horizon_validation():
     with pytest.raises(ValueError, match="t_max"):
         hitting_time_pmf(pretrained(g), g.leaf(1), -1)
     assert hitting_time_pmf(pretrained(g), g.leaf(1), 0).tolist() == [0.0]
+
+
+def test_deep_sft_values_keep_their_precision():
+    """At W = 6, L = 5 the exact growth per depth of SFT is 7.2 from K = 7 on (checked in rational
+    arithmetic); a solver that loses precision on these ~1e14 values drifts from it (a sparse LU
+    solve reaches 7.213 at K = 15)."""
+    values = [expected_hitting_time(sft(path_star(6, k, 5)), path_star(6, k, 5).leaf(1))
+              for k in range(11, 16)]
+    ratios = np.array(values[1:]) / np.array(values[:-1])
+    assert np.allclose(ratios, 7.2, rtol=1e-6, atol=0)
+    assert values[-1] == pytest.approx(1.54230e14, rel=1e-5)  # rational-arithmetic value
