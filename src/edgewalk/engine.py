@@ -12,7 +12,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 from . import exact
-from .policy import AliasTables, Policy
+from .policy import Policy
 from .result import HittingTimes
 
 Backend = Literal["numba", "cython"]

@@ -30,7 +30,7 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ import uhi.io.hdf5
 
 from .result import HittingTimes
 
-__all__ = ["write", "read", "read_hist", "check_writable", "versions"]
+__all__ = ["atomic_file", "write", "write_runs", "read", "read_hist", "check_writable", "versions"]
 
 FORMAT = "edgewalk.hitting_times"
 FORMAT_VERSION = 1
@@ -91,16 +91,11 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     os.unlink(probe)
 
 
-def write(path: str | os.PathLike[str], runs: Mapping[str, HittingTimes]) -> None:
-    """Write ``runs`` to one HDF5 file at ``path``, replacing it atomically: either the complete
-    new file is at ``path`` afterwards, or (on any error or interrupt) the previous file, if any,
-    is left untouched and no temporary file remains."""
-    for name in runs:
-        if not name or "/" in name or name in (".", ".."):
-            raise ValueError(f"run name {name!r} cannot be an HDF5 group name")
-        clashes = _RESERVED_ATTRS & runs[name].parameters.keys()
-        if clashes:
-            raise ValueError(f"run {name!r}: parameter names {sorted(clashes)} are reserved")
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """An HDF5 file open for writing that appears at ``path`` only when the block completes:
+    it is written as a temporary file beside ``path``, synced and renamed over it. On any error or
+    interrupt the temporary file is removed and a previous file at ``path`` is left untouched."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -108,9 +103,7 @@ def write(path: str | os.PathLike[str], runs: Mapping[str, HittingTimes]) -> Non
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
-            group = f.create_group("runs")
-            for name, result in runs.items():
-                _write_run(group.create_group(name), result)
+            yield f
         with open(tmp, "rb+") as file:
             os.fsync(file.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
@@ -119,6 +112,32 @@ def write(path: str | os.PathLike[str], runs: Mapping[str, HittingTimes]) -> Non
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write(path: str | os.PathLike[str], runs: Mapping[str, HittingTimes]) -> None:
+    """Write ``runs`` to one HDF5 file at ``path``, replacing it atomically: either the complete
+    new file is at ``path`` afterwards, or (on any error or interrupt) the previous file, if any,
+    is left untouched and no temporary file remains."""
+    _check_run_names(runs)
+    with atomic_file(path) as f:
+        write_runs(f, runs)
+
+
+def write_runs(f: h5py.File, runs: Mapping[str, HittingTimes]) -> None:
+    """Add ``runs`` as groups /runs/<name> of an open file (see :func:`atomic_file`)."""
+    _check_run_names(runs)
+    group = f.require_group("runs")
+    for name, result in runs.items():
+        _write_run(group.create_group(name), result)
+
+
+def _check_run_names(runs: Mapping[str, HittingTimes]) -> None:
+    for name in runs:
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"run name {name!r} cannot be an HDF5 group name")
+        clashes = _RESERVED_ATTRS & runs[name].parameters.keys()
+        if clashes:
+            raise ValueError(f"run {name!r}: parameter names {sorted(clashes)} are reserved")
 
 
 def _umask() -> int:

@@ -46,10 +46,8 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import ContextManager
 
 import h5py
@@ -647,30 +645,19 @@ def write(path: str | os.PathLike[str], study: Study) -> None:
         /study/fits                      table: one row per Fit (points as JSON, agrees 1/0/-1 for
                                          yes/no/unknown)
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.close(fd)
-        io.write(tmp, study.runs)  # the runs and the file's format attributes
-        with h5py.File(tmp, "r+") as f:
-            group = f.create_group("study")
-            group.attrs["study_format"] = STUDY_FORMAT
-            group.attrs["study_format_version"] = STUDY_FORMAT_VERSION
-            group.attrs["parameters"] = json.dumps(study.parameters)
-            _write_table(group, "cells", _CELL_COLUMNS, [
-                (c.variant, c.W, c.K, c.L, c.exact, c.run, c.estimated_seconds) for c in study.cells])
-            _write_table(group, "fits", _FIT_COLUMNS, [
-                (f.variant, f.parameter, f.kind, f.estimate, f.ci_low, f.ci_high, f.stated,
-                 f.stated_value, f.r2, f.exponent, f.exponent_ci_low, f.exponent_ci_high,
-                 f.stated_exponent, f.source, json.dumps(list(f.points)), f.held,
-                 -1 if f.agrees is None else int(f.agrees), f.verdict) for f in study.fits])
-        with open(tmp, "rb+") as file:
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with io.atomic_file(path) as f:
+        io.write_runs(f, study.runs)
+        group = f.create_group("study")
+        group.attrs["study_format"] = STUDY_FORMAT
+        group.attrs["study_format_version"] = STUDY_FORMAT_VERSION
+        group.attrs["parameters"] = json.dumps(study.parameters)
+        _write_table(group, "cells", _CELL_COLUMNS, [
+            (c.variant, c.W, c.K, c.L, c.exact, c.run, c.estimated_seconds) for c in study.cells])
+        _write_table(group, "fits", _FIT_COLUMNS, [
+            (f.variant, f.parameter, f.kind, f.estimate, f.ci_low, f.ci_high, f.stated,
+             f.stated_value, f.r2, f.exponent, f.exponent_ci_low, f.exponent_ci_high,
+             f.stated_exponent, f.source, json.dumps(list(f.points)), f.held,
+             -1 if f.agrees is None else int(f.agrees), f.verdict) for f in study.fits])
 
 
 def read(path: str | os.PathLike[str]) -> Study:
