@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 import pytest
-from scipy.optimize import minimize_scalar
 
 import edgewalk as ew
 from edgewalk import training as tr
@@ -218,28 +217,6 @@ def test_rlvr_tied_and_tabular_coincide_on_a_symmetric_graph():
     assert np.allclose(tabular.logits, tied.logits, rtol=0, atol=1e-12)
 
 
-def _best_entrance_acceptance(depths) -> float:
-    """The optimum over the tabular family on a heterogeneous graph (derived by hand): with
-    a = b = d = 1 and c_j = 1 for j >= 2, let g_i = c_1 of branch i (go into branch i rather than
-    U-turn back to the fork). Per fork visit the walker picks a branch uniformly; entering a wrong
-    branch costs 4K_i + 2 steps back to the fork, a U-turn 2, a successful entry 1 + 2K_x. Wald's
-    identity over the W / g_x fork visits gives
-        E_x[T] = (2W + 4 sum_{i != x} K_i g_i) / g_x + 2K_x - 1, so
-        mean_x E_x[T] = (2W + 4 S) H / W - 2 mean(K) - 1,  S = sum K_i g_i, H = sum 1 / g_i,
-    minimised by g_i = min(1, lam / sqrt(K_i)). With every g_i = 1 it is the a = b = c = d = 1
-    value, which shallow-and-deep mixtures beat by entering deep branches less often."""
-    K = np.asarray(depths, float)
-    W = len(K)
-
-    def time(lam: float) -> float:
-        g = np.minimum(1.0, lam / np.sqrt(K))
-        return (2 * W + 4 * (K * g).sum()) * (1 / g).sum() / W - 2 * K.mean() - 1
-
-    best = minimize_scalar(time, bounds=(1e-3, np.sqrt(K.max())), method="bounded",
-                           options={"xatol": 1e-12})
-    return float(best.fun)
-
-
 def test_entrance_acceptance_formula_matches_the_exact_solver():
     g = ew.heterogeneous([3, 2, 1], 2)
     acceptance = np.array([0.8, 0.9, 1.0])
@@ -257,7 +234,7 @@ def test_rlvr_on_a_heterogeneous_graph_reaches_its_optimum():
     treat branches apart and converges to the a = b = c = d = 1 value."""
     g = ew.heterogeneous([3, 2, 1], 2)
     all_ones = mean_time(ew.rlvr(g))  # 25
-    best = _best_entrance_acceptance(g.depths)  # 24.856...
+    best = tr.rlvr_optimum(g)  # 24.856...
     assert best < all_ones
     tabular = tr.train_rlvr(g, iterations=400, lr=0.02)
     assert tabular.a.shape == (401, 3, 3) and np.isnan(tabular.a[:, 2, 1:]).all()

@@ -11,7 +11,8 @@ from typing import Sequence
 from . import __version__, exact
 from .engine import BACKENDS, SEARCH_MODES, CostError, plan, simulate
 from .graph import Graph, heterogeneous, path_star
-from .io import check_writable, write
+from .cli_train import add_training_commands
+from .io import check_writable, read_training, write
 from .policy import NAMED, Policy, named
 from .result import HittingTimes
 
@@ -34,7 +35,7 @@ Monte Carlo hitting times of edge-conditioned policies on the path-star graph of
 """
 
 
-def _add_graph_options(parser: argparse.ArgumentParser) -> None:
+def _add_graph_options(parser: argparse.ArgumentParser, target: bool = True) -> None:
     graph = parser.add_argument_group("graph (MODEL.md section 1)")
     graph.add_argument("-W", "--branches", type=int, default=15, help="branches W >= 1 (default 15)")
     graph.add_argument("-K", "--depth", type=int, default=15, help="diamonds per branch K >= 1 (default 15)")
@@ -43,10 +44,11 @@ def _add_graph_options(parser: argparse.ArgumentParser) -> None:
         "--depths", type=str, default=None, metavar="K1,K2,...",
         help="heterogeneous graph: comma-separated depth per branch (replaces -W and -K), e.g. 6,5,4,3,3",
     )
-    parser.add_argument(
-        "--target", default=None, metavar="NODE",
-        help="node whose entry ends a rollout: t1..tW (leaves), f, or u(i,j,l|r) (default t1)",
-    )
+    if target:
+        parser.add_argument(
+            "--target", default=None, metavar="NODE",
+            help="node whose entry ends a rollout: t1..tW (leaves), f, or u(i,j,l|r) (default t1)",
+        )
 
 
 def _build_graph(args: argparse.Namespace) -> Graph:
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph_options(run)
     run.add_argument("--policy", choices=sorted(NAMED), default=None,
                      help="policy to simulate (default: the main job's three)")
+    run.add_argument("--policy-file", default=None, metavar="PATH",
+                     help="simulate the policy trained by `edgewalk train` (its graph replaces -W/-K/-L/--depths)")
     run.add_argument("--rollouts", "-N", type=int, default=100_000, help="rollouts per policy N >= 1 (default 100000)")
     run.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64 - 1] (default 0)")
     run.add_argument("--max-steps", type=int, default=None,
@@ -104,10 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     exact_cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     exact_cmd.set_defaults(handler=_exact)
     _add_study_commands(commands)
+    add_training_commands(commands, _add_graph_options, _json)
     return parser
 
 
 def _main_job_policies(args: argparse.Namespace, graph: Graph) -> list[Policy]:
+    if args.policy_file is not None:
+        if args.policy is not None:
+            raise ValueError("--policy-file and --policy: give one of them")
+        return [read_training(args.policy_file).policy]
     if args.policy is not None:
         return [named(graph, args.policy)]
     policies = [named(graph, name) for name in MAIN_JOB_POLICIES]
@@ -174,8 +183,7 @@ def _progress_bar(total: int, label: str, enabled: bool | None):
 
 
 def _run(args: argparse.Namespace) -> int:
-    graph = _build_graph(args)
-    policies = _main_job_policies(args, graph)
+    policies = _main_job_policies(args, _build_graph(args))
     for policy in policies:  # every check and cost estimate before any simulation
         plan(policy, args.target, args.rollouts, args.seed, args.max_steps, args.backend,
              args.threads, args.bins, args.force, args.search)

@@ -99,13 +99,15 @@ def plan(
     bins: int | None = None,
     force: bool = False,
     search: str = "none",
+    known_mean: float | None = None,
 ) -> RunPlan:
     """Validate a run's parameters before any work, fill in defaults and estimate its cost.
 
     ``max_steps`` defaults to 50 times the exact expected hitting time (at least 1000), so
     censoring is negligible, or under the search wrapper to 2 * n_states, which it never reaches; ``bins`` defaults to min(max_steps + 1, 4096) bins of equal integer
     width covering [0, max_steps]. Raises CostError for a run estimated to take over an hour,
-    unless ``force``."""
+    unless ``force``. ``known_mean``, if given, stands in for the exact solve (a caller that
+    already knows the expected hitting time, such as a training loop)."""
     graph = policy.graph
     if target is None:
         target = graph.leaf(1)
@@ -130,7 +132,7 @@ def plan(
                 f"(NUMBA_NUM_THREADS), got {threads}"
             )
     if search == "none":
-        exact_mean = exact.expected_hitting_time(policy, target)
+        exact_mean = exact.expected_hitting_time(policy, target) if known_mean is None else known_mean
         expected_steps = exact_mean
         if max_steps is None and not math.isfinite(exact_mean):
             raise ValueError("max_steps: the target is not hit surely, so give max_steps >= 1")
@@ -342,15 +344,17 @@ def gradient_statistics(
     threads: int | None = None,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    known_mean: float | None = None,
 ) -> GradientStatistics:
     """Run rollouts as :func:`simulate` does (same random streams) and accumulate the policy
     gradient's sufficient statistics without storing trajectories; memory is O(transitions).
-    ``targets`` defaults to every leaf (the training distribution of MODEL.md section 5)."""
+    ``targets`` defaults to every leaf (the training distribution of MODEL.md section 5).
+    ``known_mean`` (the expected hitting time, if known) skips the exact solves of planning."""
     graph = policy.graph
     if targets is None:
         targets = [graph.leaf(i) for i in range(1, graph.branches + 1)]
-    plans = [plan(policy, target, rollouts, seed, max_steps, backend, threads, None, force)
-             for target in targets]
+    plans = [plan(policy, target, rollouts, seed, max_steps, backend, threads, None, force,
+                  known_mean=known_mean) for target in targets]
     run = replace(plans[0], max_steps=max(p.max_steps for p in plans),
                   expected_steps=float(np.mean([p.expected_steps for p in plans])))
     tables = policy.alias_tables()

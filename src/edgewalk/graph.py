@@ -186,3 +186,10 @@ def heterogeneous(depths: Sequence[int], lanes: int | Sequence[Sequence[int]]) -
         row_start=row_start,
         next_state=next_state,
     )
+
+
+def from_description(description: dict) -> Graph:
+    """The graph that :meth:`Graph.describe` described."""
+    if "W" in description:
+        return path_star(description["W"], description["K"], description["L"])
+    return heterogeneous(description["depths"], description["lanes"])

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import hist
@@ -42,7 +42,11 @@ import uhi.io.hdf5
 
 from .result import HittingTimes
 
-__all__ = ["atomic_file", "write", "write_runs", "read", "read_hist", "check_writable", "versions"]
+if TYPE_CHECKING:
+    from .training import TrainingRun
+
+__all__ = ["atomic_file", "write", "write_runs", "read", "read_hist", "check_writable", "versions",
+           "write_training", "read_training"]
 
 FORMAT = "edgewalk.hitting_times"
 FORMAT_VERSION = 1
@@ -226,3 +230,51 @@ def read_hist(path: str | os.PathLike[str], name: str) -> hist.Hist:
         if name not in f.get("runs", {}):
             raise KeyError(f"no run {name!r} in {path}")
         return hist.Hist(uhi.io.hdf5.read(f["runs"][name]["histogram"]))
+
+
+TRAINING_FORMAT = "edgewalk.training"
+_TRAINING_ARRAYS = ("iteration", "hitting_time", "a", "b", "c", "d", "logits")
+
+
+def write_training(path: str | os.PathLike[str], run: "TrainingRun", **summary: Any) -> None:
+    """Write a training run atomically: group /training with datasets iteration, hitting_time
+    (exact, leaves as targets), a, b, c, d (per recorded iteration and depth) and the final
+    logits (one per CSR entry), and attributes method, graph, parametrisation, settings (JSON),
+    seconds_per_iteration, versions and any ``summary`` values (such as the optimum)."""
+    with atomic_file(path) as f:
+        group = f.create_group("training")
+        group.attrs["training_format"] = TRAINING_FORMAT
+        for name in _TRAINING_ARRAYS:
+            group.create_dataset(name, data=getattr(run, name))
+        group.attrs["method"] = run.method
+        group.attrs["parametrisation"] = run.parametrisation
+        group.attrs["graph"] = _to_json(run.graph)
+        group.attrs["settings"] = _to_json(run.settings)
+        group.attrs["seconds_per_iteration"] = run.seconds_per_iteration
+        group.attrs["summary"] = _to_json(summary)
+        group.attrs["edgewalk_version"] = _version("edgewalk") or "unknown"
+        group.attrs["versions"] = _to_json(versions())
+
+
+def read_training(path: str | os.PathLike[str]) -> "TrainingRun":
+    """The training run in a file written by :func:`write_training`, its policy rebuilt from the
+    stored logits."""
+    from .graph import from_description
+    from .training import TrainingRun, policy_from_logits
+
+    with h5py.File(path, "r") as f:
+        group = f.get("training")
+        if group is None or group.attrs.get("training_format") != TRAINING_FORMAT:
+            raise ValueError(f"{path} is not an edgewalk training file (written by `edgewalk train`)")
+        arrays = {name: np.asarray(group[name]) for name in _TRAINING_ARRAYS}
+        method = str(group.attrs["method"])
+        graph_description = json.loads(group.attrs["graph"])
+        settings = json.loads(group.attrs["settings"])
+        graph = from_description(graph_description)
+        return TrainingRun(
+            method=method, graph=graph_description, parametrisation=str(group.attrs["parametrisation"]),
+            settings=settings, **arrays,
+            policy=policy_from_logits(graph, arrays["logits"], f"{method}-trained",
+                                      {"trained_by": method, "file": str(path)}),
+            seconds_per_iteration=float(group.attrs["seconds_per_iteration"]),
+        )

@@ -1,4 +1,5 @@
-"""PNG plots of a study (matplotlib's Agg canvas; no display and no pyplot state needed).
+"""PNG plots of a study and of a training run (matplotlib's Agg canvas; no display and no
+pyplot state needed).
 
 * ``K_<variant>.png``: the expected hitting time against K on a log axis, W and L at the base:
   Monte Carlo means with 95% error bars (points), exact values (line), the stated bound scaled to
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -23,7 +25,10 @@ from . import exact, io
 from .graph import path_star
 from .study import VARIANTS, Cell, Study, grid_of, read
 
-__all__ = ["write_plots"]
+if TYPE_CHECKING:
+    from .training import TrainingRun
+
+__all__ = ["write_plots", "write_training_plots"]
 
 
 def _file_name(variant: str) -> str:
@@ -141,3 +146,35 @@ def write_plots(source: str | os.PathLike[str], directory: str | os.PathLike[str
     paths.append(_histograms(study, source, directory / "histograms.png"))
     return paths
 
+
+
+def write_training_plots(run: "TrainingRun", directory: str | os.PathLike[str],
+                         optimum: float | None = None) -> list[Path]:
+    """``<method>_hitting_time.png`` (exact hitting time against iteration, log axis, with the
+    optimum) and ``<method>_abcd.png`` (a, b, c, d per depth against iteration; on a
+    heterogeneous graph the mean over the branches that have the depth)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(6.4, 4.2))
+    axes = figure.add_subplot()
+    axes.plot(run.iteration, run.hitting_time, color="C0", label=f"{run.method} (exact E[T])")
+    if optimum is not None:
+        axes.axhline(optimum, color="k", linestyle="--", linewidth=1, label=f"optimum {optimum:.6g}")
+    axes.set(yscale="log", xlabel="iteration", ylabel="expected hitting time (leaves as targets)",
+             title=f"{run.method} on {run.graph}")
+    axes.legend()
+    paths = [_save(figure, directory / f"{run.method}_hitting_time.png")]
+
+    figure = Figure(figsize=(9.6, 6.4), layout="constrained")
+    for index, name in enumerate("abcd"):
+        axes = figure.add_subplot(2, 2, index + 1)
+        values = getattr(run, name)
+        if values.ndim == 3:  # per branch: average over the branches that reach each depth
+            values = np.nanmean(values, axis=1)
+        for depth in range(values.shape[1]):
+            axes.plot(run.iteration, values[:, depth], color=f"C{depth % 10}", label=f"j={depth + 1}")
+        axes.set(ylim=(-0.02, 1.02), xlabel="iteration", title=name)
+    figure.axes[0].legend(fontsize="x-small", ncol=2)
+    figure.suptitle(f"{run.method}: per-depth probabilities of the desired move")
+    paths.append(_save(figure, directory / f"{run.method}_abcd.png"))
+    return paths

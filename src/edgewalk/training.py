@@ -19,6 +19,8 @@ the gradient functions still return the full gradient, the training loops mask i
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
@@ -27,10 +29,11 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
+from scipy import optimize
 
-from .exact import START_STATE, _transient_system
+from .exact import START_STATE, _transient_system, expected_hitting_time
 from .graph import Graph, StateKind, path_star
-from .policy import _CONNECTOR_KINDS, Policy, pretrained
+from .policy import _CONNECTOR_KINDS, Policy, pretrained, rlvr
 
 Parametrisation = Literal["tabular", "tied"]
 
@@ -452,7 +455,7 @@ def train_sft(
     supervised = 0 if supervised_backward is None else int(np.sum(supervised_backward))
     return _train(graph, "sft", steps, lr, parametrisation, record_every, logits,
                   {"supervised_backward": supervised},
-                  lambda p, solver: (_sft_gradient(graph, p, counts), None))
+                  lambda p, solver: (_sft_gradient(graph, p, counts), None), sign_ascent=False)
 
 
 def train_rlvr(
@@ -469,12 +472,12 @@ def train_rlvr(
     rows of R+, R-, L+ and L- states are updated. The hitting time of every iteration comes free
     with its gradient, so ``record_every`` only thins the stored rows."""
     return _train(graph, "rlvr", iterations, lr, parametrisation, record_every, logits,
-                  {"beta": beta}, lambda p, solver: solver.rlvr_gradient(p, beta))
+                  {"beta": beta}, lambda p, solver: solver.rlvr_gradient(p, beta), sign_ascent=True)
 
 
 def _train(
     graph: Graph,
-    method: Literal["sft", "rlvr"],
+    method: str,
     steps: int,
     lr: float,
     parametrisation: Parametrisation,
@@ -482,12 +485,13 @@ def _train(
     logits: np.ndarray | None,
     settings: dict,
     gradient: Callable[[np.ndarray, ExactSolver], tuple[np.ndarray, float | None]],
+    sign_ascent: bool,
 ) -> TrainingRun:
     """The shared loop. ``gradient(probabilities, solver)`` returns the objective's gradient per
     CSR entry (masked here to the trained rows) and the policy's mean hitting time if it came
     for free (else None: it is then solved for outside the timed part, when recorded).
-    SFT descends, ``theta -= lr * g``; RLVR ascends by signs, ``theta += lr * sign(g)``, with g
-    the gradient pulled back to theta."""
+    Cross-entropy methods descend, ``theta -= lr * g``; RLVR ascends by signs,
+    ``theta += lr * sign(g)`` (``sign_ascent``), with g the gradient pulled back to theta."""
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     train_mask = trained_entries(graph)
@@ -510,7 +514,7 @@ def _train(
         began = time.perf_counter()
         g, hitting_time = gradient(p, solver)
         pulled = tie.pull_back(g * train_mask)
-        theta = theta + lr * np.sign(pulled) if method == "rlvr" else theta - lr * pulled
+        theta = theta + lr * np.sign(pulled) if sign_ascent else theta - lr * pulled
         seconds += time.perf_counter() - began
         if recorder.wants(n):
             if hitting_time is None:
@@ -623,3 +627,189 @@ def initial_gradient_signs(graph: Graph, beta: float = 1.0, logits: np.ndarray |
                                  minlength=max(graph.depths))
     return GradientSigns(graph.describe(), np.arange(1, max(graph.depths) + 1),
                          sums["a"], sums["b"], sums["c"], sums["d"])
+
+
+def rlvr_optimum(graph: Graph, parametrisation: Parametrisation = "tabular") -> float:
+    """The smallest mean hitting time (leaves as targets) RLVR can reach in a parametrisation.
+    Tied: the a = b = c = d = 1 policy. Tabular (derived by hand, checked against the exact
+    solver in tests/test_training.py): with
+    a = b = d = 1 and c_j = 1 for j >= 2, let g_i = c_1 of branch i (go into branch i rather than
+    U-turn back to the fork). Per fork visit the walker picks a branch uniformly; entering a wrong
+    branch costs 4K_i + 2 steps back to the fork, a U-turn 2, a successful entry 1 + 2K_x. Wald's
+    identity over the W / g_x fork visits gives
+        E_x[T] = (2W + 4 sum_{i != x} K_i g_i) / g_x + 2K_x - 1, so
+        mean_x E_x[T] = (2W + 4 S) H / W - 2 mean(K) - 1,  S = sum K_i g_i, H = sum 1 / g_i,
+    minimised by g_i = min(1, lam / sqrt(K_i)). With every g_i = 1 it is the a = b = c = d = 1
+    value, which shallow-and-deep mixtures beat by entering deep branches less often."""
+    if parametrisation == "tied" or graph.is_symmetric:
+        return float(np.mean([expected_hitting_time(rlvr(graph), x) for x in _leaves(graph)]))
+    K = np.asarray(graph.depths, float)
+    W = len(K)
+
+    def time(lam: float) -> float:
+        g = np.minimum(1.0, lam / np.sqrt(K))
+        return (2 * W + 4 * (K * g).sum()) * (1 / g).sum() / W - 2 * K.mean() - 1
+
+    best = optimize.minimize_scalar(time, bounds=(1e-3, np.sqrt(K.max())), method="bounded",
+                           options={"xatol": 1e-12})
+    return float(best.fun)
+
+
+# --------------------------------------------------------------------------- Monte Carlo methods
+
+
+def _iteration_seed(seed: int, iteration: int) -> int:
+    """A seed per training iteration, so that iterations draw independent rollouts."""
+    from .engine import GAMMA, MASK64, mix64
+
+    return mix64((seed + (iteration + 1) * GAMMA) & MASK64)
+
+
+def _horizon(mean_hitting_time: float, factor: float) -> int:
+    return max(1, math.ceil(factor * mean_hitting_time))
+
+
+def train_rlvr_mc(
+    graph: Graph,
+    iterations: int = 200,
+    lr: float = 0.01,
+    beta: float = 1.0,
+    rollouts: int = 100_000,
+    seed: int = 0,
+    backend: str = "numba",
+    threads: int | None = None,
+    parametrisation: Parametrisation = "tabular",
+    record_every: int = 1,
+    logits: np.ndarray | None = None,
+    horizon_factor: float = 50.0,
+) -> TrainingRun:
+    """RLVR as :func:`train_rlvr`, with the gradient estimated by ``rollouts`` rollouts of the
+    native engine per iteration (edgewalk.engine.gradient_statistics, REINFORCE with the
+    return-to-go; targets cycle through the leaves) instead of the exact population gradient.
+    Rollouts are cut at ``horizon_factor`` times the current expected hitting time (censoring is
+    then negligible). The recorded hitting times are exact."""
+    from .engine import gradient_statistics
+
+    iteration = itertools.count()
+
+    def step(p: np.ndarray, solver: ExactSolver) -> tuple[np.ndarray, float]:
+        mean = solver.mean_hitting_time(p)
+        stats = gradient_statistics(
+            Policy(graph, p), rollouts=rollouts, seed=_iteration_seed(seed, next(iteration)),
+            max_steps=_horizon(mean, horizon_factor), backend=backend, threads=threads,
+            known_mean=mean)
+        return stats.gradient(beta), mean
+
+    return _train(graph, "rlvr-mc", iterations, lr, parametrisation, record_every, logits,
+                  {"beta": beta, "rollouts": rollouts, "seed": seed, "backend": backend,
+                   "horizon_factor": horizon_factor}, step, sign_ascent=True)
+
+
+def train_ppo(
+    graph: Graph,
+    iterations: int = 100,
+    lr: float = 0.05,
+    beta: float = 3e-4,
+    clip: float = 0.2,
+    epochs: int = 10,
+    rollouts: int = 20_000,
+    seed: int = 0,
+    backend: str = "numba",
+    threads: int | None = None,
+    record_every: int = 1,
+    horizon_factor: float = 2.0,
+) -> TrainingRun:
+    """PPO on the tabular policy (paper Fig. 6): each iteration draws ``rollouts`` rollouts of the
+    current policy cut at ``horizon_factor`` times its expected hitting time, with reward 1 for a
+    hit and -beta per step, and takes ``epochs`` Adam steps of size ``lr`` on the clipped surrogate
+
+        L(theta) = sum over (s, a) of N(s, a) min(rho A, clip(rho, 1 - clip, 1 + clip) A) / rollouts
+
+    where rho = pi_theta(a|s) / pi_old(a|s), N(s, a) the visits of the move and A(s, a) its mean
+    return-to-go less the mean return-to-go of its state (the per-move sufficient statistics of
+    the native engine stand in for the individual samples). Only R+, R-, L+, L- rows train."""
+    from .engine import gradient_statistics
+
+    train_mask = trained_entries(graph)
+    rows = _rows(graph)
+    starts = graph.row_start[:-1]
+    logits = pretrained_logits(graph)
+    solver = ExactSolver(graph)
+    recorder = _Recorder(graph, record_every, iterations)
+    adam_m = np.zeros_like(logits)
+    adam_v = np.zeros_like(logits)
+    adam_t = 0
+    seconds = 0.0
+    for n in range(iterations + 1):
+        old = softmax_rows(graph, logits)
+        mean = solver.mean_hitting_time(old)
+        if recorder.wants(n):
+            recorder.add(n, old, mean)
+        if n == iterations:
+            break
+        began = time.perf_counter()
+        stats = gradient_statistics(
+            Policy(graph, old), rollouts=rollouts, seed=_iteration_seed(seed, n),
+            max_steps=_horizon(mean, horizon_factor), backend=backend, threads=threads,
+            known_mean=mean)
+        visits = stats.visits.astype(float)
+        move_returns = stats.returns(beta)
+        state_visits = np.add.reduceat(visits, starts)[rows]
+        state_returns = np.add.reduceat(move_returns, starts)[rows]
+        taken = visits > 0
+        advantage = np.zeros_like(visits)
+        advantage[taken] = move_returns[taken] / visits[taken] - state_returns[taken] / state_visits[taken]
+        weight = visits / rollouts
+        for _ in range(epochs):
+            current = softmax_rows(graph, logits)
+            ratio = current / old
+            unclipped = np.where(advantage >= 0, ratio < 1 + clip, ratio > 1 - clip)
+            per_move = np.where(unclipped & taken, weight * advantage * ratio, 0.0)
+            gradient = (per_move - current * np.add.reduceat(per_move, starts)[rows]) * train_mask
+            adam_t += 1
+            adam_m = 0.9 * adam_m + 0.1 * gradient
+            adam_v = 0.999 * adam_v + 0.001 * gradient**2
+            step = (adam_m / (1 - 0.9**adam_t)) / (np.sqrt(adam_v / (1 - 0.999**adam_t)) + 1e-8)
+            logits = logits + lr * step
+        seconds += time.perf_counter() - began
+    arrays = recorder.arrays()
+    settings = {"lr": lr, "beta": beta, "clip": clip, "epochs": epochs, "rollouts": rollouts,
+                "seed": seed, "backend": backend, "horizon_factor": horizon_factor,
+                "steps": iterations, "record_every": record_every}
+    return TrainingRun(
+        method="ppo", graph=graph.describe(), parametrisation="tabular", settings=settings,
+        iteration=arrays["iteration"], hitting_time=arrays["hitting_time"], a=arrays["a"],
+        b=arrays["b"], c=arrays["c"], d=arrays["d"], logits=logits,
+        policy=policy_from_logits(graph, logits, "ppo", {"iterations": iterations}),
+        seconds_per_iteration=seconds / iterations if iterations else 0.0,
+    )
+
+
+def train_distill(
+    graph: Graph,
+    teacher: Policy,
+    steps: int = 500,
+    lr: float = 100.0,
+    rollouts: int = 100_000,
+    seed: int = 0,
+    backend: str = "numba",
+    threads: int | None = None,
+    parametrisation: Parametrisation = "tabular",
+    record_every: int = 1,
+) -> TrainingRun:
+    """Distillation (paper Thm 5): sample ``rollouts`` traces of ``teacher`` with the native engine
+    (targets cycling through the leaves) and train the pretrained model by gradient descent on
+    the cross-entropy of the traces' moves, ``dCE/dTheta[s, a] = N(s) pi(a|s) - N(s, a)`` per
+    rollout, N the teacher's visit counts. States the teacher never visits keep their pretrained
+    probabilities."""
+    from .engine import gradient_statistics
+
+    if teacher.graph is not graph and teacher.graph.describe() != graph.describe():
+        raise ValueError("teacher: the teacher policy must live on the same graph")
+    stats = gradient_statistics(teacher, rollouts=rollouts, seed=_iteration_seed(seed, 0),
+                                backend=backend, threads=threads)
+    counts = stats.visits.astype(float) / rollouts
+    return _train(graph, "distill", steps, lr, parametrisation, record_every, None,
+                  {"rollouts": rollouts, "seed": seed, "backend": backend,
+                   "teacher": teacher.name, "teacher_steps": stats.steps},
+                  lambda p, solver: (_sft_gradient(graph, p, counts), None), sign_ascent=False)
