@@ -212,3 +212,14 @@ def test_hopeless_runs_are_refused_with_the_exact_value_unless_forced():
     with pytest.raises(CostError, match="exact expected hitting time is 4.318"):
         plan(policy, rollouts=10)
     assert plan(policy, rollouts=10, force=True).exact_mean > 4e14
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_disjoint_rollout_ranges_add_up_to_the_whole_run(backend):
+    policy = pretrained(path_star(3, 2, 2))
+    whole = simulate(policy, rollouts=5000, seed=21, max_steps=500, backend=backend, threads=2)
+    parts = [simulate(policy, rollouts=n, seed=21, max_steps=500, backend=backend, threads=t,
+                      first_rollout=first)
+             for first, n, t in ((0, 1234, 1), (1234, 3000, 2), (4234, 766, 1))]
+    assert same_result(parts[0] + parts[1] + parts[2], whole)
+    assert not same_result(parts[0] + parts[1], whole)

@@ -189,9 +189,10 @@ def _parallel_call(run: RunPlan, kernel: str, leading: tuple, trailing: tuple) -
 
 
 def _drive(run: RunPlan, call: Callable[[int, int, int], None], stats: np.ndarray,
-           progress: Callable[[int, int], None] | None) -> tuple[float, float]:
-    """Compile (or load) the kernel, then run all of ``run``'s rollouts in chunks. Returns the
-    seconds spent simulating and the seconds spent compiling before that."""
+           progress: Callable[[int, int], None] | None, first_rollout: int = 0) -> tuple[float, float]:
+    """Compile (or load) the kernel, then run rollouts first_rollout .. first_rollout +
+    run.rollouts - 1 in chunks. Returns the seconds spent simulating and the seconds spent
+    compiling before that."""
     compile_start = time.perf_counter()
     call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
     compile_seconds = time.perf_counter() - compile_start
@@ -204,13 +205,14 @@ def _drive(run: RunPlan, call: Callable[[int, int, int], None], stats: np.ndarra
     chunk = int(max(run.threads * 1024, 2 * PLANNING_STEPS_PER_SECOND * run.threads / steps_per_rollout))
     block_size = max(64, min(4096, chunk // (run.threads * 16)))
     seconds = 0.0
-    for first in range(0, run.rollouts, chunk):
-        last = min(first + chunk, run.rollouts)
+    end = first_rollout + run.rollouts
+    for first in range(first_rollout, end, chunk):
+        last = min(first + chunk, end)
         start = time.perf_counter()
         call(first, last, block_size)
         seconds += time.perf_counter() - start
         if progress is not None:
-            progress(last, int(stats[:, STEPS].sum()))
+            progress(last - first_rollout, int(stats[:, STEPS].sum()))
     return seconds, compile_seconds
 
 
@@ -231,6 +233,7 @@ def simulate(
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
     search: str = "none",
+    first_rollout: int = 0,
 ) -> HittingTimes:
     """Run ``rollouts`` independent rollouts from ``s0 -> f`` until ``target`` (a node index or
     name, default the leaf of branch 1) is entered or ``max_steps`` transitions are made.
@@ -239,8 +242,14 @@ def simulate(
 
     The result depends only on the parameters and ``seed``: not on backend, thread count or
     progress reporting. Memory does not grow with ``rollouts``. ``progress(done, steps)`` is
-    called after each chunk with rollouts and steps done so far. See :func:`plan` for defaults."""
+    called after each chunk with rollouts and steps done so far. See :func:`plan` for defaults.
+
+    ``first_rollout`` runs rollouts first_rollout .. first_rollout + rollouts - 1 of the seed's
+    sequence instead of 0 .. rollouts - 1: results of disjoint ranges with the same parameters
+    add up (``+``) to the result of their union bit for bit, which is how shards and distributed
+    workers split a run."""
     run = plan(policy, target, rollouts, seed, max_steps, backend, threads, bins, force, search)
+    first_rollout = _check_whole("first_rollout", first_rollout, 0, 2**62)
     tables = policy.alias_tables()
     is_target = policy.graph.target_states(run.target).astype(np.uint8)
     hist = np.zeros((run.threads, run.bins), np.int64)
@@ -261,7 +270,7 @@ def simulate(
             run, "run_blocks",
             (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target, key),
             (run.max_steps, run.bin_width, hist, stats))
-    seconds, compile_seconds = _drive(run, call, stats, progress)
+    seconds, compile_seconds = _drive(run, call, stats, progress, first_rollout)
 
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
     exact_sum = functools.partial(_exact_sum, stats)
@@ -283,6 +292,7 @@ def simulate(
             "policy": policy.describe(),
             "target": run.target_name,
             "rollouts": run.rollouts,
+            "first_rollout": first_rollout,
             "seed": run.seed,
             "max_steps": run.max_steps,
             "bins": run.bins,
