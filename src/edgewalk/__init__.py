@@ -12,6 +12,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
+from .analysis import load, load_histograms
 from .engine import simulate
 from .exact import expected_hitting_time, hitting_time_cdf, hitting_time_pmf
 from .graph import Graph, heterogeneous, path_star
@@ -21,6 +22,7 @@ from .result import HittingTimes
 
 __all__ = [
     "Graph", "HittingTimes", "Policy", "__version__", "expected_hitting_time", "from_table",
-    "heterogeneous", "hitting_time_cdf", "hitting_time_pmf", "parametric", "path_star",
+    "heterogeneous", "hitting_time_cdf", "hitting_time_pmf", "load", "load_histograms",
+    "parametric", "path_star",
     "pretrained", "read", "read_hist", "rlvr", "sft", "simulate", "write",
 ]
