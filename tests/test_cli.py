@@ -101,3 +101,24 @@ def test_help_explains_the_options():
     for option in ("--branches", "--depth", "--lanes", "--depths", "--policy", "--target", "--rollouts",
                    "--seed", "--max-steps", "--backend", "--threads", "--out", "--json"):
         assert option in text
+
+
+def test_a_user_table_runs_and_a_bad_one_is_refused(tmp_path, capsys):
+    graph = edgewalk.path_star(3, 2, 2)
+    table = edgewalk.pretrained(graph).transition_matrix().toarray()
+    good, bad = tmp_path / "good.npy", tmp_path / "bad.npy"
+    import numpy as np
+
+    np.save(good, table)
+    summary = run_json(capsys, *SMALL, "--policy-file", str(good), "--rollouts", "2000",
+                       "--out", str(tmp_path / "g.h5"))
+    assert summary["exact_mean"] == pytest.approx(
+        edgewalk.expected_hitting_time(edgewalk.pretrained(graph), graph.leaf(1)))
+    table[5] *= 0.9
+    np.save(bad, table)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", *SMALL, "--policy-file", str(bad), "--out", str(tmp_path / "b.h5")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--policy-file" in err and "sums to" in err
+    assert not (tmp_path / "b.h5").exists()

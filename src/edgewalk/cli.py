@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 import sys
+
+import numpy as np
 from typing import Sequence
 
 from . import __version__, exact
@@ -14,7 +16,7 @@ from .graph import Graph, heterogeneous, path_star
 from .analysis import add_analysis_commands
 from .cli_train import add_training_commands
 from .io import check_writable, read_training, write
-from .policy import NAMED, Policy, named
+from .policy import NAMED, Policy, from_table, named
 from .result import HittingTimes
 
 MAIN_JOB_POLICIES = ("pretrained", "sft", "rlvr")
@@ -84,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", choices=sorted(NAMED), default=None,
                      help="policy to simulate (default: the main job's three)")
     run.add_argument("--policy-file", default=None, metavar="PATH",
-                     help="simulate the policy trained by `edgewalk train` (its graph replaces -W/-K/-L/--depths)")
+                     help="simulate the policy in a training file of `edgewalk train` (its graph replaces "
+                     "-W/-K/-L/--depths), or a table pi(next | state) saved with numpy.save as an "
+                     "n_states x n_states array (.npy) on the graph given by -W/-K/-L/--depths; rows must "
+                     "sum to 1 with no mass on invalid moves")
     run.add_argument("--rollouts", "-N", type=int, default=100_000, help="rollouts per policy N >= 1 (default 100000)")
     run.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64 - 1] (default 0)")
     run.add_argument("--max-steps", type=int, default=None,
@@ -124,6 +129,15 @@ def _main_job_policies(args: argparse.Namespace, graph: Graph) -> list[Policy]:
     if args.policy_file is not None:
         if args.policy is not None:
             raise ValueError("--policy-file and --policy: give one of them")
+        if args.policy_file.endswith(".npy"):
+            try:
+                table = np.load(args.policy_file)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"--policy-file {args.policy_file}: not a readable .npy array ({error})") from None
+            try:
+                return [from_table(graph, table, name="table")]
+            except ValueError as error:
+                raise ValueError(f"--policy-file {args.policy_file}: {error}") from None
         return [read_training(args.policy_file).policy]
     if args.policy is not None:
         return [named(graph, args.policy)]
