@@ -297,7 +297,34 @@ def _add_study_commands(commands) -> None:
                        "stated, ...}], cells, threshold, out, plots, seconds, parameters")
     sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar on stderr (default: when stderr is a terminal)")
-    sweep.set_defaults(handler=_sweep)
+    option_defaults = {a.dest: a.default for a in sweep._actions if a.option_strings and a.dest not in
+                       ("help", "json", "progress")}
+    sweep.add_argument("file", nargs="?", default=None, metavar="FILE",
+                       help="a TOML file describing the whole sweep (grid, variants, rollouts, seed, "
+                       "budget, block_rollouts, output, ...; see docs/cluster.md); it replaces the options "
+                       "above. Rerunning it resumes: finished cells and rollout blocks are kept")
+    batch = sweep.add_argument_group("batch runs (with FILE)")
+    batch.add_argument("--shard", default=None, metavar="I/N",
+                       help="run only the rollout blocks numbered I mod N (0 <= I < N), e.g. "
+                       "$SLURM_ARRAY_TASK_ID/4, into <output stem>.shard-I-of-N.h5; combine the N shard "
+                       "files with `edgewalk merge`")
+    batch.add_argument("--dask", default=None, metavar="ADDRESS",
+                       help="run the rollout blocks on the Dask cluster whose scheduler is at ADDRESS "
+                       "(e.g. tcp://10.0.0.1:8786), or on a new LocalCluster with 'local'")
+    sweep.set_defaults(handler=_sweep, sweep_option_defaults=option_defaults)
+
+    merge = commands.add_parser(
+        "merge", help="combine the shard files of a sweep into its study file",
+        description="Combine the shard files written by `edgewalk sweep FILE --shard I/N` (I = 0 .. N-1) "
+        "into one study file, equal bit for bit to the unsharded sweep's, so `edgewalk check` works "
+        "on it. Refuses shards of different configurations, seeds or shard counts, duplicated or "
+        "missing shard indices and incomplete shards, naming them.",
+    )
+    merge.add_argument("out", metavar="OUT", help="the study file to write")
+    merge.add_argument("shards", nargs="+", metavar="SHARD", help="the N shard files")
+    merge.add_argument("--plots", default=None, metavar="DIR", help="also write the PNG plots to DIR")
+    merge.add_argument("--json", action="store_true", help="print one JSON object (as `edgewalk sweep --json`)")
+    merge.set_defaults(handler=_merge)
 
     check = commands.add_parser(
         "check", help="check a study file: Monte Carlo against exact, fits against the stated bounds",
@@ -370,6 +397,11 @@ def _sweep(args: argparse.Namespace) -> int:
 
     from . import study
 
+    if args.file is not None:
+        return _sweep_file(args)
+    for option in ("shard", "dask"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"--{option} needs a sweep FILE (a TOML description of the sweep; see docs/cluster.md)")
     grid = study.Grid(study.parse_list(args.W, "--W"), study.parse_list(args.K, "--K"),
                       study.parse_list(args.L, "--L"), _parse_base(args.base))
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -396,28 +428,80 @@ def _sweep(args: argparse.Namespace) -> int:
         from .plots import write_plots
 
         written = [str(p) for p in write_plots(args.out, args.plots)]
-    seconds = time.perf_counter() - start
+    _print_study(result, args.out, written, args.plots, time.perf_counter() - start, args.json)
+    return 0
+
+
+def _print_study(result, out: str, written: list[str], plots: str | None, seconds: float, as_json: bool) -> None:
+    """The report of `edgewalk sweep` and `edgewalk merge`: the fits and Monte Carlo against exact."""
+    from . import study
+
     comparisons = study.compare_with_exact(result)
     threshold = study.bonferroni_threshold(len(comparisons))
-
-    if args.json:
+    if as_json:
         print(_json({"fits": [f.to_json() for f in result.fits],
                      "cells": [_cell_json(result, c) for c in result.cells],
-                     "threshold": threshold, "out": args.out, "plots": written, "seconds": seconds,
+                     "threshold": threshold, "out": str(out), "plots": written, "seconds": seconds,
                      "parameters": result.parameters}))
-        return 0
+        return
+    variants = result.parameters["variants"]
     print("\n".join(_fits_table(result.fits)))
     print()
-    print(f"Monte Carlo against exact (Bonferroni |z| threshold {threshold:.2f}; `edgewalk check {args.out}` lists cells):")
+    print(f"Monte Carlo against exact (Bonferroni |z| threshold {threshold:.2f}; `edgewalk check {out}` lists cells):")
     for variant in variants:
         summary, details, _ = _agreement(comparisons, threshold, variant, False)
         print("\n".join([f"{variant:<12} {summary}", *details]))
     mc_cells = sum(1 for c in result.cells if c.run)
-    print(f"\n{len(result.cells)} cells ({mc_cells} with {args.rollouts} Monte Carlo rollouts, the rest exact "
-          f"only or over budget), base W,K,L = {','.join(map(str, grid.base))}, {seconds:.1f} s; "
-          f"written to {args.out}" + (f" and {len(written)} plots in {args.plots}" if written else ""))
+    print(f"\n{len(result.cells)} cells ({mc_cells} with {result.parameters['rollouts']} Monte Carlo rollouts, "
+          f"the rest exact only or over budget), base W,K,L = {','.join(map(str, result.parameters['base']))}, "
+          f"{seconds:.1f} s; written to {out}" + (f" and {len(written)} plots in {plots}" if written else ""))
     if "distilled" in variants:
         print(f"note: {study.DISTILLED_NOTE}")
+
+
+def _sweep_file(args: argparse.Namespace) -> int:
+    """`edgewalk sweep FILE [--shard I/N] [--dask ADDRESS]`: the batch sweep of edgewalk.batch."""
+    from . import batch
+
+    given = [f"--{dest.replace('_', '-')}" for dest, default in args.sweep_option_defaults.items()
+             if dest not in ("shard", "dask") and getattr(args, dest) != default]
+    if given:
+        raise ValueError(f"with FILE the file alone describes the sweep: put {', '.join(given)} in {args.file} instead")
+    config = batch.load_config(args.file)
+    shard = batch.parse_shard(args.shard) if args.shard is not None else None
+    try:
+        outcome = batch.run_sweep(config, shard, args.dask, args.progress)
+    except KeyboardInterrupt:
+        print(f"edgewalk: interrupted; finished rollout blocks are kept in "
+              f"{batch.shard_path(config.output, *shard) if shard else batch.checkpoint_path(config.output)}: "
+              f"rerun the same command to resume", file=sys.stderr)
+        return 130
+    if outcome.study is None:
+        summary = {"shard": args.shard, "out": str(outcome.path), "units": outcome.units,
+                   "reused": outcome.reused, "computed": outcome.computed, "seconds": outcome.seconds}
+        if args.json:
+            print(_json(summary))
+        else:
+            print(f"shard {args.shard}: {outcome.computed} rollout blocks computed, {outcome.reused} kept from "
+                  f"earlier runs, of {outcome.units}; {outcome.seconds:.1f} s; written to {outcome.path}")
+        return 0
+    _print_study(outcome.study, config.output, list(outcome.plots), config.plots, outcome.seconds, args.json)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    import time
+
+    from . import batch
+
+    start = time.perf_counter()
+    result = batch.merge(args.out, args.shards)
+    written = []
+    if args.plots:
+        from .plots import write_plots
+
+        written = [str(p) for p in write_plots(args.out, args.plots)]
+    _print_study(result, args.out, written, args.plots, time.perf_counter() - start, args.json)
     return 0
 
 

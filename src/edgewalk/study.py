@@ -55,7 +55,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from . import io
-from .engine import MASK64, plan, simulate
+from .engine import MASK64, RunPlan, plan, simulate
 from .graph import Graph, path_star
 from .policy import Policy, parametric, pretrained, rlvr, sft
 from .result import HittingTimes
@@ -63,7 +63,8 @@ from .result import HittingTimes
 __all__ = [
     "Bound", "Variant", "VARIANTS", "Grid", "Cell", "Fit", "Study", "Comparison", "fit_line",
     "fit_growth", "fit_study", "sweep", "compare_with_exact", "bonferroni_threshold", "write",
-    "read", "cell_seed", "parse_list",
+    "read", "cell_seed", "parse_list", "run_name", "PlannedCell", "plan_cells", "study_parameters",
+    "assemble",
 ]
 
 STUDY_FORMAT = "edgewalk.study"
@@ -496,6 +497,85 @@ def _no_progress(name: str, rollouts: int) -> Iterator[None]:
     yield None
 
 
+@dataclass(frozen=True)
+class PlannedCell:
+    """One variant at one grid point, planned: its policy, the engine's plan of its Monte Carlo
+    run (``run.max_steps`` and ``run.bins`` fix the histogram layout) and whether that run fits
+    the budget (``simulated``)."""
+
+    variant: str
+    point: tuple[int, int, int]
+    policy: Policy
+    run: RunPlan
+    simulated: bool
+
+    @property
+    def name(self) -> str:
+        """The run's name in ``Study.runs`` (see :func:`run_name`)."""
+        return run_name(self.variant, self.point)
+
+
+def plan_cells(
+    grid: Grid,
+    variants: Sequence[str] = tuple(VARIANTS),
+    rollouts: int = 50_000,
+    seed: int = 0,
+    budget: float = 20.0,
+    backend: str = "numba",
+    threads: int | None = None,
+    tail: int = 4,
+) -> list[PlannedCell]:
+    """Check every parameter and plan every cell (sorted cells, variants in the given order)
+    before any simulation. A cell is ``simulated`` if ``engine.plan`` estimates its run of
+    ``rollouts`` rollouts on ``threads`` threads at no more than ``budget`` seconds. Raises
+    ValueError naming the bad option."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; allowed: {', '.join(VARIANTS)}")
+    if isinstance(tail, bool) or not isinstance(tail, int) or tail < 3:
+        raise ValueError(f"--tail must be a whole number >= 3 (a line with an interval needs 3 points), got {tail!r}")
+    if isinstance(budget, bool) or not (isinstance(budget, (int, float)) and budget >= 0 and math.isfinite(budget)):
+        raise ValueError(f"--budget must be a number of seconds >= 0, got {budget!r}")
+
+    planned = []
+    for point in grid.cells():
+        graph = path_star(*point)
+        for variant in variants:
+            v = VARIANTS[variant]
+            policy = v.policy(graph)
+            run = plan(policy, None, rollouts, cell_seed(seed, run_name(variant, point)), None,
+                       backend, threads, None, True, v.search)
+            planned.append(PlannedCell(variant, point, policy, run, run.estimated_seconds <= budget))
+    return planned
+
+
+def study_parameters(grid: Grid, variants: Sequence[str], rollouts: int, seed: int, budget: float,
+                     backend: str, threads: int | None, tail: int) -> dict:
+    """The ``Study.parameters`` of a sweep (JSON-able)."""
+    return {
+        "design": "star", "W": list(grid.W), "K": list(grid.K), "L": list(grid.L),
+        "base": list(grid.base), "variants": list(variants), "rollouts": rollouts, "seed": seed,
+        "budget_seconds": budget, "backend": backend, "threads": threads, "tail": tail,
+        "target": "t1", "search_mode": "mask", "level": LEVEL,
+        "exponent_tolerance": EXPONENT_TOLERANCE,
+        "bounds": {name: VARIANTS[name].bound.label for name in variants},
+        "notes": [DISTILLED_NOTE],
+    }
+
+
+def assemble(planned: Sequence[PlannedCell], runs: Mapping[str, HittingTimes], grid: Grid,
+             parameters: dict, tail: int = 4) -> Study:
+    """The study of planned cells whose Monte Carlo runs are ``runs`` (by run name; every
+    simulated cell must have one): cells with their exact values, and the fits."""
+    missing = [c.name for c in planned if c.simulated and c.name not in runs]
+    if missing:
+        raise ValueError(f"no Monte Carlo result for {', '.join(missing)}")
+    cells = [Cell(c.variant, *c.point, float(c.run.exact_mean), c.name if c.simulated else "",
+                  float(c.run.estimated_seconds)) for c in planned]
+    kept = {c.name: runs[c.name] for c in planned if c.simulated}
+    return Study(parameters, cells, fit_study(cells, kept, grid, tail), kept)
+
+
 def sweep(
     grid: Grid,
     variants: Sequence[str] = tuple(VARIANTS),
@@ -511,47 +591,19 @@ def sweep(
     solver applies, and ``rollouts`` Monte Carlo rollouts (target t1, seed from :func:`cell_seed`)
     where ``engine.plan`` estimates the run at no more than ``budget`` seconds. Every parameter is
     checked and every cell planned before any simulation. ``progress(run, rollouts)`` gives a
-    context manager yielding a progress callback for one run (or None)."""
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise ValueError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; allowed: {', '.join(VARIANTS)}")
-    if isinstance(tail, bool) or not isinstance(tail, int) or tail < 3:
-        raise ValueError(f"--tail must be a whole number >= 3 (a line with an interval needs 3 points), got {tail!r}")
-    if not (isinstance(budget, (int, float)) and budget >= 0 and math.isfinite(budget)):
-        raise ValueError(f"--budget must be a number of seconds >= 0, got {budget!r}")
-
-    planned = []  # (variant, cell, policy, plan)
-    for point in grid.cells():
-        graph = path_star(*point)
-        for variant in variants:
-            v = VARIANTS[variant]
-            policy = v.policy(graph)
-            name = run_name(variant, point)
-            run = plan(policy, None, rollouts, cell_seed(seed, name), None, backend, threads,
-                       None, True, v.search)
-            planned.append((variant, point, policy, run))
-
-    cells, runs = [], {}
-    for variant, point, policy, run in planned:
-        name = ""
-        if run.estimated_seconds <= budget:
-            name = run_name(variant, point)
-            with progress(name, rollouts) as update:
-                runs[name] = simulate(policy, None, rollouts, run.seed, None, backend, threads,
-                                      None, True, update, run.search)
-        cells.append(Cell(variant, *point, float(run.exact_mean), name, float(run.estimated_seconds)))
-
-    threads_used = planned[0][3].threads if planned else threads
-    parameters = {
-        "design": "star", "W": list(grid.W), "K": list(grid.K), "L": list(grid.L),
-        "base": list(grid.base), "variants": list(variants), "rollouts": rollouts, "seed": seed,
-        "budget_seconds": budget, "backend": backend, "threads": threads_used, "tail": tail,
-        "target": "t1", "search_mode": "mask", "level": LEVEL,
-        "exponent_tolerance": EXPONENT_TOLERANCE,
-        "bounds": {name: VARIANTS[name].bound.label for name in variants},
-        "notes": [DISTILLED_NOTE],
-    }
-    return Study(parameters, cells, fit_study(cells, runs, grid, tail), runs)
+    context manager yielding a progress callback for one run (or None). (``edgewalk.batch`` runs
+    the same study split into rollout blocks, sharded, resumable or on Dask, bit for bit equal.)"""
+    planned = plan_cells(grid, variants, rollouts, seed, budget, backend, threads, tail)
+    runs = {}
+    for cell in planned:
+        if cell.simulated:
+            run = cell.run
+            with progress(cell.name, rollouts) as update:
+                runs[cell.name] = simulate(cell.policy, None, rollouts, run.seed, None, backend,
+                                           threads, None, True, update, run.search)
+    threads_used = planned[0].run.threads if planned else threads
+    parameters = study_parameters(grid, variants, rollouts, seed, budget, backend, threads_used, tail)
+    return assemble(planned, runs, grid, parameters, tail)
 
 
 def grid_of(study: Study) -> Grid:
