@@ -38,6 +38,10 @@ Monte Carlo hitting times of edge-conditioned policies on the path-star graph of
   edgewalk train --method rlvr  post-train a policy; simulate it with run --policy-file
   edgewalk sweep                the scaling study against the paper's bounds; check its file
                                 with edgewalk check
+  edgewalk sweep study.toml --shard 0/4
+                                a quarter of a sweep file's work (SLURM arrays); edgewalk merge
+                                joins the shards; --dask runs it on a Dask cluster
+  edgewalk plot FILE            the figures of a study, run or training file
 
 Every command explains its options with --help.
 """
@@ -310,7 +314,7 @@ def _add_study_commands(commands) -> None:
                        "files with `edgewalk merge`")
     batch.add_argument("--dask", default=None, metavar="ADDRESS",
                        help="run the rollout blocks on the Dask cluster whose scheduler is at ADDRESS "
-                       "(e.g. tcp://10.0.0.1:8786), or on a new LocalCluster with 'local'")
+                       "(e.g. tcp://scheduler-host:8786), or on a new LocalCluster with 'local'")
     sweep.set_defaults(handler=_sweep, sweep_option_defaults=option_defaults)
 
     merge = commands.add_parser(
