@@ -352,3 +352,21 @@ def test_the_slurm_scripts_in_the_docs_run_locally(tmp_path, reference):
     assert done.returncode == 0, done.stderr + done.stdout
     assert "all agree" in done.stdout
     assert_same_study(study.read(tmp_path / "study.h5"), reference)
+
+
+def test_trained_policies_batch_equals_the_sweep_and_trains_once_per_graph(tmp_path, monkeypatch):
+    """policies = "trained": the units carry the trained policy (workers do not retrain) and the
+    batch equals study.sweep with the same setting bit for bit."""
+    from edgewalk import training
+
+    grid = study.Grid((2, 3), (1, 2), (2,), (2, 1, 2))
+    variants = ["sft", "rlvr+search", "distilled"]
+    expected = study.sweep(grid, variants, 600, 7, 20.0, threads=1, policies="trained")
+    assert expected.parameters["policies"] == "trained"
+    calls = []
+    original = training.train_rlvr
+    monkeypatch.setattr(training, "train_rlvr", lambda *a, **k: calls.append(1) or original(*a, **k))
+    config = batch.load_config(write_config(tmp_path, variants=variants, policies="trained"))
+    got = batch.run_sweep(config)
+    assert len(calls) == len(grid.cells())  # one RLVR training per graph, shared by three uses
+    assert_same_study(study.read(got.path), expected)

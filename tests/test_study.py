@@ -13,6 +13,8 @@ import pytest
 import edgewalk
 from edgewalk import study
 from edgewalk.cli import main
+from edgewalk.exact import expected_hitting_time
+from edgewalk.graph import StateKind, path_star
 
 FIT_KEYS = {"variant", "parameter", "kind", "estimate", "ci_low", "ci_high", "stated"}
 
@@ -207,3 +209,23 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tiny, tmp_path):
         study.write(target, broken)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
     assert len(study.read(target).cells) == len(good.cells)
+
+
+def test_trained_policies_replace_the_converged_limits():
+    """With policies = "trained" the variants use policies trained by edgewalk.training: trained
+    RLVR and distilled come within 1% of the converged RLVR value, trained SFT keeps its backward
+    states at their pretrained values (b = L/(L+1)) and differs from the converged SFT table."""
+    point = (3, 2, 2)
+    trained = study.variant_policies(point, ["sft", "rlvr", "distilled", "pretrained"], "trained", seed=1)
+    converged = study.variant_policies(point, ["sft", "rlvr"], "converged")
+    graph = path_star(*point)
+    leaf = graph.leaf(1)
+    optimum = expected_hitting_time(converged["rlvr"], leaf)
+    for name in ("rlvr", "distilled"):
+        assert expected_hitting_time(trained[name], leaf) == pytest.approx(optimum, rel=0.01)
+        assert not np.array_equal(trained[name].probabilities, converged["rlvr"].probabilities)
+    minus = graph.state_kind == StateKind.R_MINUS
+    assert np.allclose(1 - trained["sft"].connector_probability()[minus], 2 / 3, rtol=0, atol=1e-12)
+    assert not np.array_equal(trained["sft"].probabilities, converged["sft"].probabilities)
+    with pytest.raises(ValueError, match="--policies"):
+        study.variant_policies(point, ["sft"], "finetuned")

@@ -74,10 +74,12 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from . import io, study
 from .engine import BACKENDS, MASK64, available_cores, simulate
 from .graph import path_star
+from .policy import Policy
 from .result import HittingTimes
 from .study import VARIANTS, Grid, PlannedCell, Study
 
@@ -94,9 +96,9 @@ __all__ = [
 
 BATCH_FORMAT = "edgewalk.batch"
 BATCH_FORMAT_VERSION = 1
-CONFIG_KEYS = ("grid", "variants", "rollouts", "seed", "budget", "tail", "block_rollouts", "output",
-               "backend", "threads", "plots")
-RESULT_KEYS = ("grid", "variants", "rollouts", "seed", "budget", "tail", "block_rollouts")
+CONFIG_KEYS = ("grid", "variants", "policies", "rollouts", "seed", "budget", "tail", "block_rollouts",
+               "output", "backend", "threads", "plots")
+RESULT_KEYS = ("grid", "variants", "policies", "rollouts", "seed", "budget", "tail", "block_rollouts")
 GRID_KEYS = ("W", "K", "L", "base")
 BUDGET_THREADS = 1  # the budget is judged at this many threads: the same cells on every machine
 # What a stored unit must record, equal to what the unit needs, to be reused.
@@ -114,6 +116,7 @@ class SweepConfig:
 
     grid: Grid
     variants: tuple[str, ...] = tuple(VARIANTS)
+    policies: str = "converged"
     rollouts: int = 50_000
     seed: int = 0
     budget: float = 20.0
@@ -129,7 +132,8 @@ class SweepConfig:
         data: dict[str, Any] = {
             "grid": {"W": list(self.grid.W), "K": list(self.grid.K), "L": list(self.grid.L),
                      "base": list(self.grid.base)},
-            "variants": list(self.variants), "rollouts": self.rollouts, "seed": self.seed,
+            "variants": list(self.variants), "policies": self.policies, "rollouts": self.rollouts,
+            "seed": self.seed,
             "budget": self.budget, "tail": self.tail, "block_rollouts": self.block_rollouts,
             "output": self.output, "backend": self.backend, "threads": self.threads,
             "plots": self.plots,
@@ -211,9 +215,13 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "sweep file") -> 
     if strings["backend"] not in BACKENDS:
         raise ValueError(f"{source}: backend must be one of {', '.join(BACKENDS)}, got {strings['backend']!r}")
     threads = data.get("threads")
+    policies = data.get("policies", "converged")
+    if policies not in study.POLICY_SOURCES:
+        raise ValueError(f"{source}: policies must be one of {', '.join(study.POLICY_SOURCES)}, got {policies!r}")
     return SweepConfig(
         grid=grid,
         variants=tuple(variants),
+        policies=policies,
         rollouts=_whole(source, "rollouts", data.get("rollouts", 50_000), 1),
         seed=_whole(source, "seed", data.get("seed", 0), 0, MASK64),
         budget=float(budget),
@@ -257,6 +265,9 @@ class UnitTask:
 
     variant: str
     point: tuple[int, int, int]
+    probabilities: np.ndarray  # the cell's policy (trained policies are not retrained per unit)
+    policy_name: str
+    policy_parameters: dict
     seed: int
     max_steps: int
     bins: int
@@ -283,8 +294,10 @@ class Unit:
 
     def task(self, backend: str, threads: int | None) -> UnitTask:
         run = self.cell.run
-        return UnitTask(self.cell.variant, self.cell.point, run.seed, run.max_steps, run.bins,
-                        self.first, self.count, backend, threads)
+        policy = self.cell.policy
+        return UnitTask(self.cell.variant, self.cell.point, policy.probabilities, policy.name,
+                        dict(policy.parameters), run.seed, run.max_steps, run.bins, self.first,
+                        self.count, backend, threads)
 
     def signature(self) -> str:
         """What a stored result must record to stand for this unit (see SIGNATURE_KEYS)."""
@@ -309,7 +322,8 @@ def plan(config: SweepConfig) -> tuple[list[PlannedCell], list[Unit]]:
     the same choice) and every unit of the simulated cells, numbered in order. Checks every
     parameter before any work."""
     cells = study.plan_cells(config.grid, config.variants, config.rollouts, config.seed,
-                             config.budget, config.backend, BUDGET_THREADS, config.tail)
+                             config.budget, config.backend, BUDGET_THREADS, config.tail,
+                             config.policies)
     units: list[Unit] = []
     for cell in cells:
         if cell.simulated:
@@ -322,7 +336,7 @@ def compute_unit(task: UnitTask) -> HittingTimes:
     """Simulate one unit: the result of rollouts ``task.first .. task.first + task.count - 1`` of
     its cell's run. Depends only on the task, not on where it runs, its backend or threads."""
     variant = VARIANTS[task.variant]
-    policy = variant.policy(path_star(*task.point))
+    policy = Policy(path_star(*task.point), task.probabilities, task.policy_name, task.policy_parameters)
     return simulate(policy, None, task.count, task.seed, task.max_steps, task.backend, task.threads,
                     task.bins, True, None, variant.search, task.first)
 
@@ -349,7 +363,8 @@ def _assemble(config: SweepConfig, cells: Sequence[PlannedCell], units: Sequence
     runs.update({name: _combine(by_name[name], p) for name, p in parts.items()})
     threads = max((int(r.parameters.get("threads", 1)) for r in runs.values()), default=1)
     parameters = study.study_parameters(config.grid, config.variants, config.rollouts, config.seed,
-                                        config.budget, config.backend, threads, config.tail)
+                                        config.budget, config.backend, threads, config.tail,
+                                        config.policies)
     parameters.update(budget_threads=BUDGET_THREADS, block_rollouts=config.block_rollouts,
                       config_hash=config.hash)
     return study.assemble(cells, runs, config.grid, parameters, config.tail)

@@ -282,6 +282,9 @@ def _add_study_commands(commands) -> None:
                       help="where the other parameters are held when one varies (default 6,3,5)")
     sweep.add_argument("--variants", default=",".join(VARIANTS), metavar="NAMES",
                        help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
+    sweep.add_argument("--policies", choices=("converged", "trained"), default="converged",
+                       help="converged: the limits of MODEL.md section 3; trained: SFT, RLVR and distilled "
+                       "policies trained on every graph by edgewalk.training (slower: minutes) (default converged)")
     sweep.add_argument("--rollouts", "-N", type=int, default=50_000, help="Monte Carlo rollouts per cell (default 50000)")
     sweep.add_argument("--budget", type=float, default=20.0, metavar="SECONDS",
                        help="Monte Carlo only in cells whose run is estimated (engine.plan, at a deliberately "
@@ -425,7 +428,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = study.sweep(grid, variants, args.rollouts, args.seed, args.budget, args.backend,
-                         args.threads, args.tail, progress)
+                         args.threads, args.tail, progress, args.policies)
     study.write(args.out, result)
     written = []
     if not args.no_plots:
@@ -459,7 +462,7 @@ def _print_study(result, out: str, written: list[str], plots: str | None, second
     print(f"\n{len(result.cells)} cells ({mc_cells} with {result.parameters['rollouts']} Monte Carlo rollouts, "
           f"the rest exact only or over budget), base W,K,L = {','.join(map(str, result.parameters['base']))}, "
           f"{seconds:.1f} s; written to {out}" + (f" and {len(written)} plots in {plots}" if written else ""))
-    if "distilled" in variants:
+    if "distilled" in variants and result.parameters.get("policies", "converged") == "converged":
         print(f"note: {study.DISTILLED_NOTE}")
 
 

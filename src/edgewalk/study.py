@@ -19,7 +19,10 @@ Variants (MODEL.md sections 3 and 6)::
     rlvr          converged RLVR; stated Theta(WK)
     rlvr+search   converged RLVR in the wrapper; stated Theta(WK) (the wrapper cannot make it worse)
     distilled     the converged distilled policy of MODEL.md section 3 (a = b = c = d = 1: the same
-                  table as RLVR; the trained policy is not available yet); stated Theta(WK)
+                  table as RLVR); stated Theta(WK)
+
+With ``policies = "trained"`` the SFT, RLVR and distilled variants (with and without the wrapper)
+use policies trained on each graph by ``edgewalk.training`` instead of the converged limits.
 
 Fits. Along each parameter x the fit is *exponential* where the stated bound is exponential in x
 (only SFT in K): log(T) is regressed on x over the last ``tail`` points (the asymptotic regime) and
@@ -74,7 +77,7 @@ LEVEL = 0.95  # confidence level of every interval
 EXPONENT_TOLERANCE = 0.25  # lower-order terms may move a fitted exponent this far on a finite range
 EXACT_SLACK = 1e-6  # relative: exact values carry solver rounding, not noise
 DISTILLED_NOTE = ("distilled = the converged distilled policy of MODEL.md section 3 "
-                  "(a = b = c = d = 1, the same table as RLVR); the trained policy is not available yet")
+                  "(a = b = c = d = 1, the same table as RLVR); policies = trained uses the trained one")
 
 
 # --- variants and their stated bounds -------------------------------------------------------
@@ -113,16 +116,58 @@ class Variant:
     policy: Callable[[Graph], Policy]
     search: str  # "none" or "mask"
     bound: Bound
+    trained_by: str | None = None  # with policies = "trained": the training that replaces policy
 
 
 VARIANTS: dict[str, Variant] = {
     "pretrained": Variant(pretrained, "none", PRETRAINED_FORMULA),
-    "sft": Variant(sft, "none", THETA_W_L_K),
-    "sft+search": Variant(sft, "mask", THETA_WKL),
-    "rlvr": Variant(rlvr, "none", THETA_WK),
-    "rlvr+search": Variant(rlvr, "mask", THETA_WK),
-    "distilled": Variant(distilled, "none", THETA_WK),
+    "sft": Variant(sft, "none", THETA_W_L_K, "sft"),
+    "sft+search": Variant(sft, "mask", THETA_WKL, "sft"),
+    "rlvr": Variant(rlvr, "none", THETA_WK, "rlvr"),
+    "rlvr+search": Variant(rlvr, "mask", THETA_WK, "rlvr"),
+    "distilled": Variant(distilled, "none", THETA_WK, "distill"),
 }
+
+POLICY_SOURCES = ("converged", "trained")
+# The trainings of policies = "trained" (edgewalk.training; the CLI's defaults).
+TRAINING = {"sft_steps": 500, "sft_lr": 100.0, "rlvr_iterations": 1000, "rlvr_lr": 0.01,
+            "distill_steps": 500, "distill_lr": 100.0, "distill_rollouts": 20_000}
+
+
+def variant_policies(point: tuple[int, int, int], variants: Sequence[str], policies: str = "converged",
+                     seed: int = 0, threads: int | None = None) -> dict[str, Policy]:
+    """The policy of each variant on ``path_star(*point)``. ``converged``: the limits of MODEL.md
+    section 3. ``trained``: SFT trained by exact gradient descent, RLVR by exact sign gradient
+    ascent, and the distilled policy by cross-entropy on traces of that RLVR policy (seeded from
+    ``seed``), each trained once per graph with the settings in ``TRAINING``; the pretrained
+    policy is the same either way."""
+    if policies not in POLICY_SOURCES:
+        raise ValueError(f"--policies must be one of {', '.join(POLICY_SOURCES)}, got {policies!r}")
+    graph = path_star(*point)
+    if policies == "converged":
+        return {v: VARIANTS[v].policy(graph) for v in variants}
+    from . import training
+
+    trained: dict[str, Policy] = {}
+
+    def get(method: str) -> Policy:
+        if method not in trained:
+            if method == "sft":
+                run = training.train_sft(graph, TRAINING["sft_steps"], TRAINING["sft_lr"],
+                                         record_every=TRAINING["sft_steps"])
+            elif method == "rlvr":
+                run = training.train_rlvr(graph, TRAINING["rlvr_iterations"], TRAINING["rlvr_lr"],
+                                          record_every=TRAINING["rlvr_iterations"])
+            else:
+                run = training.train_distill(
+                    graph, get("rlvr"), TRAINING["distill_steps"], TRAINING["distill_lr"],
+                    TRAINING["distill_rollouts"], cell_seed(seed, f"distill_W{point[0]}_K{point[1]}_L{point[2]}"),
+                    threads=threads, record_every=TRAINING["distill_steps"])
+            trained[method] = run.policy
+        return trained[method]
+
+    return {v: get(VARIANTS[v].trained_by) if VARIANTS[v].trained_by else VARIANTS[v].policy(graph)
+            for v in variants}
 
 
 # --- the grid -------------------------------------------------------------------------------
@@ -524,6 +569,7 @@ def plan_cells(
     backend: str = "numba",
     threads: int | None = None,
     tail: int = 4,
+    policies: str = "converged",
 ) -> list[PlannedCell]:
     """Check every parameter and plan every cell (sorted cells, variants in the given order)
     before any simulation. A cell is ``simulated`` if ``engine.plan`` estimates its run of
@@ -537,12 +583,14 @@ def plan_cells(
     if isinstance(budget, bool) or not (isinstance(budget, (int, float)) and budget >= 0 and math.isfinite(budget)):
         raise ValueError(f"--budget must be a number of seconds >= 0, got {budget!r}")
 
+    if policies not in POLICY_SOURCES:
+        raise ValueError(f"--policies must be one of {', '.join(POLICY_SOURCES)}, got {policies!r}")
     planned = []
     for point in grid.cells():
-        graph = path_star(*point)
+        by_variant = variant_policies(point, variants, policies, seed, threads)
         for variant in variants:
             v = VARIANTS[variant]
-            policy = v.policy(graph)
+            policy = by_variant[variant]
             run = plan(policy, None, rollouts, cell_seed(seed, run_name(variant, point)), None,
                        backend, threads, None, True, v.search)
             planned.append(PlannedCell(variant, point, policy, run, run.estimated_seconds <= budget))
@@ -550,16 +598,18 @@ def plan_cells(
 
 
 def study_parameters(grid: Grid, variants: Sequence[str], rollouts: int, seed: int, budget: float,
-                     backend: str, threads: int | None, tail: int) -> dict:
+                     backend: str, threads: int | None, tail: int, policies: str = "converged") -> dict:
     """The ``Study.parameters`` of a sweep (JSON-able)."""
     return {
+        "policies": policies,
+        **({"training": dict(TRAINING)} if policies == "trained" else {}),
         "design": "star", "W": list(grid.W), "K": list(grid.K), "L": list(grid.L),
         "base": list(grid.base), "variants": list(variants), "rollouts": rollouts, "seed": seed,
         "budget_seconds": budget, "backend": backend, "threads": threads, "tail": tail,
         "target": "t1", "search_mode": "mask", "level": LEVEL,
         "exponent_tolerance": EXPONENT_TOLERANCE,
         "bounds": {name: VARIANTS[name].bound.label for name in variants},
-        "notes": [DISTILLED_NOTE],
+        "notes": [DISTILLED_NOTE] if policies == "converged" else [],
     }
 
 
@@ -586,14 +636,16 @@ def sweep(
     threads: int | None = None,
     tail: int = 4,
     progress: ProgressFactory = _no_progress,
+    policies: str = "converged",
 ) -> Study:
     """Evaluate every variant at every cell of ``grid``: the exact expected hitting time where the
     solver applies, and ``rollouts`` Monte Carlo rollouts (target t1, seed from :func:`cell_seed`)
     where ``engine.plan`` estimates the run at no more than ``budget`` seconds. Every parameter is
     checked and every cell planned before any simulation. ``progress(run, rollouts)`` gives a
     context manager yielding a progress callback for one run (or None). (``edgewalk.batch`` runs
-    the same study split into rollout blocks, sharded, resumable or on Dask, bit for bit equal.)"""
-    planned = plan_cells(grid, variants, rollouts, seed, budget, backend, threads, tail)
+    the same study split into rollout blocks, sharded, resumable or on Dask, bit for bit equal.)
+    ``policies``: "converged" (MODEL.md section 3) or "trained" (see :func:`variant_policies`)."""
+    planned = plan_cells(grid, variants, rollouts, seed, budget, backend, threads, tail, policies)
     runs = {}
     for cell in planned:
         if cell.simulated:
@@ -602,7 +654,8 @@ def sweep(
                 runs[cell.name] = simulate(cell.policy, None, rollouts, run.seed, None, backend,
                                            threads, None, True, update, run.search)
     threads_used = planned[0].run.threads if planned else threads
-    parameters = study_parameters(grid, variants, rollouts, seed, budget, backend, threads_used, tail)
+    parameters = study_parameters(grid, variants, rollouts, seed, budget, backend, threads_used, tail,
+                                  policies)
     return assemble(planned, runs, grid, parameters, tail)
 
 
