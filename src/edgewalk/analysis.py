@@ -369,23 +369,16 @@ def _run_plot(name: str, h: "hist.Hist", ds_row: "xarray.Dataset", path: Path) -
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from .plots import histogram_bars
+
     counts = np.asarray(h.values(), dtype=float)
     edges = np.asarray(h.axes[0].edges, dtype=float)
     rollouts = int(ds_row["rollouts"])
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = figure.add_subplot()
     if counts.sum() > 0:
-        cumulative = np.cumsum(counts)
-        last = int(np.searchsorted(cumulative, 0.995 * cumulative[-1])) + 1
-        group = max(1, -(-last // 60))  # about 60 bars up to the 99.5% quantile
-        bars = -(-last // group)
-        padded = np.zeros(bars * group)
-        used = min(len(padded), len(counts))
-        padded[:used] = counts[:used]
-        merged = padded.reshape(bars, group).sum(axis=1)
-        merged_edges = edges[0] + np.arange(bars + 1) * group * (edges[1] - edges[0])
-        widths = np.diff(merged_edges)
-        ax.bar(merged_edges[:-1], merged / (rollouts * widths), width=widths, align="edge", color="C1",
+        left, merged, widths = histogram_bars(counts, edges)
+        ax.bar(left, merged / (rollouts * widths), width=widths, align="edge", color="C1",
                alpha=0.7, label=f"{rollouts} rollouts ({int(ds_row['censored'])} censored)")
     mean, stderr, exact_mean = (float(ds_row[k]) for k in ("mean", "stderr", "exact_mean"))
     if math.isfinite(mean):

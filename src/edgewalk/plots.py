@@ -7,7 +7,7 @@ pyplot state needed).
   for SFT the exact asymptotic growth ((L+1)^2/L)^K scaled the same way (dotted).
 * ``histograms.png``: the hitting-time histogram of one cell per variant (the base cell, or the
   nearest cell with Monte Carlo), read from the study file, with the exact distribution where the
-  exact solver applies.
+  exact solver applies and the study used the converged policies.
 """
 
 from __future__ import annotations
@@ -96,6 +96,20 @@ def _histogram_cell(study: Study, variant: str) -> Cell | None:
     return min(simulated, key=lambda c: sum(abs(a - b) for a, b in zip(c.point, base)))
 
 
+def histogram_bars(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """About 60 bars up to the 99.5% quantile of a histogram with equal-width bins: (left edges,
+    counts, widths) of the merged bars. Needs a positive total."""
+    cumulative = np.cumsum(counts)
+    last = int(np.searchsorted(cumulative, 0.995 * cumulative[-1])) + 1
+    group = max(1, -(-last // 60))
+    bars = -(-last // group)
+    padded = np.zeros(bars * group)
+    used = min(len(padded), len(counts))
+    padded[:used] = counts[:used]
+    merged_edges = edges[0] + np.arange(bars + 1) * group * (edges[1] - edges[0])
+    return merged_edges[:-1], padded.reshape(bars, group).sum(axis=1), np.diff(merged_edges)
+
+
 def _histograms(study: Study, source: str | os.PathLike[str], path: Path) -> Path:
     variants = study.parameters["variants"]
     columns = min(3, len(variants))
@@ -112,20 +126,14 @@ def _histograms(study: Study, source: str | os.PathLike[str], path: Path) -> Pat
         counts = h.values()
         edges = h.axes[0].edges
         result = study.runs[cell.run]
-        cumulative = np.cumsum(counts)
-        last = int(np.searchsorted(cumulative, 0.995 * cumulative[-1])) + 1
-        group = max(1, -(-last // 60))  # about 60 bars up to the 99.5% quantile
-        bars = -(-last // group)
-        padded = np.zeros(bars * group)
-        used = min(len(padded), len(counts))
-        padded[:used] = counts[:used]
-        merged = padded.reshape(bars, group).sum(axis=1)
-        merged_edges = edges[0] + np.arange(bars + 1) * group * (edges[1] - edges[0])
-        widths = np.diff(merged_edges)
-        ax.bar(merged_edges[:-1], merged / (result.rollouts * widths), width=widths, align="edge",
+        left, merged, widths = histogram_bars(counts, edges)
+        ax.bar(left, merged / (result.rollouts * widths), width=widths, align="edge",
                color="C1", alpha=0.7, label=f"Monte Carlo ({result.rollouts} rollouts)")
-        if math.isfinite(cell.exact):
+        # The exact distribution is recomputed from the variant's policy, which the file holds
+        # only for converged policies (trained ones would have to be trained again).
+        if math.isfinite(cell.exact) and study.parameters.get("policies", "converged") == "converged":
             graph = path_star(cell.W, cell.K, cell.L)
+            merged_edges = np.append(left, left[-1] + widths[-1])
             pmf = exact.hitting_time_pmf(VARIANTS[variant].policy(graph), graph.leaf(1), int(merged_edges[-1]) - 1)
             per_bin = np.add.reduceat(pmf, merged_edges[:-1].astype(int))
             ax.stairs(per_bin / widths, merged_edges, color="C0", label="exact")
