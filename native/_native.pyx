@@ -108,7 +108,3 @@ def run_gradient_blocks(const int64_t[::1] row_start, const uint32_t[::1] thresh
                           &sums[thread, 1, 0], &sums[thread, 2, 0], &sums[thread, 3, 0],
                           &rollout_count[thread, 0], &touched[thread, 0])
 
-
-def max_threads():
-    """The number of threads OpenMP would use by default."""
-    return openmp.omp_get_max_threads()

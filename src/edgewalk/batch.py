@@ -268,6 +268,7 @@ class UnitTask:
     probabilities: np.ndarray  # the cell's policy (trained policies are not retrained per unit)
     policy_name: str
     policy_parameters: dict
+    exact_mean: float  # solved once when the cell was planned, not again per unit
     seed: int
     max_steps: int
     bins: int
@@ -296,8 +297,8 @@ class Unit:
         run = self.cell.run
         policy = self.cell.policy
         return UnitTask(self.cell.variant, self.cell.point, policy.probabilities, policy.name,
-                        dict(policy.parameters), run.seed, run.max_steps, run.bins, self.first,
-                        self.count, backend, threads)
+                        dict(policy.parameters), run.exact_mean, run.seed, run.max_steps, run.bins,
+                        self.first, self.count, backend, threads)
 
     def signature(self) -> str:
         """What a stored result must record to stand for this unit (see SIGNATURE_KEYS)."""
@@ -338,7 +339,7 @@ def compute_unit(task: UnitTask) -> HittingTimes:
     variant = VARIANTS[task.variant]
     policy = Policy(path_star(*task.point), task.probabilities, task.policy_name, task.policy_parameters)
     return simulate(policy, None, task.count, task.seed, task.max_steps, task.backend, task.threads,
-                    task.bins, True, None, variant.search, task.first)
+                    task.bins, True, None, variant.search, task.first, task.exact_mean)
 
 
 def _combine(cell: PlannedCell, parts: Sequence[HittingTimes]) -> HittingTimes:

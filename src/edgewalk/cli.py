@@ -210,19 +210,19 @@ def _progress_bar(total: int, label: str, enabled: bool | None):
 
 def _run(args: argparse.Namespace) -> int:
     policies = _main_job_policies(args, _build_graph(args))
-    for policy in policies:  # every check and cost estimate before any simulation
-        plan(policy, args.target, args.rollouts, args.seed, args.max_steps, args.backend,
-             args.threads, args.bins, args.force, args.search)
+    plans = [plan(policy, args.target, args.rollouts, args.seed, args.max_steps, args.backend,
+                  args.threads, args.bins, args.force, args.search)
+             for policy in policies]  # every check and cost estimate before any simulation
     check_writable(args.out)
 
     results: dict[str, HittingTimes] = {}
-    for policy in policies:
+    for policy, planned in zip(policies, plans):
         name = _run_name(policy, args.search)
         bar, update = _progress_bar(args.rollouts, name, args.progress)
         with bar:
             results[name] = simulate(policy, args.target, args.rollouts, args.seed, args.max_steps,
                                      args.backend, args.threads, args.bins, args.force, update,
-                                     args.search)
+                                     args.search, known_mean=planned.exact_mean)
     write(args.out, results)
 
     summaries = [{"run": name, **_summary(r)} for name, r in results.items()]

@@ -234,6 +234,7 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
     search: str = "none",
     first_rollout: int = 0,
+    known_mean: float | None = None,
 ) -> HittingTimes:
     """Run ``rollouts`` independent rollouts from ``s0 -> f`` until ``target`` (a node index or
     name, default the leaf of branch 1) is entered or ``max_steps`` transitions are made.
@@ -247,8 +248,10 @@ def simulate(
     ``first_rollout`` runs rollouts first_rollout .. first_rollout + rollouts - 1 of the seed's
     sequence instead of 0 .. rollouts - 1: results of disjoint ranges with the same parameters
     add up (``+``) to the result of their union bit for bit, which is how shards and distributed
-    workers split a run."""
-    run = plan(policy, target, rollouts, seed, max_steps, backend, threads, bins, force, search)
+    workers split a run. ``known_mean`` passes on an exact mean the caller has already solved
+    for (see :func:`plan`)."""
+    run = plan(policy, target, rollouts, seed, max_steps, backend, threads, bins, force, search,
+               known_mean)
     first_rollout = _check_whole("first_rollout", first_rollout, 0, 2**62)
     tables = policy.alias_tables()
     is_target = policy.graph.target_states(run.target).astype(np.uint8)

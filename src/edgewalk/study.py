@@ -652,7 +652,8 @@ def sweep(
             run = cell.run
             with progress(cell.name, rollouts) as update:
                 runs[cell.name] = simulate(cell.policy, None, rollouts, run.seed, None, backend,
-                                           threads, None, True, update, run.search)
+                                           threads, None, True, update, run.search,
+                                           known_mean=run.exact_mean)
     threads_used = planned[0].run.threads if planned else threads
     parameters = study_parameters(grid, variants, rollouts, seed, budget, backend, threads_used, tail,
                                   policies)
