@@ -21,13 +21,12 @@ cdef extern from "edgewalk_kernel.h" nogil:
                          uint64_t *stats, uint64_t *visited, int32_t *stack)
     void ew_gradient_block(const int64_t *row_start, const uint32_t *threshold,
                            const int32_t *primary, const int32_t *alias,
-                           const int32_t *primary_entry, const int32_t *alias_entry,
-                           const uint8_t *is_target,
-                           int64_t n_states, int64_t n_targets, uint64_t seed_key,
-                           int64_t first, int64_t last, int64_t max_steps,
-                           uint64_t *stats, uint64_t *visits, uint64_t *hit_visits,
-                           uint64_t *step_sum, uint64_t *length_sum,
-                           uint64_t *rollout_count, int64_t *touched)
+                           const uint8_t *is_target, int64_t n_states,
+                           int64_t n_targets, uint64_t seed_key, int64_t first,
+                           int64_t last, int64_t max_steps, int64_t buffer_steps,
+                           uint64_t *stats, uint64_t *slot_sums,
+                           uint64_t *censored_visits, uint64_t *rollout_count,
+                           int32_t *touched, uint32_t *buffers)
 
 def run_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
                const int32_t[::1] primary, const int32_t[::1] alias,
@@ -82,20 +81,24 @@ def run_search_blocks(const int64_t[::1] row_start, const int32_t[::1] next_stat
 
 def run_gradient_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
                         const int32_t[::1] primary, const int32_t[::1] alias,
-                        const int32_t[::1] primary_entry, const int32_t[::1] alias_entry,
-                        const uint8_t[:, ::1] is_target,
-                        uint64_t seed_key, int64_t first_rollout, int64_t last_rollout,
-                        int64_t block_size, int64_t max_steps, uint64_t[:, ::1] stats,
-                        uint64_t[:, :, ::1] sums, uint64_t[:, ::1] rollout_count,
-                        int64_t[:, ::1] touched, int threads):
-    """Policy-gradient statistics of rollouts first_rollout..last_rollout-1; sums[thread] holds
-    visits, hit_visits, step_sum and length_sum per transition."""
+                        const uint8_t[:, ::1] is_target, uint64_t seed_key,
+                        int64_t first_rollout, int64_t last_rollout, int64_t block_size,
+                        int64_t max_steps, uint64_t[:, ::1] stats, uint64_t[:, :, ::1] slot_sums,
+                        uint64_t[:, ::1] censored_visits, uint64_t[:, ::1] rollout_count,
+                        int32_t[:, ::1] touched, uint32_t[:, :, ::1] buffers, int threads):
+    """Policy-gradient statistics of rollouts first_rollout..last_rollout-1 (see
+    ew_gradient_block); per thread: stats, slot_sums (visits and steps remaining per alias slot),
+    censored_visits, and scratch rollout_count, touched and buffers (four lanes)."""
     cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
     cdef int64_t n_targets = is_target.shape[0], n_states = is_target.shape[1]
+    cdef int64_t buffer_steps = buffers.shape[2]
     cdef int64_t b, first, last
     cdef int thread
-    if min(stats.shape[0], sums.shape[0], rollout_count.shape[0], touched.shape[0]) < threads:
-        raise ValueError("stats, sums, rollout_count and touched need one row per thread")
+    if min(stats.shape[0], slot_sums.shape[0], censored_visits.shape[0], rollout_count.shape[0],
+           touched.shape[0], buffers.shape[0]) < threads:
+        raise ValueError("stats, slot_sums, censored_visits and the scratch need one row per thread")
+    if buffers.shape[1] != 4:
+        raise ValueError("buffers need four lanes per thread")
     for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
         thread = openmp.omp_get_thread_num()
         first = first_rollout + b * block_size
@@ -103,8 +106,7 @@ def run_gradient_blocks(const int64_t[::1] row_start, const uint32_t[::1] thresh
         if last > last_rollout:
             last = last_rollout
         ew_gradient_block(&row_start[0], &threshold[0], &primary[0], &alias[0],
-                          &primary_entry[0], &alias_entry[0], &is_target[0, 0], n_states, n_targets, seed_key,
-                          first, last, max_steps, &stats[thread, 0], &sums[thread, 0, 0],
-                          &sums[thread, 1, 0], &sums[thread, 2, 0], &sums[thread, 3, 0],
-                          &rollout_count[thread, 0], &touched[thread, 0])
-
+                          &is_target[0, 0], n_states, n_targets, seed_key, first, last,
+                          max_steps, buffer_steps, &stats[thread, 0], &slot_sums[thread, 0, 0],
+                          &censored_visits[thread, 0], &rollout_count[thread, 0],
+                          &touched[thread, 0], &buffers[thread, 0, 0])

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import edgewalk as ew
-from edgewalk.engine import gradient_statistics
+from edgewalk import engine
+from edgewalk.engine import MASK64, gradient_statistics, mix64, seed_key
 from edgewalk.policy import Policy
 
 Z_LIMIT = 4.5
@@ -39,9 +40,55 @@ def test_backends_and_threads_agree_bit_for_bit():
     runs = [gradient_statistics(policy, rollouts=400, seed=5, backend=backend, threads=threads)
             for backend in ("numba", "cython") for threads in (1, 2)]
     for other in runs[1:]:
-        for field in ("visits", "hit_visits", "step_sum", "length_sum"):
+        for field in ("visits", "hit_visits", "remaining_sum"):
             assert np.array_equal(getattr(other, field), getattr(runs[0], field))
         assert (other.steps, other.hits) == (runs[0].steps, runs[0].hits)
+
+
+def reference_statistics(policy, targets, seed, rollouts, max_steps):
+    """Visits, hit visits and summed steps remaining per CSR entry, replaying each rollout's
+    documented random stream (native/edgewalk_kernel.h) in plain Python integers."""
+    tables = policy.alias_tables()
+    graph = policy.graph
+    visits, hit_visits, remaining = (np.zeros(graph.n_transitions, object) for _ in range(3))
+    for r in range(rollouts):
+        is_target = graph.target_states(targets[r % len(targets)])
+        x = mix64((seed_key(seed) + (r + 1) * 0x9E3779B97F4A7C15) & MASK64)
+        s, moves = 0, []
+        while not is_target[s] and len(moves) < max_steps:
+            x = (x + 0x9E3779B97F4A7C15) & MASK64
+            z = mix64(x)
+            base = int(tables.row_start[s])
+            k = base + (((z >> 32) * (int(tables.row_start[s + 1]) - base)) >> 32)
+            primary = (z & 0xFFFFFFFF) <= int(tables.threshold[k])
+            moves.append(int(tables.primary_entry[k] if primary else tables.alias_entry[k]))
+            s = int(tables.primary[k] if primary else tables.alias[k])
+        for step, move in enumerate(moves, start=1):
+            visits[move] += 1
+            hit_visits[move] += int(is_target[s])
+            remaining[move] += len(moves) - step + 1
+    return visits, hit_visits, remaining
+
+
+@pytest.mark.parametrize("buffer_steps", [engine.GRADIENT_BUFFER_STEPS, 7, 1])
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+@pytest.mark.parametrize("forward", [0.7, 1.0])
+def test_statistics_follow_the_documented_random_stream(backend, buffer_steps, forward, monkeypatch):
+    """Every rollout replayed in Python, with censored rollouts (max_steps 60) and two targets;
+    a small buffer sends rollouts through the kernel's path for rollouts longer than its buffer.
+    With forward = 1 some alias columns keep no mass of their own (primary_entry[k] != k)."""
+    monkeypatch.setattr(engine, "GRADIENT_BUFFER_STEPS", buffer_steps)
+    graph = ew.path_star(3, 2, 2)
+    policy = ew.parametric(graph, a=forward, b=0.4, c=0.9, d=0.2)
+    targets = [graph.leaf(1), graph.leaf(3)]
+    stats = gradient_statistics(policy, targets, rollouts=300, seed=2**64 - 9, max_steps=60,
+                                backend=backend, threads=2)
+    visits, hit_visits, remaining = reference_statistics(policy, targets, 2**64 - 9, 300, 60)
+    assert 0 < stats.censored < 300
+    assert list(stats.visits) == list(visits)
+    assert list(stats.hit_visits) == list(hit_visits)
+    assert list(stats.remaining_sum) == list(remaining)
+    assert stats.steps == sum(visits)
 
 
 def test_the_gradient_estimate_is_unbiased():

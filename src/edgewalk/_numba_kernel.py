@@ -216,61 +216,174 @@ def run_search_blocks(row_start, next_state, weight, threshold, primary, alias, 
                      visited[thread], stack[thread])
 
 
-@_jit
-def gradient_block(row_start, threshold, primary, alias, primary_entry, alias_entry, is_target,
-                   seed_key, first, last, max_steps, stats, visits, hit_visits, step_sum,
-                   length_sum, rollout_count, touched):
-    n_targets = is_target.shape[0]
-    for r in range(first, last):
-        target = is_target[np.uint64(r % n_targets)]
-        x = rollout_key(seed_key, r)
-        t, n_touched, s = 0, 0, np.uint64(0)
-        hit = target[0] != 0
-        while not hit and t < max_steps:
-            x += GAMMA
-            z = mix64(x)
-            base = np.uint64(row_start[s])
-            degree = np.uint64(row_start[s + _ONE]) - base
-            k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
-            if np.uint32(z & _LOW32) <= threshold[k]:
-                move, s = np.uint64(primary_entry[k]), np.uint64(primary[k])
-            else:
-                move, s = np.uint64(alias_entry[k]), np.uint64(alias[k])
-            t += 1
-            if rollout_count[move] == 0:
-                touched[np.uint64(n_touched)] = move
-                n_touched += 1
-            rollout_count[move] += _ONE
-            step_sum[move] += np.uint64(t)
-            hit = target[s] != 0
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
+                     slot_sums, censored_visits, rollout_count, touched, buf, target, s, t, x):
+    """ew_gradient_finish: finishes a rollout at state s after t steps whose slots are
+    buf[:t] and records it."""
+    hit = target[np.uint64(s)] != 0
+    if hit or t == max_steps:
+        for i in range(t):
+            slot = np.uint64(buf[i])
+            slot_sums[slot, 0] += _ONE
+            slot_sums[slot, 1] += np.uint64(t - i)
+        if not hit:
+            for i in range(t):
+                censored_visits[np.uint64(buf[i])] += _ONE
+    else:
+        n_touched, buffer_start, row = 0, 0, np.uint64(s)
+        while True:
+            for i in range(t - buffer_start):
+                slot = np.uint64(buf[i])
+                slot_sums[slot, 0] += _ONE
+                slot_sums[slot, 1] -= np.uint64(buffer_start + i)
+                n = rollout_count[slot]
+                rollout_count[slot] = n + _ONE
+                touched[n_touched] = slot
+                n_touched += n == 0
+            if hit or t == max_steps:
+                break
+            buffer_start = t
+            limit = max_steps if max_steps - t < buffer_steps else t + buffer_steps
+            while True:
+                x += GAMMA
+                z = mix64(x)
+                base = np.uint64(row_start[row])
+                degree = np.uint64(row_start[row + _ONE]) - base
+                k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+                took_alias = np.uint32(z & _LOW32) > threshold[k]
+                row = np.uint64(alias[k] if took_alias else primary[k])
+                buf[t - buffer_start] = np.uint32(k + k + took_alias)
+                t += 1
+                hit = target[row] != 0
+                if hit or t >= limit:
+                    break
         for i in range(n_touched):
-            move = np.uint64(touched[i])
-            count = rollout_count[move]
-            visits[move] += count
-            length_sum[move] += count * np.uint64(t)
-            if hit:
-                hit_visits[move] += count
-            rollout_count[move] = 0
-        if hit:
-            stats[HITS] += _ONE
-            _add_moments(t, stats, SUM)
-        else:
-            stats[CENSORED] += _ONE
-        stats[STEPS] += np.uint64(t)
+            slot = np.uint64(touched[i])
+            slot_sums[slot, 1] += rollout_count[slot] * np.uint64(t)
+            if not hit:
+                censored_visits[slot] += rollout_count[slot]
+            rollout_count[slot] = 0
+    if hit:
+        stats[HITS] += _ONE
+        _add_moments(t, stats, SUM)
+    else:
+        stats[CENSORED] += _ONE
+    stats[STEPS] += np.uint64(t)
+
+
+@_jit
+def _gradient_lane_start(s, t, x, g, lane, next_rollout, last, is_target, seed_key, max_steps,
+                         buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
+                         censored_visits, rollout_count, touched, buffers):
+    """EW_GRADIENT_LANE_START: the lane's (s, t, x, g) for the next rollout of the block that
+    takes a step (g: its target row), s = -1 if none is left; returns them and next_rollout."""
+    n_targets = is_target.shape[0]
+    while next_rollout < last:
+        g = np.uint64(next_rollout % n_targets)
+        x = rollout_key(seed_key, next_rollout)
+        next_rollout += 1
+        t = 0
+        if is_target[g, 0] == 0 and max_steps > 0:
+            return np.int32(0), t, x, g, next_rollout
+        _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
+                         slot_sums, censored_visits, rollout_count, touched, buffers[lane],
+                         is_target[g], 0, 0, x)
+    return np.int32(-1), t, x, g, next_rollout
+
+
+@_jit
+def _gradient_lane_step(s, t, x, g, lane, next_rollout, live, last, lane_steps, is_target,
+                        seed_key, max_steps, buffer_steps, row_start, threshold, primary, alias,
+                        stats, slot_sums, censored_visits, rollout_count, touched, buffers):
+    """EW_GRADIENT_LANE_STEP: one step of one interleaved gradient rollout."""
+    if s < 0:
+        return s, t, x, g, next_rollout, live
+    x += GAMMA
+    z = mix64(x)
+    row = np.uint64(s)
+    base = np.uint64(row_start[row])
+    degree = np.uint64(row_start[row + _ONE]) - base
+    k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+    took_alias = np.uint32(z & _LOW32) > threshold[k]
+    s = alias[k] if took_alias else primary[k]
+    buffers[lane, np.uint64(t)] = np.uint32(k + k + took_alias)
+    t += 1
+    if is_target[g, np.uint64(s)] or t == lane_steps:
+        _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
+                         slot_sums, censored_visits, rollout_count, touched, buffers[lane],
+                         is_target[g], s, t, x)
+        s, t, x, g, next_rollout = _gradient_lane_start(
+            s, t, x, g, lane, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
+            row_start, threshold, primary, alias, stats, slot_sums, censored_visits,
+            rollout_count, touched, buffers)
+        if s < 0:
+            live -= 1
+    return s, t, x, g, next_rollout, live
+
+
+@_jit
+def gradient_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
+                   max_steps, stats, slot_sums, censored_visits, rollout_count, touched, buffers):
+    """ew_gradient_block: four gradient rollouts interleaved, each lane's state in locals."""
+    buffer_steps = buffers.shape[1]
+    lane_steps = min(buffer_steps, max_steps)
+    live, next_rollout, g = 0, first, np.uint64(0)
+    t0 = t1 = t2 = t3 = 0
+    x0 = x1 = x2 = x3 = np.uint64(0)
+    g0 = g1 = g2 = g3 = g
+    s0 = s1 = s2 = s3 = np.int32(-1)
+    s0, t0, x0, g0, next_rollout = _gradient_lane_start(
+        s0, t0, x0, g0, 0, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
+        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
+        touched, buffers)
+    live += s0 >= 0
+    s1, t1, x1, g1, next_rollout = _gradient_lane_start(
+        s1, t1, x1, g1, 1, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
+        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
+        touched, buffers)
+    live += s1 >= 0
+    s2, t2, x2, g2, next_rollout = _gradient_lane_start(
+        s2, t2, x2, g2, 2, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
+        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
+        touched, buffers)
+    live += s2 >= 0
+    s3, t3, x3, g3, next_rollout = _gradient_lane_start(
+        s3, t3, x3, g3, 3, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
+        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
+        touched, buffers)
+    live += s3 >= 0
+    while live > 0:
+        s0, t0, x0, g0, next_rollout, live = _gradient_lane_step(
+            s0, t0, x0, g0, 0, next_rollout, live, last, lane_steps, is_target, seed_key,
+            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
+            censored_visits, rollout_count, touched, buffers)
+        s1, t1, x1, g1, next_rollout, live = _gradient_lane_step(
+            s1, t1, x1, g1, 1, next_rollout, live, last, lane_steps, is_target, seed_key,
+            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
+            censored_visits, rollout_count, touched, buffers)
+        s2, t2, x2, g2, next_rollout, live = _gradient_lane_step(
+            s2, t2, x2, g2, 2, next_rollout, live, last, lane_steps, is_target, seed_key,
+            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
+            censored_visits, rollout_count, touched, buffers)
+        s3, t3, x3, g3, next_rollout, live = _gradient_lane_step(
+            s3, t3, x3, g3, 3, next_rollout, live, last, lane_steps, is_target, seed_key,
+            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
+            censored_visits, rollout_count, touched, buffers)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_gradient_blocks(row_start, threshold, primary, alias, primary_entry, alias_entry, is_target,
-                        seed_key, first_rollout, last_rollout, block_size, max_steps, stats, sums,
-                        rollout_count, touched):
-    """Policy-gradient statistics (see ew_gradient_block); sums[thread] holds visits,
-    hit_visits, step_sum and length_sum per transition."""
+def run_gradient_blocks(row_start, threshold, primary, alias, is_target, seed_key, first_rollout,
+                        last_rollout, block_size, max_steps, stats, slot_sums, censored_visits,
+                        rollout_count, touched, buffers):
+    """Policy-gradient statistics (see ew_gradient_block); per thread: stats, slot_sums (visits
+    and steps remaining per alias slot), censored_visits, and scratch rollout_count, touched and
+    buffers (four lanes of buffer_steps)."""
     n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
     for b in numba.prange(n_blocks):
         thread = numba.get_thread_id()
         first = first_rollout + b * block_size
         last = min(first + block_size, last_rollout)
-        gradient_block(row_start, threshold, primary, alias, primary_entry, alias_entry, is_target,
-                       seed_key, first, last, max_steps, stats[thread], sums[thread, 0],
-                       sums[thread, 1], sums[thread, 2], sums[thread, 3], rollout_count[thread],
-                       touched[thread])
+        gradient_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
+                       max_steps, stats[thread], slot_sums[thread], censored_visits[thread],
+                       rollout_count[thread], touched[thread], buffers[thread])

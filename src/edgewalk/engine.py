@@ -27,6 +27,9 @@ DEFAULT_BINS = 4096
 # Cost guard: a run whose estimate exceeds this many seconds is refused unless forced.
 PLANNING_STEPS_PER_SECOND = 1e8  # per thread; deliberately below the measured rate
 MAX_PLANNED_SECONDS = 3600.0
+# Steps of a rollout the gradient kernel buffers per lane (4 lanes per thread, 4 bytes a step);
+# longer rollouts are finished one buffer at a time at about half the speed.
+GRADIENT_BUFFER_STEPS = 2**18
 
 
 class CostError(ValueError):
@@ -312,8 +315,9 @@ class GradientStatistics:
     """Sufficient statistics of the REINFORCE policy gradient of the softmax-tabular policy, from
     rollouts whose targets cycle through ``targets`` (rollout r aims at targets[r % len]).
     Per transition k (a CSR entry: a state and a move): ``visits[k]`` times the move was taken,
-    ``hit_visits[k]`` of those in rollouts that hit, and the sums of the step t at which it was
-    taken and of the lengths T of the rollouts that took it."""
+    ``hit_visits[k]`` of those in rollouts that hit, and ``remaining_sum[k]`` the steps left in
+    the rollout at those times, the move itself included (T - t + 1 for a move taken at step t of
+    a rollout of length T)."""
 
     policy: Policy
     targets: tuple[int, ...]
@@ -323,15 +327,13 @@ class GradientStatistics:
     steps: int
     visits: np.ndarray
     hit_visits: np.ndarray
-    step_sum: np.ndarray
-    length_sum: np.ndarray
+    remaining_sum: np.ndarray
     seconds: float = 0.0
 
     def returns(self, beta: float = 1.0) -> np.ndarray:
         """Per transition, the return-to-go summed over its visits, with reward 1 for a hit and
         -beta per step (the step taken included)."""
-        remaining = self.length_sum.astype(float) - self.step_sum + self.visits
-        return self.hit_visits - beta * remaining
+        return self.hit_visits - beta * self.remaining_sum.astype(float)
 
     def gradient(self, beta: float = 1.0) -> np.ndarray:
         """Unbiased estimate of dJ/dTheta for J = P(hit) - beta E[T] (targets averaged as
@@ -372,18 +374,31 @@ def gradient_statistics(
                   expected_steps=float(np.mean([p.expected_steps for p in plans])))
     tables = policy.alias_tables()
     is_target = np.stack([graph.target_states(p.target) for p in plans]).astype(np.uint8)
+    n_slots = 2 * graph.n_transitions  # slot 2k: column k's primary, 2k + 1: its alias
     stats = np.zeros((run.threads, NSTATS), np.uint64)
-    sums = np.zeros((run.threads, 4, graph.n_transitions), np.uint64)
-    rollout_count = np.zeros((run.threads, graph.n_transitions), np.uint64)
-    touched = np.zeros((run.threads, graph.n_transitions), np.int64)
+    slot_sums = np.zeros((run.threads, n_slots, 2), np.uint64)
+    censored_visits = np.zeros((run.threads, n_slots), np.uint64)
+    rollout_count = np.zeros((run.threads, n_slots), np.uint64)
+    touched = np.empty((run.threads, n_slots), np.int32)
+    buffers = np.empty((run.threads, 4, max(1, min(run.max_steps, GRADIENT_BUFFER_STEPS))), np.uint32)
     call = _parallel_call(
         run, "run_gradient_blocks",
-        (tables.row_start, tables.threshold, tables.primary, tables.alias, tables.primary_entry,
-         tables.alias_entry, is_target, np.uint64(seed_key(run.seed))),
-        (run.max_steps, stats, sums, rollout_count, touched))
+        (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target,
+         np.uint64(seed_key(run.seed))),
+        (run.max_steps, stats, slot_sums, censored_visits, rollout_count, touched, buffers))
     seconds, _ = _drive(run, call, stats, progress)
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
-    visits, hit_visits, step_sum, length_sum = sums.sum(axis=0)
+
+    def per_transition(per_slot: np.ndarray) -> np.ndarray:
+        """Per-thread, per-slot sums (wrapping uint64, exact in total) added up per CSR entry."""
+        total = per_slot.sum(axis=0, dtype=np.uint64)
+        entries = np.zeros(graph.n_transitions, np.uint64)
+        np.add.at(entries, tables.primary_entry, total[0::2])
+        np.add.at(entries, tables.alias_entry, total[1::2])
+        return entries
+
+    visits = per_transition(slot_sums[:, :, 0])
     return GradientStatistics(policy, tuple(p.target for p in plans), run.rollouts, totals[HITS],
-                              totals[CENSORED], totals[STEPS], visits, hit_visits, step_sum,
-                              length_sum, seconds)
+                              totals[CENSORED], totals[STEPS], visits,
+                              visits - per_transition(censored_visits),
+                              per_transition(slot_sums[:, :, 1]), seconds)
