@@ -31,6 +31,13 @@ static inline uint64_t ew_rollout_key(uint64_t seed_key, int64_t r) {
     return ew_mix64(seed_key + (uint64_t)(r + 1) * EW_GAMMA);
 }
 
+/* The alias column drawn from state s with draw z: entry ((z >> 32) * degree) >> 32 of its row. */
+static inline int64_t ew_column(const int64_t *row_start, int32_t s, uint64_t z) {
+    int64_t base = row_start[s];
+    uint64_t degree = (uint64_t)(row_start[s + 1] - base);
+    return base + (int64_t)(((z >> 32) * degree) >> 32);
+}
+
 /* Adds value v and its square to the sum at stats[sum] and the 128-bit sum at stats[sum + 1] (low
  * word), stats[sum + 2] (high word). */
 static inline void ew_add_moments(uint64_t v, uint64_t *stats, int sum) {
@@ -55,9 +62,7 @@ static inline void ew_record_hit(int64_t t, int64_t bin_width, int64_t *hist, ui
     if (s >= 0) {                                                                          \
         x += EW_GAMMA;                                                                     \
         uint64_t z = ew_mix64(x);                                                          \
-        int64_t base = row_start[s];                                                       \
-        uint64_t degree = (uint64_t)(row_start[s + 1] - base);                             \
-        int64_t k = base + (int64_t)(((z >> 32) * degree) >> 32);                          \
+        int64_t k = ew_column(row_start, s, z);                                            \
         int32_t take_primary = primary[k], take_alias = alias[k];                          \
         s = ((uint32_t)z <= threshold[k]) ? take_primary : take_alias;                     \
         t++;                                                                               \
@@ -155,11 +160,10 @@ static inline void ew_search_block(const int64_t *row_start, const int32_t *next
                     pick -= weight[k];
                 }
             } else {
-                uint64_t degree = (uint64_t)(hi - lo);
                 do {
                     x += EW_GAMMA;
                     uint64_t z = ew_mix64(x);
-                    int64_t k = lo + (int64_t)(((z >> 32) * degree) >> 32);
+                    int64_t k = ew_column(row_start, s, z);
                     chosen = ((uint32_t)z <= threshold[k]) ? primary[k] : alias[k];
                     draws++;
                 } while (ew_is_visited(visited, chosen));
@@ -236,9 +240,7 @@ static void ew_gradient_finish(const ew_gradient_scratch *g, uint32_t *buf, cons
             do {
                 x += EW_GAMMA;
                 uint64_t z = ew_mix64(x);
-                int64_t base = g->row_start[s];
-                uint64_t degree = (uint64_t)(g->row_start[s + 1] - base);
-                int64_t k = base + (int64_t)(((z >> 32) * degree) >> 32);
+                int64_t k = ew_column(g->row_start, s, z);
                 uint32_t took_alias = (uint32_t)z > g->threshold[k];
                 s = took_alias ? g->alias[k] : g->primary[k];
                 buf[t - buffer_start] = (uint32_t)(2 * k) + took_alias;
@@ -267,9 +269,7 @@ static void ew_gradient_finish(const ew_gradient_scratch *g, uint32_t *buf, cons
     if (s >= 0) {                                                                          \
         x += EW_GAMMA;                                                                     \
         uint64_t z = ew_mix64(x);                                                          \
-        int64_t base = row_start[s];                                                       \
-        uint64_t degree = (uint64_t)(row_start[s + 1] - base);                             \
-        int64_t k = base + (int64_t)(((z >> 32) * degree) >> 32);                          \
+        int64_t k = ew_column(row_start, s, z);                                            \
         uint32_t took_alias = (uint32_t)z > threshold[k];                                  \
         int32_t take_primary = primary[k], take_alias = alias[k];                          \
         s = took_alias ? take_alias : take_primary;                                        \

@@ -32,6 +32,14 @@ def rollout_key(seed_key, r):
 
 
 @_jit
+def _column(row_start, row, z):
+    """ew_column: the alias column drawn from state ``row`` (unsigned) with draw z."""
+    base = np.uint64(row_start[row])
+    degree = np.uint64(row_start[row + _ONE]) - base
+    return base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+
+
+@_jit
 def _add_moments(v, stats, total):
     v = np.uint64(v)
     square = v * v
@@ -58,10 +66,7 @@ def _lane_step(s, t, x, next_rollout, live, last, row_start, threshold, primary,
         return s, t, x, next_rollout, live
     x += GAMMA
     z = mix64(x)
-    row = np.uint64(s)
-    base = np.uint64(row_start[row])
-    degree = np.uint64(row_start[row + _ONE]) - base
-    k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+    k = _column(row_start, np.uint64(s), z)
     s = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
     t += 1
     entered_target = is_target[np.uint64(s)]
@@ -176,11 +181,10 @@ def search_block(row_start, next_state, weight, threshold, primary, alias, is_ta
                         break
                     pick -= np.uint64(weight[k])
             else:
-                degree = hi - lo
                 while True:
                     x += GAMMA
                     z = mix64(x)
-                    k = lo + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+                    k = _column(row_start, s, z)
                     chosen = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
                     draws += 1
                     if not _is_visited(visited, chosen):
@@ -248,9 +252,7 @@ def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_ste
             while True:
                 x += GAMMA
                 z = mix64(x)
-                base = np.uint64(row_start[row])
-                degree = np.uint64(row_start[row + _ONE]) - base
-                k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+                k = _column(row_start, row, z)
                 took_alias = np.uint32(z & _LOW32) > threshold[k]
                 row = np.uint64(alias[k] if took_alias else primary[k])
                 buf[t - buffer_start] = np.uint32(k + k + took_alias)
@@ -301,10 +303,7 @@ def _gradient_lane_step(s, t, x, g, lane, next_rollout, live, last, lane_steps, 
         return s, t, x, g, next_rollout, live
     x += GAMMA
     z = mix64(x)
-    row = np.uint64(s)
-    base = np.uint64(row_start[row])
-    degree = np.uint64(row_start[row + _ONE]) - base
-    k = base + (((z >> np.uint64(32)) * degree) >> np.uint64(32))
+    k = _column(row_start, np.uint64(s), z)
     took_alias = np.uint32(z & _LOW32) > threshold[k]
     s = alias[k] if took_alias else primary[k]
     buffers[lane, np.uint64(t)] = np.uint32(k + k + took_alias)
