@@ -425,7 +425,7 @@ class Pattern:
             state = int(self.order[bad])
             raise ValueError(
                 f"GTH-LU: zero pivot at state {state} (elimination step {bad}, pivot "
-                f"{pivot[bad]!r}): it cannot leave the states eliminated after it, so it is "
+                f"{float(pivot[bad])!r}): it cannot leave the states eliminated after it, so it is "
                 "never absorbed; remove the states that cannot reach absorption first")
         return Factors(self, l_val, u_val, pivot[self.position], reduced[self.position])
 
