@@ -409,6 +409,19 @@ def test_diagonal_is_never_read():
     assert np.array_equal(P.factorise(garbage, absorb).solve(np.ones(8)), base)
 
 
+def test_duplicate_entries_are_summed():
+    rng = np.random.default_rng(8)
+    Q, absorb = _small_chain(rng, 7, density=0.5)
+    Qs = _csr(Q)
+    # split every stored entry in two halves stored one after the other
+    indptr = 2 * Qs.indptr
+    indices = np.repeat(Qs.indices, 2)
+    data = np.repeat(Qs.data / 2, 2)
+    twice = factorise(indptr, indices, data, absorb, 0).solve(np.ones(7))
+    once = factorise(Qs.indptr, Qs.indices, Qs.data, absorb, 0).solve(np.ones(7))
+    np.testing.assert_allclose(twice, once, rtol=1e-14)
+
+
 def test_zero_pivot_raises_naming_the_state():
     # 0 -> 1 -> absorbed, 2 <-> 3 a closed pair that is never absorbed
     Q = np.array([[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], float)
@@ -496,3 +509,15 @@ def test_undirected_order_has_less_fill_where_moves_are_removed():
                           elimination_order(Q.indptr, Q.indices, int(first[0]), u)).nnz_factors
             for u in (True, False)]
     assert fill[0] <= fill[1] * 1.05
+
+
+@pytest.mark.parametrize("W,K,L", [(3, 100, 2), (6, 40, 5)])
+def test_deep_sft_values_of_1e66_agree_with_state_reduction(W, K, L):
+    # E[T] grows by about (L+1)^2/L per depth: 1.8e66 at K = 100. Both GTH variants keep every
+    # component to rounding; an LU with 1 - Q_kk pivots would have lost all digits long before.
+    g = path_star(W, K, L)
+    Q, r, first, _ = _chain(sft(g), g.leaf(1))
+    ref = exact._state_reduction(Q, r, first)
+    assert ref[first[0]] > 1e30
+    for undirected in (True, False):
+        np.testing.assert_allclose(_gth_times(Q, r, first, undirected), ref, rtol=1e-12, atol=0)

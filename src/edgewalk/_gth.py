@@ -27,7 +27,9 @@ The factors are stored by rows in elimination positions: row p of L holds the mu
 ``Q_pk^(k) / pivot_k`` (k < p), row p of U the reduced ``Q_pj^(p)`` (j > p). Both triangular solves
 and both transposed solves then add non-negative terms when b >= 0.
 
-This module is a numeric kernel: numpy and Numba only, nothing from the rest of edgewalk.
+This module is a numeric kernel: numpy and Numba only, nothing from the rest of edgewalk. The
+compiled kernels release the GIL, and Pattern and Factors are immutable, so several targets can
+be factorised from threads at once.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ def _grow(buffer, needed):  # pragma: no cover - compiled
     return bigger
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _symbolic(indptr, indices, order, count_only):  # pragma: no cover - compiled
     """Row patterns of L (positions < p) and U (positions > p) of the permuted matrix, row by row
     in elimination position p: the closure of row p of A under 'k < p brings in U row k'. Also
@@ -234,7 +236,7 @@ def _symbolic(indptr, indices, order, count_only):  # pragma: no cover - compile
 # --------------------------------------------------------------------------- numeric phase
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _numeric(order, a_ptr, a_pos, a_src, l_ptr, l_idx, u_ptr, u_idx, data, absorb,
              l_val, u_val, pivot, reduced_absorb):  # pragma: no cover - compiled
     """Up-looking (row by row) GTH elimination into preallocated arrays. Returns -1, or the
@@ -269,7 +271,7 @@ def _numeric(order, a_ptr, a_pos, a_src, l_ptr, l_idx, u_ptr, u_idx, data, absor
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _solve(order, l_ptr, l_idx, u_ptr, u_idx, l_val, u_val, pivot, b):  # pragma: no cover
     """(I - Q) x = b: L y = b (y_p = b_p + sum l_pk y_k), then U x = y
     (x_p = (y_p + sum u_pj x_j) / pivot_p)."""
@@ -291,7 +293,7 @@ def _solve(order, l_ptr, l_idx, u_ptr, u_idx, l_val, u_val, pivot, b):  # pragma
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _solve_transposed(order, l_ptr, l_idx, u_ptr, u_idx, l_val, u_val, pivot, b):  # pragma: no cover
     """(I - Q)^T x = b = U^T L^T x: U^T z = b by columns of U^T (rows of U, scattered forward),
     then L^T x = z (rows of L, scattered backward)."""
