@@ -7,6 +7,10 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 cimport openmp
 
 cdef extern from "edgewalk_kernel.h" nogil:
+    enum:
+        EW_HITS, EW_SUM, EW_SUMSQ_LO, EW_SUMSQ_HI, EW_CENSORED, EW_STEPS, EW_DRAWS_SUM,
+        EW_DRAWS_SUMSQ_LO, EW_DRAWS_SUMSQ_HI, EW_NSTATS, EW_SEARCH_MASK, EW_SEARCH_REJECT
+    const unsigned long long EW_GAMMA
     void ew_run_block(const int64_t *row_start, const uint32_t *threshold,
                       const int32_t *primary, const int32_t *alias,
                       const uint8_t *is_target, uint64_t seed_key, int64_t first,
@@ -27,6 +31,17 @@ cdef extern from "edgewalk_kernel.h" nogil:
                            uint64_t *stats, uint64_t *slot_sums,
                            uint64_t *censored_visits, uint64_t *rollout_count,
                            int32_t *touched, uint32_t *buffers)
+
+# The kernel interface as the C header declares it; edgewalk.kernels checks at import that the
+# Numba mirror declares the same.
+ABI = {
+    "HITS": EW_HITS, "SUM": EW_SUM, "SUMSQ_LO": EW_SUMSQ_LO, "SUMSQ_HI": EW_SUMSQ_HI,
+    "CENSORED": EW_CENSORED, "STEPS": EW_STEPS, "DRAWS_SUM": EW_DRAWS_SUM,
+    "DRAWS_SUMSQ_LO": EW_DRAWS_SUMSQ_LO, "DRAWS_SUMSQ_HI": EW_DRAWS_SUMSQ_HI,
+    "NSTATS": EW_NSTATS, "SEARCH_MASK": EW_SEARCH_MASK, "SEARCH_REJECT": EW_SEARCH_REJECT,
+    "GAMMA": EW_GAMMA,
+}
+
 
 def run_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
                const int32_t[::1] primary, const int32_t[::1] alias,

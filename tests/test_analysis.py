@@ -50,7 +50,7 @@ def test_load_is_exported():
 
 def test_study_dataset_layout(files):
     ds = edgewalk.load(files["study"])
-    s = study.read(files["study"])
+    s = io.read_study(files["study"])
     assert ds.attrs["file_kind"] == "study"
     assert list(ds["variant"].values) == s.parameters["variants"]
     assert dict(ds.sizes) == {"variant": 6, "cell": len(study.grid_of(s).cells()), "parameter": 3}
@@ -69,7 +69,7 @@ def test_study_dataset_layout(files):
 
 def test_study_values_equal_those_of_study_read(files):
     ds = edgewalk.load(files["study"])
-    s = study.read(files["study"])
+    s = io.read_study(files["study"])
     z = {(c.variant, c.W, c.K, c.L): c.z for c in study.compare_with_exact(s)}
     simulated = 0
     for cell in s.cells:
@@ -108,7 +108,7 @@ def test_selection_along_an_axis(files):
 
 def test_fits_are_present_and_equal_to_the_study(files):
     ds = edgewalk.load(files["study"])
-    s = study.read(files["study"])
+    s = io.read_study(files["study"])
     assert s.fits
     for fit in s.fits:
         row = ds.sel(variant=fit.variant, parameter=fit.parameter)
@@ -129,7 +129,7 @@ def test_fits_are_present_and_equal_to_the_study(files):
 
 def test_study_histograms_are_the_stored_hist_objects(files):
     histograms = edgewalk.load_histograms(files["study"])
-    s = study.read(files["study"])
+    s = io.read_study(files["study"])
     names = {(c.variant, c.W, c.K, c.L): c.run for c in s.cells if c.run}
     assert histograms.keys() == names.keys()
     for key, h in histograms.items():

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import edgewalk
-from edgewalk import batch, study
+from edgewalk import batch, io, study
 from edgewalk.cli import main
-from edgewalk.engine import available_cores
+from edgewalk.kernels import available_cores
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cluster.md"
 
@@ -77,12 +77,12 @@ def assert_same_study(got: study.Study, expected: study.Study) -> None:
 
 
 class CountingSimulate:
-    """Stands in for engine.simulate in edgewalk.batch: counts calls, optionally interrupts."""
+    """Stands in for batch.units.compute in the runner: counts calls, optionally interrupts."""
 
     def __init__(self, interrupt_at: int | None = None):
         self.calls = 0
         self.interrupt_at = interrupt_at
-        self.real = batch.simulate
+        self.real = batch.units.compute
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -113,7 +113,7 @@ def test_the_toml_file_is_read_and_hashed_by_what_determines_results(tmp_path):
     ({"grid": {"W": [2], "K": "0-3", "L": [2], "base": [2, 1, 2]}}, "grid.K"),
     ({"grid": {"W": [2], "K": [1], "L": [2]}}, "missing: base"),
     ({"backend": "gpu"}, "backend must be one of numba, cython"),
-    ({"budget": -1}, "budget must be a number of seconds >= 0"),
+    ({"budget": -1}, "budget (seconds) must be a number >= 0"),
     ({"block_rollouts": 1.5}, "block_rollouts must be a whole number"),
 ])
 def test_a_bad_file_is_refused_naming_the_key_before_any_work(tmp_path, capsys, changes, words):
@@ -148,7 +148,7 @@ def test_the_sweep_file_equals_study_sweep_bit_for_bit(tmp_path, reference, caps
     assert main(["sweep", str(path), "--json", "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["out"] == str(tmp_path / "study.h5")
-    written = study.read(tmp_path / "study.h5")
+    written = io.read_study(tmp_path / "study.h5")
     assert_same_study(written, reference)
     assert written.parameters["block_rollouts"] == 150
     assert written.parameters["config_hash"] == batch.load_config(path).hash
@@ -168,7 +168,7 @@ def test_three_shards_merge_to_the_single_process_sweep(tmp_path, reference, cap
     merged = tmp_path / "merged.h5"
     assert main(["merge", str(merged), *reversed(paths)]) == 0
     assert "written to" in capsys.readouterr().out
-    assert_same_study(study.read(merged), reference)
+    assert_same_study(io.read_study(merged), reference)
     assert main(["check", str(merged)]) == 0
 
 
@@ -204,7 +204,7 @@ def test_merge_refuses_mixed_duplicated_missing_and_incomplete_shards(tmp_path):
     edgewalk.write(tmp_path / "plain.h5", {})
     with pytest.raises(ValueError, match="plain.h5: not an edgewalk shard file"):
         batch.merge(out, [shards[0], tmp_path / "plain.h5"])
-    with pytest.raises(ValueError, match="study.toml: cannot read an HDF5 file"):
+    with pytest.raises(ValueError, match="study.toml: cannot read it as HDF5"):
         batch.merge(out, [shards[0], tmp_path / "a" / "study.toml"])
     assert not out.exists()
 
@@ -214,7 +214,7 @@ def test_merge_refuses_mixed_duplicated_missing_and_incomplete_shards(tmp_path):
 def test_an_interrupted_sweep_resumes_without_recomputing_finished_units(tmp_path, reference, monkeypatch):
     config = batch.load_config(write_config(tmp_path))
     interrupted = CountingSimulate(interrupt_at=11)
-    monkeypatch.setattr(batch, "simulate", interrupted)
+    monkeypatch.setattr(batch.runner, "compute", interrupted)
     with pytest.raises(KeyboardInterrupt):
         batch.run_sweep(config, checkpoint_seconds=0)
     checkpoint = batch.checkpoint_path(config.output)
@@ -223,16 +223,16 @@ def test_an_interrupted_sweep_resumes_without_recomputing_finished_units(tmp_pat
         assert len(f["runs"]) == 10 and not f["batch"].attrs["complete"]
 
     resumed = CountingSimulate()
-    monkeypatch.setattr(batch, "simulate", resumed)
+    monkeypatch.setattr(batch.runner, "compute", resumed)
     outcome = batch.run_sweep(config)
     assert (resumed.calls, outcome.reused, outcome.computed) == (UNITS - 10, 10, UNITS - 10)
-    assert_same_study(study.read(config.output), reference)
+    assert_same_study(io.read_study(config.output), reference)
     assert not checkpoint.exists()
 
     again = CountingSimulate()
-    monkeypatch.setattr(batch, "simulate", again)
+    monkeypatch.setattr(batch.runner, "compute", again)
     assert batch.run_sweep(config).computed == 0 and again.calls == 0  # complete: nothing to do
-    assert_same_study(study.read(config.output), reference)
+    assert_same_study(io.read_study(config.output), reference)
 
 
 def test_a_grown_sweep_computes_only_its_new_cells(tmp_path, monkeypatch):
@@ -240,20 +240,20 @@ def test_a_grown_sweep_computes_only_its_new_cells(tmp_path, monkeypatch):
     batch.run_sweep(small)
     grown = batch.load_config(write_config(tmp_path, variants=["pretrained", "rlvr", "distilled"]))
     counting = CountingSimulate()
-    monkeypatch.setattr(batch, "simulate", counting)
+    monkeypatch.setattr(batch.runner, "compute", counting)
     outcome = batch.run_sweep(grown)
     assert counting.calls == outcome.computed == 3 * 4  # distilled at 3 grid points, 4 units each
-    runs = study.read(grown.output).runs
+    runs = io.read_study(grown.output).runs
     assert {name.split("_")[0] for name in runs} == {"pretrained", "rlvr", "distilled"}
 
 
 def test_a_shard_resumes_from_its_own_file(tmp_path, monkeypatch):
     config = batch.load_config(write_config(tmp_path))
-    monkeypatch.setattr(batch, "simulate", CountingSimulate(interrupt_at=5))
+    monkeypatch.setattr(batch.runner, "compute", CountingSimulate(interrupt_at=5))
     with pytest.raises(KeyboardInterrupt):
         batch.run_sweep(config, shard=(1, 3), checkpoint_seconds=0)
     counting = CountingSimulate()
-    monkeypatch.setattr(batch, "simulate", counting)
+    monkeypatch.setattr(batch.runner, "compute", counting)
     outcome = batch.run_sweep(config, shard=(1, 3))
     assert (outcome.reused, outcome.computed, counting.calls) == (4, 8, 8)
 
@@ -280,7 +280,7 @@ def test_a_two_worker_local_cluster_gives_the_single_process_result(tmp_path, re
             environments = client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
     assert len(environments) == 2 and set(environments.values()) == {"1"}
     assert outcome.computed == UNITS
-    assert_same_study(study.read(config.output), reference)
+    assert_same_study(io.read_study(config.output), reference)
     assert {r.parameters["threads"] for r in outcome.study.runs.values()} == {1}
 
 
@@ -289,12 +289,12 @@ def test_dask_local_from_the_command_line(tmp_path, reference, capsys):
     path = write_config(tmp_path, threads=None)
     assert main(["sweep", str(path), "--dask", "local", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["out"] == str(tmp_path / "study.h5")
-    assert_same_study(study.read(tmp_path / "study.h5"), reference)
+    assert_same_study(io.read_study(tmp_path / "study.h5"), reference)
 
 
 def test_an_unwritable_output_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
     counting = CountingSimulate()
-    monkeypatch.setattr(batch, "simulate", counting)
+    monkeypatch.setattr(batch.runner, "compute", counting)
     path = write_config(tmp_path, output=str(tmp_path / "nowhere" / "study.h5"))
     with pytest.raises(SystemExit):
         main(["sweep", str(path)])
@@ -329,7 +329,7 @@ def _script_commands(name: str) -> tuple[str, str]:
 
 def test_the_docs_example_sweep_file_is_valid():
     block = re.search(r"```toml\n(.*?)```", DOCS.read_text(), re.S).group(1)
-    config = batch.config_from_mapping(batch.tomllib.loads(block), "docs/cluster.md")
+    config = batch.config_from_mapping(batch.config.tomllib.loads(block), "docs/cluster.md")
     assert config.output == "study.h5" and config.grid.K == tuple(range(1, 16))
 
 
@@ -351,7 +351,7 @@ def test_the_slurm_scripts_in_the_docs_run_locally(tmp_path, reference):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "all agree" in done.stdout
-    assert_same_study(study.read(tmp_path / "study.h5"), reference)
+    assert_same_study(io.read_study(tmp_path / "study.h5"), reference)
 
 
 def test_trained_policies_batch_equals_the_sweep_and_trains_once_per_graph(tmp_path, monkeypatch):
@@ -369,4 +369,4 @@ def test_trained_policies_batch_equals_the_sweep_and_trains_once_per_graph(tmp_p
     config = batch.load_config(write_config(tmp_path, variants=variants, policies="trained"))
     got = batch.run_sweep(config)
     assert len(calls) == len(grid.cells())  # one RLVR training per graph, shared by three uses
-    assert_same_study(study.read(got.path), expected)
+    assert_same_study(io.read_study(got.path), expected)

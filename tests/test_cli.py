@@ -60,7 +60,7 @@ def test_main_job_runs_three_policies_with_sft_on_a_depth_that_finishes(tmp_path
         (["-L", "0"], "L (lanes)"),
         (["--depths", "3,x"], "--depths"),
         (["--rollouts", "0"], "rollouts"),
-        (["--max-steps", "-5"], "max_steps"),
+        (["--max-steps", "-5"], "--max-steps"),
         (["--threads", "0"], "threads"),
         (["--target", "t7"], "target"),
         (["--out", "/no/such/dir/x.h5"], "--out"),

@@ -10,7 +10,9 @@ import pytest
 from scipy import stats
 
 from edgewalk import exact
-from edgewalk.engine import MASK64, CostError, mix64, plan, seed_key, simulate
+from edgewalk.errors import CostError
+from edgewalk.kernels import MASK64, mix64, seed_key
+from edgewalk.planning import plan, simulate
 from edgewalk.graph import heterogeneous, path_star
 from edgewalk.policy import parametric, pretrained, rlvr, sft
 
@@ -51,7 +53,7 @@ def test_different_seeds_give_different_histograms():
 
 def reference_rollout(policy, target, seed, r, max_steps):
     """One rollout as native/edgewalk_kernel.h documents it, in plain Python integers."""
-    tables = policy.alias_tables()
+    tables = policy.alias
     is_target = policy.graph.target_states(target)
     x = mix64((seed_key(seed) + (r + 1) * 0x9E3779B97F4A7C15) & MASK64)
     s, t = 0, 0

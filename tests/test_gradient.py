@@ -8,7 +8,8 @@ import pytest
 
 import edgewalk as ew
 from edgewalk import engine
-from edgewalk.engine import MASK64, gradient_statistics, mix64, seed_key
+from edgewalk.kernels import MASK64, mix64, seed_key
+from edgewalk.planning import gradient_statistics
 from edgewalk.policy import Policy
 
 Z_LIMIT = 4.5
@@ -48,7 +49,7 @@ def test_backends_and_threads_agree_bit_for_bit():
 def reference_statistics(policy, targets, seed, rollouts, max_steps):
     """Visits, hit visits and summed steps remaining per CSR entry, replaying each rollout's
     documented random stream (native/edgewalk_kernel.h) in plain Python integers."""
-    tables = policy.alias_tables()
+    tables = policy.alias
     graph = policy.graph
     visits, hit_visits, remaining = (np.zeros(graph.n_transitions, object) for _ in range(3))
     for r in range(rollouts):

@@ -12,7 +12,8 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
-from edgewalk import exact, training
+import reference_solvers as reference
+from edgewalk import exact
 from edgewalk._gth import Factors, Pattern, elimination_order, estimated_bytes, factorise
 from edgewalk.graph import heterogeneous, path_star
 from edgewalk.policy import Policy, parametric, pretrained, rlvr, sft
@@ -32,9 +33,9 @@ def _csr(Q) -> sp.csr_matrix:
 def _chain(policy: Policy, target: int):
     """The system exact.hitting_time_by_state hands to _state_reduction: Q and r over the
     states that reach the target surely, and the local index of the start (or None)."""
-    Q, r, transient = exact._transient_system(policy, target)
-    stuck = ~exact._reaches(Q, r > 0)
-    sure = ~exact._reaches(Q, stuck)
+    Q, r, transient = reference.transient_system(policy, target)
+    stuck = ~reference.reaches(Q, r > 0)
+    sure = ~reference.reaches(Q, stuck)
     Qs = _csr(Q[sure][:, sure])
     first = np.flatnonzero(transient[sure] == exact.START_STATE)
     return Qs, r[sure], first, transient[sure]
@@ -149,7 +150,7 @@ def test_hitting_times_agree_with_state_reduction(graph_name, policy_name):
         Q, r, first, _ = _chain(policy, target)
         if Q.shape[0] == 0:
             continue
-        ref = exact._state_reduction(Q, r, first)
+        ref = reference.state_reduction(Q, r, first)
         for undirected in (True, False):
             got = _gth_times(Q, r, first, undirected)
             assert np.all(np.isfinite(got)) and np.all(got >= 1.0)
@@ -180,7 +181,7 @@ def test_explicit_zeros_in_the_pattern_do_not_change_values():
     # of the zero-free system.
     g = path_star(4, 3, 3)
     target = g.leaf(2)
-    Qfull, _, transient = exact._transient_system(pretrained(g), target)
+    Qfull, _, transient = reference.transient_system(pretrained(g), target)
     Qfull = _csr(Qfull)
     local = np.full(g.n_states, -1)
     local[transient] = np.arange(len(transient))
@@ -195,7 +196,7 @@ def test_explicit_zeros_in_the_pattern_do_not_change_values():
         assert np.count_nonzero(data == 0) > 0
         Q, r, first, states = _chain(policy, target)
         assert len(states) < len(transient)  # the policy reaches fewer states
-        ref = exact._state_reduction(Q, r, first)
+        ref = reference.state_reduction(Q, r, first)
         got = factorise(Qfull.indptr, Qfull.indices, data, absorb,
                         int(local[exact.START_STATE])).solve(np.ones(len(transient)))
         np.testing.assert_allclose(got[local[states]], ref, rtol=1e-12, atol=0)
@@ -267,9 +268,9 @@ def test_sft_W6_K15_L5_keeps_its_precision():
     Q, r, first, _ = _chain(policy, g.leaf(1))
     got = _gth_times(Q, r, first)
     assert got[first[0]] == pytest.approx(SFT_W6_K15_L5, rel=1e-5)
-    np.testing.assert_allclose(got, exact._state_reduction(Q, r, first), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got, reference.state_reduction(Q, r, first), rtol=1e-12, atol=0)
     # the SuperLU solve of training.ExactSolver is visibly off here (about -0.76 %)
-    h_lu, _ = training._TargetSystem.build(g, g.leaf(1)).solve(policy.probabilities,
+    h_lu, _ = reference.SuperLUSystem.build(g, g.leaf(1)).solve(policy.probabilities,
                                                                g.n_states, False)
     assert abs(h_lu[exact.START_STATE] / got[first[0]] - 1) > 1e-3
 
@@ -301,7 +302,7 @@ def test_visit_counts_on_the_paper_graph_match_superlu():
     g = path_star(15, 15, 5)
     policy = pretrained(g)
     target = g.leaf(3)
-    system = training._TargetSystem.build(g, target)
+    system = reference.SuperLUSystem.build(g, target)
     h_ref, d_ref = system.solve(policy.probabilities, g.n_states, True)
     Q, r, first, states = _chain(policy, target)
     F = factorise(Q.indptr, Q.indices, Q.data, r, int(first[0]))
@@ -339,7 +340,7 @@ def _table_data(g, target, policy, Q_pattern, transient):
 def test_refactorisation_equals_fresh_build_bit_for_bit():
     g = path_star(5, 4, 3)
     target = g.leaf(2)
-    Q0, _, transient = exact._transient_system(pretrained(g), target)
+    Q0, _, transient = reference.transient_system(pretrained(g), target)
     Q0 = _csr(Q0)
     first = int(np.flatnonzero(transient == exact.START_STATE)[0])
     order = elimination_order(Q0.indptr, Q0.indices, first)
@@ -367,7 +368,7 @@ def test_refactorisation_equals_fresh_build_bit_for_bit():
 
 def test_pattern_memory_and_estimate():
     g = path_star(6, 5, 4)
-    Q, r, transient = exact._transient_system(pretrained(g), g.leaf(1))
+    Q, r, transient = reference.transient_system(pretrained(g), g.leaf(1))
     Q = _csr(Q)
     order = elimination_order(Q.indptr, Q.indices, 0)
     P = Pattern.build(Q.indptr, Q.indices, order)
@@ -517,7 +518,7 @@ def test_deep_sft_values_of_1e66_agree_with_state_reduction(W, K, L):
     # component to rounding; an LU with 1 - Q_kk pivots would have lost all digits long before.
     g = path_star(W, K, L)
     Q, r, first, _ = _chain(sft(g), g.leaf(1))
-    ref = exact._state_reduction(Q, r, first)
+    ref = reference.state_reduction(Q, r, first)
     assert ref[first[0]] > 1e30
     for undirected in (True, False):
         np.testing.assert_allclose(_gth_times(Q, r, first, undirected), ref, rtol=1e-12, atol=0)

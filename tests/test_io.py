@@ -10,7 +10,7 @@ import pytest
 import uhi.io.hdf5
 
 from edgewalk import io
-from edgewalk.engine import simulate
+from edgewalk.planning import simulate
 from edgewalk.graph import path_star
 from edgewalk.policy import pretrained
 from edgewalk.result import HittingTimes
@@ -28,7 +28,7 @@ def simulated() -> HittingTimes:
 def big() -> HittingTimes:
     """A hand-made result whose sum of squares exceeds 2**64 and whose seed is 2**64 - 1."""
     return HittingTimes(
-        counts=np.array([0, 3, 1, 0], dtype=np.int64), bin_width=2**30, hits=4, censored=2,
+        counts=np.array([0, 3, 1, 0], dtype=np.int64), edges=np.arange(5, dtype=np.int64) * 2**30, hits=4, censored=2,
         total=3 * 2**31 + 2**32, total_of_squares=2**70 + 12345, steps=2**40,
         seconds=1.5, compile_seconds=0.25,
         parameters={"graph": {"depths": [2, 1], "lanes": [[2, 3], [1]]},
@@ -70,7 +70,7 @@ def test_histogram_opens_with_hist_and_boost_histogram(tmp_path, simulated):
         np.testing.assert_array_equal(h.values(), simulated.counts)
         assert h.view(flow=True)[-1] == simulated.censored
         np.testing.assert_array_equal(h.axes[0].edges, simulated.bin_edges)
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(ValueError, match="nope"):
         io.read_hist(path, "nope")
 
 

@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 from edgewalk.graph import StateKind, heterogeneous, path_star
+from edgewalk.alias import AliasTables
 from edgewalk.policy import (
-    AliasTables,
     Policy,
     from_table,
     named,
@@ -377,7 +377,7 @@ def _implied_units(tables: AliasTables, g, s: int) -> dict[int, int]:
 
 def _check_alias(policy: Policy, tol: float = 1e-9):
     g = policy.graph
-    tables = AliasTables.build(policy)
+    tables = AliasTables.build(policy.graph.row_start, policy.graph.next_state, policy.probabilities)
     assert tables.threshold.dtype == np.uint32
     assert tables.threshold.shape == tables.primary.shape == tables.alias.shape == (g.n_transitions,)
     assert np.array_equal(tables.row_start, g.row_start)
@@ -479,7 +479,7 @@ def test_alias_tables_deterministic_row_in_mixed_policy():
 def test_policy_alias_tables_method():
     g = path_star(2, 2, 2)
     p = _random_parametric(g, 1)
-    t1, t2 = p.alias_tables(), AliasTables.build(p)
+    t1, t2 = p.alias, AliasTables.build(g.row_start, g.next_state, p.probabilities)
     for name in ("threshold", "primary", "alias", "row_start"):
         assert np.array_equal(getattr(t1, name), getattr(t2, name))
 

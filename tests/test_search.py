@@ -21,7 +21,7 @@ from edgewalk import (
     sft,
     simulate,
 )
-from edgewalk.engine import seed_key
+from edgewalk.kernels import seed_key
 
 from enumerate_search import enumerate_search, reference_search_rollout
 
@@ -321,7 +321,7 @@ def test_rollouts_follow_the_documented_random_stream(backend, mode):
     target = graph.leaf(2)
     seed = 2**64 - 5
     max_steps = 40  # some rollouts are censored by max_steps
-    tables = policy.alias_tables()
+    tables = policy.alias
     is_target = graph.target_states(target)
     rollouts = 300
     expected = [reference_search_rollout(tables, is_target, mode, seed_key(seed), r, max_steps)

@@ -49,7 +49,7 @@ def test_tied_logits_are_the_per_depth_family():
     tie = tr.tying(g, "tied")
     theta = np.random.default_rng(1).normal(0, 1, tie.n_parameters)
     policy = tr.policy_from_logits(g, tie.logits(theta))
-    depth = tr._DepthParameters.build(g).per_branch(policy.probabilities)
+    depth = tr.DepthParameters.build(g).per_branch(policy.probabilities)
     for name, values in depth.items():  # one value per depth, shared by every branch
         assert np.allclose(values, values[0], rtol=0, atol=1e-15), name
     # and that family is parametric(): the rest of each row is shared equally
@@ -136,7 +136,7 @@ def test_golden_paths_visit_each_forward_state_as_derived():
 
 def test_sft_freezes_backward_states_while_a_and_c_approach_one():
     g = ew.path_star(3, 3, 2)
-    run = tr.train_sft(g, steps=300, lr=100.0, record_every=50)
+    run = tr.train_sft(g, iterations=300, lr=100.0, record_every=50)
     backward = np.isin(g.state_kind[rows_of(g)], tr.BACKWARD_KINDS)
     assert np.array_equal(run.policy.probabilities[backward], ew.pretrained(g).probabilities[backward])
     assert np.all(run.logits[backward] == 0)
@@ -155,7 +155,7 @@ def test_sft_approaches_the_converged_sft_time(parametrisation):
     converged = mean_time(ew.sft(g))
     # the tied gradient sums over a group's entries (every branch and lane): a smaller lr
     lr = 100.0 if parametrisation == "tabular" else 2.0
-    run = tr.train_sft(g, steps=500, lr=lr, parametrisation=parametrisation, record_every=100)
+    run = tr.train_sft(g, iterations=500, lr=lr, parametrisation=parametrisation, record_every=100)
     assert run.a[-1].min() > 0.99 and run.c[-1].min() > 0.99
     assert run.hitting_time[-1] == pytest.approx(converged, rel=0.01)
     assert run.hitting_time[-1] == pytest.approx(mean_time(run.policy), rel=1e-9)

@@ -26,7 +26,7 @@ def test_rlvr_mc_follows_the_exact_gradient_signs_early():
     """With many rollouts the estimated signs agree with the exact ones on most trained entries."""
     graph = ew.path_star(3, 2, 2)
     exact = tr.rlvr_gradient(graph, tr.pretrained_logits(graph)) * tr.trained_entries(graph)
-    from edgewalk.engine import gradient_statistics
+    from edgewalk.planning import gradient_statistics
 
     estimate = gradient_statistics(ew.pretrained(graph), rollouts=100_000, seed=1).gradient()
     big = np.abs(exact) > 0.05 * np.abs(exact).max()
@@ -44,7 +44,7 @@ def test_ppo_approaches_the_optimum():
 def test_distillation_recovers_the_teacher():
     graph = ew.path_star(4, 3, 2)
     teacher = ew.rlvr(graph)
-    run = tr.train_distill(graph, teacher, steps=200, rollouts=5000, seed=4, threads=2)
+    run = tr.train_distill(graph, teacher, iterations=200, rollouts=5000, seed=4, threads=2)
     assert run.hitting_time[0] > 3 * tr.rlvr_optimum(graph)
     assert run.hitting_time[-1] == pytest.approx(tr.rlvr_optimum(graph), rel=0.02)
 

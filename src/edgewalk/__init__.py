@@ -1,8 +1,11 @@
-"""edgewalk: Monte Carlo and exact hitting times of edge-conditioned policies on path-star graphs.
+"""edgewalk: Monte Carlo and exact hitting times of edge-conditioned policies on graphs.
 
-Layers: graph (``path_star``, ``heterogeneous``) -> policy (``pretrained``, ``sft``, ``rlvr``,
-``parametric``, ``from_table``) -> engine (``simulate``) -> result (``HittingTimes``) -> file
-(``write``, ``read``). ``expected_hitting_time`` and ``hitting_time_pmf`` give exact values.
+Layers, each importing only those before it:
+errors, checks -> model (graph, alias, policy) -> engine (kernels, result, engine) -> exact ->
+planning -> training -> study, batch planning -> io -> batch runner -> analysis, plots -> cli.
+
+``plan`` checks a run and ``engine.execute`` runs it; ``simulate`` does both.
+``expected_hitting_time`` and ``hitting_time_pmf`` give exact values.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -13,16 +16,19 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 from .analysis import load, load_histograms
-from .engine import simulate
+from .engine import RunPlan, execute
+from .errors import CorruptFileError, CostError, InputError, SizeError
 from .exact import expected_hitting_time, hitting_time_cdf, hitting_time_pmf
-from .graph import Graph, heterogeneous, path_star
+from .graph import Graph, PathStar, heterogeneous, path_star
 from .io import read, read_hist, write
-from .policy import Policy, from_table, parametric, pretrained, rlvr, sft
+from .planning import gradient_statistics, plan, simulate
+from .policy import Policy, distilled, from_logits, from_table, parametric, pretrained, rlvr, sft
 from .result import HittingTimes
 
 __all__ = [
-    "Graph", "HittingTimes", "Policy", "__version__", "expected_hitting_time", "from_table",
-    "heterogeneous", "hitting_time_cdf", "hitting_time_pmf", "load", "load_histograms",
-    "parametric", "path_star",
+    "CorruptFileError", "CostError", "Graph", "HittingTimes", "InputError", "PathStar", "Policy",
+    "RunPlan", "SizeError", "__version__", "distilled", "execute", "expected_hitting_time",
+    "from_logits", "from_table", "gradient_statistics", "heterogeneous", "hitting_time_cdf",
+    "hitting_time_pmf", "load", "load_histograms", "parametric", "path_star", "plan",
     "pretrained", "read", "read_hist", "rlvr", "sft", "simulate", "write",
 ]

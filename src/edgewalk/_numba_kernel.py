@@ -13,6 +13,13 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _ONE = np.uint64(1)
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
 SEARCH_MASK, SEARCH_REJECT = 1, 2
+# The kernel interface this mirror assumes; edgewalk.kernels checks it against the C header's.
+ABI = {
+    "HITS": HITS, "SUM": SUM, "SUMSQ_LO": SUMSQ_LO, "SUMSQ_HI": SUMSQ_HI, "CENSORED": CENSORED,
+    "STEPS": STEPS, "DRAWS_SUM": DRAWS_SUM, "DRAWS_SUMSQ_LO": DRAWS_SUMSQ_LO,
+    "DRAWS_SUMSQ_HI": DRAWS_SUMSQ_HI, "NSTATS": NSTATS, "SEARCH_MASK": SEARCH_MASK,
+    "SEARCH_REJECT": SEARCH_REJECT, "GAMMA": int(GAMMA),
+}
 
 # error_model="numpy" drops the zero-division checks; array indices are cast to unsigned below
 # because Numba adds a negative-index wraparound check to every signed index.

@@ -1,5 +1,5 @@
 """Results as xarray Datasets (``edgewalk.load``), histograms as hist objects
-(``edgewalk.load_histograms``) and ``edgewalk plot FILE``.
+(``edgewalk.load_histograms``).
 
 :func:`load` opens any file this package writes and returns one :class:`xarray.Dataset`:
 
@@ -66,53 +66,24 @@ keyed by the same labels as the Dataset: ``(variant, W, K, L)`` for a study (so
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import checks, io
+from .errors import InputError
+from .result import HittingTimes, TrainingRun
+from .study import Study, compare_with_exact
+
 if TYPE_CHECKING:
-    import hist
     import xarray
 
-__all__ = ["load", "load_histograms", "file_kind", "plot", "add_analysis_commands"]
+__all__ = ["load", "load_histograms", "study_dataset", "runs_dataset", "training_dataset"]
 
 PARAMETER_NAMES = ("W", "K", "L")
-
-
-# --- what kind of file -----------------------------------------------------------------------
-
-def file_kind(path: str | os.PathLike[str]) -> str:
-    """"study", "training" or "runs" for a file written by ``edgewalk sweep``, ``edgewalk train``
-    or ``edgewalk run`` (``edgewalk.write``). Raises ValueError naming the file otherwise."""
-    import h5py
-
-    from . import io, study
-
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"FILE {path}: no such file")
-    if path.is_dir():
-        raise ValueError(f"FILE {path}: is a directory")
-    try:
-        with h5py.File(path, "r") as f:
-            group = f.get("study")
-            if isinstance(group, h5py.Group) and group.attrs.get("study_format") == study.STUDY_FORMAT:
-                return "study"
-            group = f.get("training")
-            if isinstance(group, h5py.Group) and group.attrs.get("training_format") == io.TRAINING_FORMAT:
-                return "training"
-            if f.attrs.get("format") == io.FORMAT and isinstance(f.get("runs"), h5py.Group):
-                return "runs"
-    except OSError as error:
-        raise ValueError(f"FILE {path}: cannot read it as HDF5: {error}") from None
-    raise ValueError(f"FILE {path}: not an edgewalk file (written by `edgewalk sweep`, "
-                     "`edgewalk run` or `edgewalk train`)")
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -122,12 +93,12 @@ def load(path: str | os.PathLike[str]) -> "xarray.Dataset":
     the cell a MultiIndex over (W, K, L) and the fits over (variant, parameter); a run file
     indexed by run name; a training file indexed by iteration. The module docstring lists every
     variable. Histograms: :func:`load_histograms`."""
-    kind = file_kind(path)
+    kind = io.file_kind(path)
     if kind == "study":
-        return _load_study(path)
+        return study_dataset(io.read_study(path), str(path))
     if kind == "runs":
-        return _load_runs(path)
-    return _load_training(path)
+        return runs_dataset(io.read(path), str(path))
+    return training_dataset(io.read_training(path), io.read_training_summary(path), str(path))
 
 
 def _plain_attrs(values: dict) -> dict[str, Any]:
@@ -144,13 +115,11 @@ def _plain_attrs(values: dict) -> dict[str, Any]:
     return attrs
 
 
-def _load_study(path: str | os.PathLike[str]) -> "xarray.Dataset":
+def study_dataset(study: Study, source: str = "") -> "xarray.Dataset":
+    """A study as the Dataset the module docstring describes."""
     import pandas as pd
     import xarray as xr
 
-    from . import study as study_module
-
-    study = study_module.read(path)
     variants = list(study.parameters.get("variants") or dict.fromkeys(c.variant for c in study.cells))
     points = sorted({c.point for c in study.cells})
     v_index = {v: i for i, v in enumerate(variants)}
@@ -164,7 +133,7 @@ def _load_study(path: str | os.PathLike[str]) -> "xarray.Dataset":
               ("mean", "stderr", "mean_draws", "stderr_draws", "exact", "z", "estimated_seconds")}
     ints = {name: filled(0, np.int64) for name in ("rollouts", "hits", "censored")}
     runs = filled("", object)
-    z_by_cell = {(c.variant, c.W, c.K, c.L): c.z for c in study_module.compare_with_exact(study)}
+    z_by_cell = {(c.variant, c.W, c.K, c.L): c.z for c in compare_with_exact(study)}
     for cell in study.cells:
         i, j = v_index[cell.variant], p_index[cell.point]
         floats["exact"][i, j] = cell.exact
@@ -195,7 +164,7 @@ def _load_study(path: str | os.PathLike[str]) -> "xarray.Dataset":
         variant=("variant", np.array(variants, dtype=str)),
         parameter=("parameter", np.array(PARAMETER_NAMES, dtype=str)))
     ds.attrs.update(_plain_attrs(study.parameters))
-    ds.attrs.update(file_kind="study", source=str(path))
+    ds.attrs.update(file_kind="study", source=source)
     return ds
 
 
@@ -251,12 +220,10 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def _load_runs(path: str | os.PathLike[str]) -> "xarray.Dataset":
+def runs_dataset(results: dict[str, HittingTimes], source: str = "") -> "xarray.Dataset":
+    """Runs by name as the Dataset the module docstring describes."""
     import xarray as xr
 
-    from . import io
-
-    results = io.read(path)
     names = list(results)
     columns: dict[str, list] = {key: [] for key in (
         "mean", "stderr", "mean_draws", "stderr_draws", "exact_mean", "z", "rollouts", "hits",
@@ -266,12 +233,12 @@ def _load_runs(path: str | os.PathLike[str]) -> "xarray.Dataset":
         p = result.parameters
         exact_mean = _number(p.get("exact_mean"))
         stderr = result.stderr
-        z = (result.mean - exact_mean) / stderr if stderr > 0 else math.nan
+        z = checks.z_score(result.mean, exact_mean, stderr)
         row = {"mean": result.mean, "stderr": stderr, "mean_draws": result.mean_draws,
                "stderr_draws": result.stderr_draws, "exact_mean": exact_mean, "z": z,
                "rollouts": result.rollouts, "hits": result.hits, "censored": result.censored,
                "steps": result.steps, "seconds": result.seconds, "compile_seconds": result.compile_seconds,
-               "max_steps": int(p.get("max_steps") or 0), "bin_width": result.bin_width}
+               "max_steps": int(p.get("max_steps") or 0), "bin_width": result.bin_width or 0}
         for key, value in row.items():
             columns[key].append(value)
         policy = p.get("policy", {})
@@ -290,29 +257,16 @@ def _load_runs(path: str | os.PathLike[str]) -> "xarray.Dataset":
         dtype = np.uint64 if key == "seed" else np.int64 if key in PARAMETER_NAMES else str
         coord_arrays[key] = ("run", np.array(values, dtype=dtype))
     ds = xr.Dataset(data, coords=coord_arrays)
-    ds.attrs.update(file_kind="runs", source=str(path))
+    ds.attrs.update(file_kind="runs", source=source)
     return ds
 
 
-def _training_summary(path: str | os.PathLike[str]) -> dict:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        text = f["training"].attrs.get("summary")
-    try:
-        summary = json.loads(text) if text is not None else {}
-    except (TypeError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
-
-
-def _load_training(path: str | os.PathLike[str]) -> "xarray.Dataset":
+def training_dataset(run: TrainingRun, summary: dict | None = None, source: str = "") -> "xarray.Dataset":
+    """A training run (and the summary its file recorded) as the Dataset the module docstring
+    describes."""
     import xarray as xr
 
-    from . import io
-
-    run = io.read_training(path)
-    summary = _training_summary(path)
+    summary = summary or {}
     depth_dims = ("iteration", "depth") if np.ndim(run.a) == 2 else ("iteration", "branch", "depth")
     data: dict[str, Any] = {"hitting_time": ("iteration", np.asarray(run.hitting_time, float),
                                              {"description": "exact expected hitting time, leaves as targets"})}
@@ -327,7 +281,7 @@ def _load_training(path: str | os.PathLike[str]) -> "xarray.Dataset":
     ds.attrs.update(method=run.method, parametrisation=run.parametrisation, graph=json.dumps(run.graph),
                     settings=json.dumps(run.settings), summary=json.dumps(summary),
                     seconds_per_iteration=float(run.seconds_per_iteration), file_kind="training",
-                    source=str(path))
+                    source=source)
     if _number(summary.get("optimum")) == _number(summary.get("optimum")):  # present and not nan
         ds.attrs["optimum"] = float(summary["optimum"])
     return ds
@@ -339,134 +293,10 @@ def load_histograms(path: str | os.PathLike[str]) -> dict:
     """Every stored histogram in ``path`` as a ``hist.Hist`` (Int64 storage; censored rollouts in
     the overflow bin): keyed by ``(variant, W, K, L)`` for a study file (cells with Monte Carlo
     only) and by run name for a run file."""
-    import h5py
-    import hist
-    import uhi.io.hdf5
-
-    from . import study as study_module
-
-    kind = file_kind(path)
+    kind = io.file_kind(path)
     if kind == "training":
-        raise ValueError(f"FILE {path}: a training file holds no histograms")
-    with h5py.File(path, "r") as f:
-        stored = {name: hist.Hist(uhi.io.hdf5.read(group["histogram"])) for name, group in f["runs"].items()}
+        raise InputError(f"FILE {path}: a training file holds no histograms")
     if kind == "runs":
-        return stored
-    found = {}
-    for cell in study_module.read(path).cells:
-        if cell.run and cell.run in stored:
-            found[(cell.variant, cell.W, cell.K, cell.L)] = stored[cell.run]
-    return found
-
-
-# --- plots -----------------------------------------------------------------------------------
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "run"
-
-
-def _run_plot(name: str, h: "hist.Hist", ds_row: "xarray.Dataset", path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from .plots import histogram_bars
-
-    counts = np.asarray(h.values(), dtype=float)
-    edges = np.asarray(h.axes[0].edges, dtype=float)
-    rollouts = int(ds_row["rollouts"])
-    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = figure.add_subplot()
-    if counts.sum() > 0:
-        left, merged, widths = histogram_bars(counts, edges)
-        ax.bar(left, merged / (rollouts * widths), width=widths, align="edge", color="C1",
-               alpha=0.7, label=f"{rollouts} rollouts ({int(ds_row['censored'])} censored)")
-    mean, stderr, exact_mean = (float(ds_row[k]) for k in ("mean", "stderr", "exact_mean"))
-    if math.isfinite(mean):
-        ax.axvline(mean, color="C1", linestyle="-", linewidth=1,
-                   label=f"mean {mean:.6g} +- {1.96 * stderr:.3g} (95%)")
-    if math.isfinite(exact_mean):
-        ax.axvline(exact_mean, color="C0", linestyle="--", linewidth=1, label=f"exact mean {exact_mean:.6g}")
-    ax.set_xlabel("hitting time")
-    ax.set_ylabel("probability per step")
-    graph = json.loads(ds_row["graph"].item())
-    described = ", ".join(f"{k} = {v}" for k, v in graph.items()) if isinstance(graph, dict) else str(graph)
-    ax.set_title(f"{name}: {ds_row['policy'].item()} on {described}"
-                 f"{'' if ds_row['search'].item() == 'none' else ', search ' + ds_row['search'].item()}",
-                 fontsize=9)
-    ax.legend(fontsize=8)
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=110)
-    return path
-
-
-def default_plot_directory(path: str | os.PathLike[str]) -> Path:
-    """``<file without its suffix>-plots`` beside the file (edgewalk-study.h5 ->
-    edgewalk-study-plots: the directory ``edgewalk sweep`` and ``edgewalk train`` use)."""
-    path = Path(path)
-    return path.with_name(f"{path.stem if path.suffix else path.name}-plots")
-
-
-def plot(path: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Draw the figures of any edgewalk file into ``directory`` (created if missing; its parent
-    must exist; default :func:`default_plot_directory`) and return the paths written: a study
-    file's figures (``plots.write_plots``), a training file's (``plots.write_training_plots``,
-    with the optimum stored in the file), or one histogram ``<run>.png`` per run of a run file."""
-    kind = file_kind(path)
-    directory = default_plot_directory(path) if directory is None else Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"--out {directory}: exists and is not a directory")
-    if not directory.parent.is_dir():
-        raise ValueError(f"--out {directory}: directory {directory.parent} does not exist")
-    from . import plots
-
-    if kind == "study":
-        return plots.write_plots(path, directory)
-    if kind == "training":
-        from . import io
-
-        optimum = _number(_training_summary(path).get("optimum"))
-        return plots.write_training_plots(io.read_training(path), directory,
-                                          optimum if math.isfinite(optimum) else None)
-    directory.mkdir(exist_ok=True)
-    ds = _load_runs(path)
-    histograms = load_histograms(path)
-    written, used = [], set()
-    for name, h in histograms.items():
-        stem = _safe_name(name)
-        while stem in used:
-            stem += "_"
-        used.add(stem)
-        written.append(_run_plot(name, h, ds.sel(run=name), directory / f"{stem}.png"))
-    return written
-
-
-# --- the command line ------------------------------------------------------------------------
-
-def add_analysis_commands(commands, json_dumps: Callable[[object], str]) -> None:
-    """``edgewalk plot FILE [--out DIR] [--json]``."""
-    command = commands.add_parser(
-        "plot", help="draw the figures of a study, run or training file",
-        description="Draw PNG figures from a file written by edgewalk: a study file (`edgewalk "
-        "sweep`) gives the K plots and histograms of `edgewalk sweep`; a training file (`edgewalk "
-        "train`) the hitting time and a, b, c, d against iteration; a run file (`edgewalk run`) one "
-        "hitting-time histogram per run. Prints the paths written. In Python: "
-        "edgewalk.load(FILE) gives the results as an xarray Dataset.",
-    )
-    command.add_argument("file", metavar="FILE", help="an HDF5 file written by edgewalk sweep, run or train")
-    command.add_argument("--out", default=None, metavar="DIR",
-                         help="directory for the PNGs, created if missing (default: FILE without its "
-                         "suffix + '-plots', beside FILE)")
-    command.add_argument("--json", action="store_true",
-                         help="print one JSON object: file, kind, out, plots")
-    command.set_defaults(handler=lambda args: _plot(args, json_dumps))
-
-
-def _plot(args: argparse.Namespace, json_dumps: Callable[[object], str]) -> int:
-    kind = file_kind(args.file)
-    directory = default_plot_directory(args.file) if args.out is None else Path(args.out)
-    written = [str(p) for p in plot(args.file, directory)]
-    if args.json:
-        print(json_dumps({"file": str(args.file), "kind": kind, "out": str(directory), "plots": written}))
-        return 0
-    print("\n".join(written))
-    return 0
+        return {name: result.to_hist() for name, result in io.read(path).items()}
+    study = io.read_study(path)
+    return {(c.variant, c.W, c.K, c.L): study.runs[c.run].to_hist() for c in study.cells if c.run}

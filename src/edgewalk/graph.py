@@ -1,10 +1,14 @@
-"""The path-star multigraph and its edge-state chain (MODEL.md sections 1 and 2).
+"""Graphs and their edge-state chains (docs/model.md sections 1, 2 and 7).
 
-A state is a directed edge ``u -> v``. State 0 is the start state ``s0 -> f``; every undirected
-edge ``e`` (numbered from 0) gives state ``1 + 2e`` (traversed away from the fork) and state
-``2 + 2e`` (traversed towards the fork). From ``u -> v`` the valid next states are all states
-leaving ``v``, the U-turn included, so the chain is stored once as CSR rows:
-``next_state[row_start[s]:row_start[s + 1]]`` are the states that may follow ``s``.
+A state is a directed edge ``u -> v``. State 0 is the start state, the directed edge from a
+virtual source into the root (``s0 -> f`` on the path-star); undirected edge ``e`` (numbered from
+0) gives state ``1 + 2e`` (traversed from its first end to its second) and state ``2 + 2e`` (the
+other way). From ``u -> v`` the valid next states are all states leaving ``v``, the U-turn
+included, so the chain is stored once as CSR rows: ``next_state[row_start[s]:row_start[s + 1]]``
+are the states that may follow ``s``. Nothing leaves the source, so no state enters it again.
+
+:class:`Graph` holds any such chain; :class:`PathStar` adds what the paper's path-star graph gives
+each state (its kind, branch and depth), which the named policies and the a, b, c, d readouts use.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from typing import Sequence
 
 import numpy as np
 
+from . import checks
+from .errors import InputError
+
+START_STATE = 0
+
 
 class StateKind(IntEnum):
-    """The role a state plays in the named policies (MODEL.md section 3)."""
+    """The role a state of the path-star plays in the named policies (docs/model.md section 3)."""
 
     START = 0  # s0 -> f
     FORK_IN = 1  # u(i,1,l) -> f
@@ -29,25 +38,23 @@ class StateKind(IntEnum):
     L_MINUS = 6  # u(j,r) -> u(j,l) over a multiedge
 
 
+TRAINED_KINDS = (StateKind.R_PLUS, StateKind.R_MINUS, StateKind.L_PLUS, StateKind.L_MINUS)
+
+
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A path-star multigraph with ``depths[i]`` diamonds on branch i and ``lanes[i][j]``
-    parallel edges in diamond j (both 0-based here, 1-based in node names)."""
+    """An edge-state chain: nodes by name, the tail and head node of every state, the CSR rows of
+    next states, the default targets (``leaves``, node indices, in order) and which states' rows
+    training may change (``trainable``)."""
 
-    depths: tuple[int, ...]
-    lanes: tuple[tuple[int, ...], ...]
-    node_names: tuple[str, ...] = field(repr=False)
-    state_tail: np.ndarray = field(repr=False)  # node each state leaves
-    state_head: np.ndarray = field(repr=False)  # node each state enters
-    state_kind: np.ndarray = field(repr=False)  # StateKind per state
-    state_branch: np.ndarray = field(repr=False)  # 0-based branch, -1 at the start state
-    state_depth: np.ndarray = field(repr=False)  # 1-based depth j of the StateKind, 0 if none
-    row_start: np.ndarray = field(repr=False)  # CSR row pointers, int64, length n_states + 1
-    next_state: np.ndarray = field(repr=False)  # CSR column indices, int32
-
-    @property
-    def branches(self) -> int:
-        return len(self.depths)
+    node_names: tuple[str, ...]
+    state_tail: np.ndarray = field(repr=False)  # int32: node each state leaves
+    state_head: np.ndarray = field(repr=False)  # int32: node each state enters
+    row_start: np.ndarray = field(repr=False)  # int64, length n_states + 1
+    next_state: np.ndarray = field(repr=False)  # int32
+    leaves: tuple[int, ...]
+    trainable: np.ndarray = field(repr=False)  # bool per state
+    description: dict = field(repr=False)
 
     @property
     def n_states(self) -> int:
@@ -62,30 +69,34 @@ class Graph:
         return len(self.node_names)
 
     @property
-    def is_symmetric(self) -> bool:
-        return len(set(self.depths)) == 1 and len({n for row in self.lanes for n in row}) == 1
+    def entry_state(self) -> np.ndarray:
+        """The state (row) of every CSR entry."""
+        return np.repeat(np.arange(self.n_states), np.diff(self.row_start))
 
     def describe(self) -> dict[str, object]:
-        """The parameters that determine the graph, as plain JSON-able values."""
-        if self.is_symmetric:
-            return {"W": self.branches, "K": self.depths[0], "L": self.lanes[0][0]}
-        return {"depths": list(self.depths), "lanes": [list(row) for row in self.lanes]}
+        """The parameters that determine the graph, as plain JSON-able values
+        (:func:`from_description` rebuilds it)."""
+        return dict(self.description)
 
     def node(self, name: str) -> int:
-        """The index of a node named ``s0``, ``f``, ``t1`` (or ``t_1``) or ``u(i,j,l|r)``."""
-        canonical = re.sub(r"\s+", "", name)
-        canonical = re.sub(r"^t_(\d+)$", r"t\1", canonical)
+        """The index of the node called ``name``."""
         try:
-            return self.node_names.index(canonical)
+            return self.node_names.index(self._canonical(name))
         except ValueError:
-            raise ValueError(
-                f"target: no node {name!r} in this graph; allowed: s0, f, t1..t{self.branches}, "
-                f"or u(i,j,l) / u(i,j,r) with 1 <= i <= {self.branches} and 1 <= j <= K_i"
-            ) from None
+            raise InputError(f"target: no node {name!r} in this graph; allowed: {self._allowed_names()}") from None
 
-    def leaf(self, branch: int) -> int:
-        """The leaf node t_branch (1-based branch)."""
-        return self.node(f"t{branch}")
+    def _canonical(self, name: str) -> str:
+        return name
+
+    def _allowed_names(self) -> str:
+        shown = ", ".join(self.node_names[:6])
+        return f"one of its {self.n_nodes} node names ({shown}{', ...' if self.n_nodes > 6 else ''})"
+
+    def leaf(self, number: int) -> int:
+        """The ``number``-th default target (1-based): the leaf t_number on the path-star."""
+        if isinstance(number, bool) or not isinstance(number, (int, np.integer)) or not 1 <= number <= len(self.leaves):
+            raise InputError(f"target: no leaf {number!r}; this graph's leaves are numbered 1..{len(self.leaves)}")
+        return self.leaves[number - 1]
 
     def target_states(self, target: int) -> np.ndarray:
         """Boolean mask of the states whose head is ``target``: entering one ends a rollout."""
@@ -95,101 +106,132 @@ class Graph:
         return self.next_state[self.row_start[state] : self.row_start[state + 1]]
 
 
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    return int(value)
+@dataclass(frozen=True, eq=False)
+class PathStar(Graph):
+    """The path-star multigraph: ``depths[i]`` diamonds on branch i and ``lanes[i][j]`` parallel
+    edges in diamond j (both 0-based here, 1-based in node names), with every state's kind,
+    branch (0-based, -1 at the start) and depth (1-based depth of its kind, 0 if none)."""
+
+    depths: tuple[int, ...]
+    lanes: tuple[tuple[int, ...], ...]
+    state_kind: np.ndarray = field(repr=False)  # int8 StateKind
+    state_branch: np.ndarray = field(repr=False)  # int32
+    state_depth: np.ndarray = field(repr=False)  # int32
+
+    @property
+    def branches(self) -> int:
+        return len(self.depths)
+
+    @property
+    def is_symmetric(self) -> bool:
+        return len(set(self.depths)) == 1 and len({n for row in self.lanes for n in row}) == 1
+
+    def _canonical(self, name: str) -> str:
+        canonical = re.sub(r"\s+", "", name)
+        return re.sub(r"^t_(\d+)$", r"t\1", canonical)
+
+    def _allowed_names(self) -> str:
+        return (f"s0, f, t1..t{self.branches}, or u(i,j,l) / u(i,j,r) with 1 <= i <= {self.branches} "
+                "and 1 <= j <= K_i")
 
 
-def path_star(branches: int, depth: int, lanes: int) -> Graph:
-    """The symmetric path-star graph with W = branches, K = depth and L = lanes."""
-    branches = _check_positive("W (branches)", branches)
-    depth = _check_positive("K (depth)", depth)
-    lanes = _check_positive("L (lanes)", lanes)
-    return heterogeneous([depth] * branches, [[lanes] * depth for _ in range(branches)])
-
-
-def heterogeneous(depths: Sequence[int], lanes: int | Sequence[Sequence[int]]) -> Graph:
-    """A path-star graph with depth ``depths[i]`` on branch i and ``lanes[i][j]`` parallel edges
-    in diamond j of branch i (or one lane count for every diamond)."""
-    depths = tuple(_check_positive(f"depths[{i}]", k) for i, k in enumerate(depths))
-    if not depths:
-        raise ValueError("depths must name at least one branch (W >= 1)")
-    if not isinstance(lanes, (Sequence, np.ndarray)):
-        lanes = [[_check_positive("L (lanes)", lanes)] * k for k in depths]
-    if len(lanes) != len(depths) or any(len(row) != k for row, k in zip(lanes, depths)):
-        raise ValueError("lanes must give one lane count per diamond: len(lanes[i]) == depths[i]")
-    lanes_t = tuple(
-        tuple(_check_positive(f"lanes[{i}][{j}] (L)", n) for j, n in enumerate(row))
-        for i, row in enumerate(lanes)
-    )
-
-    names = ["s0", "f"]
-    # Undirected edges as (left node, right node, kind of the forward state, kind of the
-    # backward state, branch, depth of forward kind, depth of backward kind).
-    edges: list[tuple[int, int, int, int, int, int, int]] = []
-    fork = 1
-    for i, k in enumerate(depths):
-        left_of_diamond = []
-        for j in range(1, k + 1):
-            names.append(f"u({i + 1},{j},l)")
-            names.append(f"u({i + 1},{j},r)")
-            left_of_diamond.append(len(names) - 2)
-        names.append(f"t{i + 1}")
-        leaf = len(names) - 1
-        previous = fork
-        for j in range(1, k + 1):
-            ul = left_of_diamond[j - 1]
-            ur = ul + 1
-            back_kind = StateKind.FORK_IN if j == 1 else StateKind.R_MINUS
-            edges.append((previous, ul, StateKind.L_PLUS, back_kind, i, j, 0 if j == 1 else j - 1))
-            for _ in range(lanes_t[i][j - 1]):
-                edges.append((ul, ur, StateKind.R_PLUS, StateKind.L_MINUS, i, j, j))
-            previous = ur
-        edges.append((previous, leaf, StateKind.LEAF_IN, StateKind.R_MINUS, i, k, k))
-
-    n_states = 1 + 2 * len(edges)
+def edge_state_chain(n_nodes: int, ends: np.ndarray, source: int, root: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(state_tail, state_head, row_start, next_state) of the chain of an undirected multigraph
+    with edges ``ends[e] = (a, b)`` and the start state ``source -> root`` (see the module
+    docstring for the numbering). The states leaving a node are listed in state order."""
+    ends = np.asarray(ends, np.int64).reshape(-1, 2)
+    n_states = 1 + 2 * len(ends)
     tail = np.empty(n_states, np.int32)
     head = np.empty(n_states, np.int32)
-    kind = np.empty(n_states, np.int8)
-    branch = np.empty(n_states, np.int32)
-    depth = np.empty(n_states, np.int32)
-    tail[0], head[0], kind[0], branch[0], depth[0] = 0, fork, StateKind.START, -1, 0
-    for e, (a, b, fwd_kind, back_kind, i, fwd_depth, back_depth) in enumerate(edges):
-        tail[1 + 2 * e], head[1 + 2 * e] = a, b
-        tail[2 + 2 * e], head[2 + 2 * e] = b, a
-        kind[1 + 2 * e], kind[2 + 2 * e] = fwd_kind, back_kind
-        branch[1 + 2 * e] = branch[2 + 2 * e] = i
-        depth[1 + 2 * e], depth[2 + 2 * e] = fwd_depth, back_depth
-    depth[kind == StateKind.LEAF_IN] = 0
-    depth[kind == StateKind.FORK_IN] = 0
-
-    # States leaving each node (s0 -> f is directed, so nothing leaves s0 after the start).
+    tail[0], head[0] = source, root
+    tail[1::2], head[1::2] = ends[:, 0], ends[:, 1]
+    tail[2::2], head[2::2] = ends[:, 1], ends[:, 0]
     leaving_order = np.argsort(tail[1:], kind="stable") + 1
-    leaving_count = np.bincount(tail[1:], minlength=len(names))
+    leaving_count = np.bincount(tail[1:], minlength=n_nodes)
     leaving_start = np.concatenate(([0], np.cumsum(leaving_count)))
     degree = leaving_count[head]
     row_start = np.concatenate(([0], np.cumsum(degree))).astype(np.int64)
-    next_state = np.concatenate(
-        [leaving_order[leaving_start[v] : leaving_start[v + 1]] for v in head]
-    ).astype(np.int32)
+    offset = np.arange(row_start[-1]) - np.repeat(row_start[:-1], degree)
+    next_state = leaving_order[np.repeat(leaving_start[head], degree) + offset].astype(np.int32)
+    return tail, head, row_start, next_state
 
-    return Graph(
-        depths=depths,
-        lanes=lanes_t,
-        node_names=tuple(names),
-        state_tail=tail,
-        state_head=head,
-        state_kind=kind,
-        state_branch=branch,
-        state_depth=depth,
-        row_start=row_start,
-        next_state=next_state,
-    )
+
+def path_star(branches: int, depth: int, lanes: int) -> PathStar:
+    """The symmetric path-star graph with W = branches, K = depth and L = lanes."""
+    branches = checks.whole("W (branches)", branches, 1)
+    depth = checks.whole("K (depth)", depth, 1)
+    lanes = checks.whole("L (lanes)", lanes, 1)
+    return heterogeneous([depth] * branches, [[lanes] * depth for _ in range(branches)])
+
+
+def heterogeneous(depths: Sequence[int], lanes: int | Sequence[Sequence[int]]) -> PathStar:
+    """A path-star graph with depth ``depths[i]`` on branch i and ``lanes[i][j]`` parallel edges
+    in diamond j of branch i (or one lane count for every diamond)."""
+    depths = tuple(checks.whole(f"depths[{i}]", k, 1) for i, k in enumerate(depths))
+    if not depths:
+        raise InputError("depths must name at least one branch (W >= 1)")
+    if not isinstance(lanes, (Sequence, np.ndarray)):
+        lanes = [[checks.whole("L (lanes)", lanes, 1)] * k for k in depths]
+    if len(lanes) != len(depths) or any(len(row) != k for row, k in zip(lanes, depths)):
+        raise InputError("lanes must give one lane count per diamond: len(lanes[i]) == depths[i]")
+    lanes_t = tuple(tuple(checks.whole(f"lanes[{i}][{j}] (L)", n, 1) for j, n in enumerate(row))
+                    for i, row in enumerate(lanes))
+
+    names = ["s0", "f"]
+    fork = 1
+    # Per undirected edge: its ends (left, right), the kind, branch and depth of the state that
+    # traverses it left to right, and the kind and depth of the state that traverses it back.
+    ends: list[tuple[int, int]] = []
+    annotations: list[tuple[int, int, int, int, int]] = []
+    leaves = []
+    for i, k in enumerate(depths):
+        first = len(names)
+        for j in range(1, k + 1):
+            names += [f"u({i + 1},{j},l)", f"u({i + 1},{j},r)"]
+        names.append(f"t{i + 1}")
+        leaves.append(len(names) - 1)
+        previous = fork
+        for j in range(1, k + 1):
+            ul = first + 2 * (j - 1)
+            back_kind = StateKind.FORK_IN if j == 1 else StateKind.R_MINUS
+            ends.append((previous, ul))
+            annotations.append((StateKind.L_PLUS, back_kind, i, j, 0 if j == 1 else j - 1))
+            for _ in range(lanes_t[i][j - 1]):
+                ends.append((ul, ul + 1))
+                annotations.append((StateKind.R_PLUS, StateKind.L_MINUS, i, j, j))
+            previous = ul + 1
+        ends.append((previous, leaves[-1]))
+        annotations.append((StateKind.LEAF_IN, StateKind.R_MINUS, i, 0, k))
+
+    tail, head, row_start, next_state = edge_state_chain(len(names), np.array(ends), 0, fork)
+    a = np.array(annotations, np.int64).reshape(-1, 5)
+    n_states = len(tail)
+    kind = np.empty(n_states, np.int8)
+    branch = np.empty(n_states, np.int32)
+    depth = np.empty(n_states, np.int32)
+    kind[0], branch[0], depth[0] = StateKind.START, -1, 0
+    kind[1::2], kind[2::2] = a[:, 0], a[:, 1]
+    branch[1::2] = branch[2::2] = a[:, 2]
+    depth[1::2], depth[2::2] = a[:, 3], a[:, 4]
+    depth[kind == StateKind.FORK_IN] = 0
+
+    symmetric = len(set(depths)) == 1 and len({n for row in lanes_t for n in row}) == 1
+    description = ({"W": len(depths), "K": depths[0], "L": lanes_t[0][0]} if symmetric
+                   else {"depths": list(depths), "lanes": [list(row) for row in lanes_t]})
+    return PathStar(
+        node_names=tuple(names), state_tail=tail, state_head=head, row_start=row_start,
+        next_state=next_state, leaves=tuple(leaves), trainable=np.isin(kind, TRAINED_KINDS),
+        description=description, depths=depths, lanes=lanes_t, state_kind=kind,
+        state_branch=branch, state_depth=depth)
 
 
 def from_description(description: dict) -> Graph:
     """The graph that :meth:`Graph.describe` described."""
-    if "W" in description:
+    if not isinstance(description, dict):
+        raise InputError(f"graph description must be a mapping, got {description!r}")
+    if {"W", "K", "L"} <= description.keys():
         return path_star(description["W"], description["K"], description["L"])
-    return heterogeneous(description["depths"], description["lanes"])
+    if {"depths", "lanes"} <= description.keys():
+        return heterogeneous(description["depths"], description["lanes"])
+    raise InputError(f"graph description {description!r}: expected W, K, L or depths, lanes")

@@ -6,29 +6,31 @@ pyplot state needed).
   the exact (or Monte Carlo) value at K0 (dashed; the pretrained formula is drawn unscaled), and
   for SFT the exact asymptotic growth ((L+1)^2/L)^K scaled the same way (dotted).
 * ``histograms.png``: the hitting-time histogram of one cell per variant (the base cell, or the
-  nearest cell with Monte Carlo), read from the study file, with the exact distribution where the
-  exact solver applies and the study used the converged policies.
+  nearest cell with Monte Carlo), with the exact distribution where the exact solver applies and
+  the study used the converged policies.
+* ``<run>.png`` per run of a run file: its histogram with the Monte Carlo and exact means.
+
+Every function takes result objects (a Study, runs, a TrainingRun) and a directory.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import exact, io
+from . import exact
 from .graph import path_star
-from .study import VARIANTS, Cell, Study, grid_of, read
+from .result import HittingTimes, TrainingRun
+from .study import VARIANTS, Cell, Study, grid_of
 
-if TYPE_CHECKING:
-    from .training import TrainingRun
-
-__all__ = ["write_plots", "write_training_plots"]
+__all__ = ["write_plots", "write_run_plots", "write_training_plots"]
 
 
 def _file_name(variant: str) -> str:
@@ -110,7 +112,7 @@ def histogram_bars(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, n
     return merged_edges[:-1], padded.reshape(bars, group).sum(axis=1), np.diff(merged_edges)
 
 
-def _histograms(study: Study, source: str | os.PathLike[str], path: Path) -> Path:
+def _histograms(study: Study, path: Path) -> Path:
     variants = study.parameters["variants"]
     columns = min(3, len(variants))
     rows = -(-len(variants) // columns)
@@ -122,10 +124,8 @@ def _histograms(study: Study, source: str | os.PathLike[str], path: Path) -> Pat
             ax.set_title(f"{variant}: no Monte Carlo cell within budget", fontsize=9)
             ax.set_axis_off()
             continue
-        h = io.read_hist(source, cell.run)  # the stored hist object
-        counts = h.values()
-        edges = h.axes[0].edges
         result = study.runs[cell.run]
+        counts, edges = result.counts, result.edges
         left, merged, widths = histogram_bars(counts, edges)
         ax.bar(left, merged / (result.rollouts * widths), width=widths, align="edge",
                color="C1", alpha=0.7, label=f"Monte Carlo ({result.rollouts} rollouts)")
@@ -144,19 +144,61 @@ def _histograms(study: Study, source: str | os.PathLike[str], path: Path) -> Pat
     return _save(figure, path)
 
 
-def write_plots(source: str | os.PathLike[str], directory: str | os.PathLike[str]) -> list[Path]:
-    """Write the PNG plots of the study file ``source`` into ``directory`` (created if missing;
-    its parent must exist) and return their paths."""
+def write_plots(study: Study, directory: str | os.PathLike[str]) -> list[Path]:
+    """Write the PNG plots of ``study`` into ``directory`` (created if missing; its parent must
+    exist) and return their paths."""
     directory = Path(directory)
     directory.mkdir(exist_ok=True)
-    study = read(source)
     paths = [_k_plot(study, v, directory / f"K_{_file_name(v)}.png") for v in study.parameters["variants"]]
-    paths.append(_histograms(study, source, directory / "histograms.png"))
+    paths.append(_histograms(study, directory / "histograms.png"))
     return paths
 
 
+def _run_plot(name: str, result: HittingTimes, path: Path) -> Path:
+    p = result.parameters
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = figure.add_subplot()
+    if result.hits > 0:
+        left, merged, widths = histogram_bars(result.counts.astype(float), result.edges.astype(float))
+        ax.bar(left, merged / (result.rollouts * widths), width=widths, align="edge", color="C1",
+               alpha=0.7, label=f"{result.rollouts} rollouts ({result.censored} censored)")
+    mean, stderr = result.mean, result.stderr
+    exact_mean = p.get("exact_mean")
+    exact_mean = float(exact_mean) if isinstance(exact_mean, (int, float)) else math.nan
+    if math.isfinite(mean):
+        ax.axvline(mean, color="C1", linestyle="-", linewidth=1,
+                   label=f"mean {mean:.6g} +- {1.96 * stderr:.3g} (95%)")
+    if math.isfinite(exact_mean):
+        ax.axvline(exact_mean, color="C0", linestyle="--", linewidth=1, label=f"exact mean {exact_mean:.6g}")
+    ax.set_xlabel("hitting time")
+    ax.set_ylabel("probability per step")
+    graph = p.get("graph", {})
+    described = ", ".join(f"{k} = {v}" for k, v in graph.items()) if isinstance(graph, dict) else str(graph)
+    policy = p.get("policy", {})
+    policy_name = policy.get("name", "") if isinstance(policy, dict) else str(policy)
+    search = p.get("search", "none")
+    ax.set_title(f"{name}: {policy_name} on {described}{'' if search == 'none' else ', search ' + search}",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(figure, path)
 
-def write_training_plots(run: "TrainingRun", directory: str | os.PathLike[str],
+
+def write_run_plots(runs: Mapping[str, HittingTimes], directory: str | os.PathLike[str]) -> list[Path]:
+    """One histogram ``<run>.png`` per run in ``directory`` (created if missing)."""
+    directory = Path(directory)
+    directory.mkdir(exist_ok=True)
+    written, used = [], set()
+    for name, result in runs.items():
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "run"
+        while stem in used:
+            stem += "_"
+        used.add(stem)
+        written.append(_run_plot(name, result, directory / f"{stem}.png"))
+    return written
+
+
+
+def write_training_plots(run: TrainingRun, directory: str | os.PathLike[str],
                          optimum: float | None = None) -> list[Path]:
     """``<method>_hitting_time.png`` (exact hitting time against iteration, log axis, with the
     optimum) and ``<method>_abcd.png`` (a, b, c, d per depth against iteration; on a

@@ -1,65 +1,62 @@
 """``edgewalk train``, ``edgewalk signs`` and ``edgewalk supervision``: post-training of the
-policies (MODEL.md section 5) from the command line."""
+policies (docs/model.md section 5) from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
 
 import numpy as np
 
-from . import training
-from .engine import BACKENDS
-from .io import check_writable, read_training, write_training
+from .. import checks, kernels, training
+from ..errors import InputError
+from ..io import check_writable, read_training, write_training
+from ..training import METHODS, PARAMETRISATIONS
+from .common import add_graph_options, build_graph, check_plot_directory, dumps
 
-METHODS = ("sft", "rlvr", "rlvr-mc", "ppo", "distill")
-# Per method: default learning rate and iterations (the paper's lr = 0.01 for RLVR; SFT and
-# distillation descend a cross-entropy that tolerates large steps; PPO uses Adam).
-DEFAULTS = {
-    "sft": (100.0, 500), "rlvr": (0.01, 1000), "rlvr-mc": (0.01, 200), "ppo": (0.05, 300),
-    "distill": (100.0, 500),
-}
+
+def _defaults(field: str) -> str:
+    return ", ".join(f"{name} {getattr(m, field):g}" for name, m in METHODS.items()
+                     if getattr(m, field) is not None)
+
 
 TRAIN_DESCRIPTION = """\
 Train a policy from the pretrained (uniform) one and write its whole history (exact hitting time
 per iteration with the leaves as targets, a, b, c, d per depth, final logits) to HDF5, with PNG
 plots. The trained policy can then be simulated: edgewalk run --policy-file PATH.
 
-  sft      gradient descent on the exact cross-entropy of golden shortest paths
-           (--supervise-backward P: a random fraction P of backward states is also supervised)
-  rlvr     sign gradient ascent with the exact population policy gradient (beta = 1)
-  rlvr-mc  the same with Monte Carlo gradients from --rollouts rollouts per iteration
-  ppo      PPO, clipped surrogate, horizon twice the current hitting time, beta = 3e-4
-  distill  cross-entropy on --rollouts traces of a teacher: --teacher FILE (a training file),
-           or an RLVR policy trained exactly for --teacher-iterations first
+""" + "\n".join(f"  {name:<8} {m.summary}" for name, m in METHODS.items()) + """
+
+sft takes --supervise-backward P (a random fraction P of backward states is also supervised);
+distill takes --teacher FILE (a training file), or trains an exact RLVR teacher for
+--teacher-iterations first.
 """
 
 
-def add_training_commands(commands, add_graph_options: Callable[..., None], json_dumps: Callable[[object], str]) -> None:
-    train = commands.add_parser("train", help="post-train a policy (sft, rlvr, rlvr-mc, ppo, distill)",
+def add_commands(commands) -> None:
+    train = commands.add_parser("train", help="post-train a policy (" + ", ".join(METHODS) + ")",
                                 description=TRAIN_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("--method", choices=METHODS, required=True, help="training method")
+    train.add_argument("--method", choices=tuple(METHODS), required=True, help="training method")
     add_graph_options(train, target=False)
-    train.add_argument("--lr", type=float, default=None,
-                       help="learning rate (default: sft 100, rlvr 0.01, rlvr-mc 0.01, ppo 0.05, distill 100)")
+    train.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {_defaults('lr')})")
     train.add_argument("--iterations", type=int, default=None,
-                       help="iterations (default: sft 500, rlvr 1000, rlvr-mc 200, ppo 300, distill 500)")
-    train.add_argument("--rollouts", "-N", type=int, default=20_000,
-                       help="rollouts per iteration (rlvr-mc, ppo) or traces (distill) (default 20000)")
-    train.add_argument("--beta", type=float, default=None, help="cost per step (default 1; ppo 3e-4)")
-    train.add_argument("--parametrisation", choices=("tabular", "tied"), default="tabular",
+                       help=f"iterations (default: {_defaults('iterations')})")
+    train.add_argument("--rollouts", "-N", type=int, default=None,
+                       help=f"rollouts per iteration or traces (default: {_defaults('rollouts')})")
+    train.add_argument("--beta", type=float, default=None, help=f"cost per step (default: {_defaults('beta')})")
+    train.add_argument("--parametrisation", choices=PARAMETRISATIONS, default="tabular",
                        help="one logit per transition, or per (kind, depth) shared by branches and lanes "
                        "(sft, rlvr, rlvr-mc, distill; default tabular)")
     train.add_argument("--supervise-backward", type=float, default=0.0, metavar="P",
                        help="sft: fraction of backward states also supervised toward backtracking (default 0)")
     train.add_argument("--teacher", default=None, metavar="FILE", help="distill: the teacher's training file")
-    train.add_argument("--teacher-iterations", type=int, default=1000,
-                       help="distill without --teacher: exact RLVR iterations for the teacher (default 1000)")
+    train.add_argument("--teacher-iterations", type=int, default=METHODS["rlvr"].iterations,
+                       help=f"distill without --teacher: exact RLVR iterations for the teacher "
+                       f"(default {METHODS['rlvr'].iterations})")
     train.add_argument("--record-every", type=int, default=1, help="keep every n-th iteration in the history (default 1)")
     train.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64 - 1] (default 0)")
-    train.add_argument("--backend", choices=BACKENDS, default="numba", help="simulation kernel (default numba)")
+    train.add_argument("--backend", choices=kernels.BACKENDS, default="numba", help="simulation kernel (default numba)")
     train.add_argument("--threads", type=int, default=None, help="threads (default: all cores this process may use)")
     train.add_argument("--out", default="edgewalk-training.h5", metavar="PATH",
                        help="HDF5 output (default edgewalk-training.h5)")
@@ -69,7 +66,7 @@ def add_training_commands(commands, add_graph_options: Callable[..., None], json
     train.add_argument("--json", action="store_true",
                        help="print one JSON object: method, iterations, final_hitting_time, optimum, "
                        "first_iteration_within_1pct (of the exact RLVR optimum), seconds_per_iteration, out")
-    train.set_defaults(handler=lambda args: _train(args, json_dumps))
+    train.set_defaults(handler=_train)
 
     signs = commands.add_parser(
         "signs", help="initial gradient signs of b_j and d_j (the 'confused middle')",
@@ -78,7 +75,7 @@ def add_training_commands(commands, add_graph_options: Callable[..., None], json
         "that depth (the paper's confused middle).")
     add_graph_options(signs, target=False)
     signs.add_argument("--json", action="store_true", help="print one JSON object")
-    signs.set_defaults(handler=lambda args: _signs(args, json_dumps))
+    signs.set_defaults(handler=_signs)
 
     supervision = commands.add_parser(
         "supervision", help="SFT with a fraction p of backward states supervised (paper Fig. 5 right)",
@@ -89,45 +86,39 @@ def add_training_commands(commands, add_graph_options: Callable[..., None], json
     supervision.add_argument("-L", "--lanes", type=int, default=5, help="L (default 5)")
     supervision.add_argument("--p", default="0,0.25,0.5,0.75,1", help="fractions (default 0,0.25,0.5,0.75,1)")
     supervision.add_argument("--draws", type=int, default=5, help="draws per fraction (default 5)")
-    supervision.add_argument("--iterations", type=int, default=500, help="SFT steps (default 500)")
+    supervision.add_argument("--iterations", type=int, default=METHODS["sft"].iterations,
+                             help=f"SFT steps (default {METHODS['sft'].iterations})")
     supervision.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     supervision.add_argument("--json", action="store_true", help="print one JSON object")
-    supervision.set_defaults(handler=lambda args: _supervision(args, json_dumps))
+    supervision.set_defaults(handler=_supervision)
 
 
-def _check(name: str, value: float, low: float, high: float | None = None) -> None:
-    if not (value >= low and (high is None or value <= high)):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
-
-def _train(args: argparse.Namespace, json_dumps: Callable[[object], str]) -> int:
-    from .cli import _build_graph
-
-    graph = _build_graph(args)
-    default_lr, default_iterations = DEFAULTS[args.method]
-    lr = default_lr if args.lr is None else args.lr
-    iterations = default_iterations if args.iterations is None else args.iterations
-    beta = (3e-4 if args.method == "ppo" else 1.0) if args.beta is None else args.beta
-    _check("--lr", lr, np.nextafter(0, 1))
-    _check("--iterations", iterations, 1)
-    _check("--rollouts", args.rollouts, 1)
-    _check("--beta", beta, 0.0)
-    _check("--supervise-backward", args.supervise_backward, 0.0, 1.0)
-    _check("--record-every", args.record_every, 1)
-    _check("--seed", args.seed, 0, 2**64 - 1)
+def _train(args: argparse.Namespace) -> int:
+    graph = build_graph(args)
+    method = METHODS[args.method]
+    lr = checks.real("--lr", method.lr if args.lr is None else args.lr, 0.0, low_open=True)
+    iterations = checks.whole("--iterations", method.iterations if args.iterations is None else args.iterations, 1)
+    rollouts = checks.whole("--rollouts", (method.rollouts or 1) if args.rollouts is None else args.rollouts, 1)
+    beta = checks.real("--beta", (method.beta or 0.0) if args.beta is None else args.beta, 0.0)
+    supervise = checks.real("--supervise-backward", args.supervise_backward, 0.0, 1.0)
+    checks.whole("--record-every", args.record_every, 1)
+    checks.whole("--teacher-iterations", args.teacher_iterations, 1)
+    seed = checks.seed("--seed", args.seed)
+    threads = kernels.check_threads(args.threads)
     if args.method == "ppo" and args.parametrisation != "tabular":
-        raise ValueError("--parametrisation: ppo trains the tabular policy only")
+        raise InputError("--parametrisation: ppo trains the tabular policy only")
     teacher = read_training(args.teacher).policy if args.teacher else None
     if teacher is not None and teacher.graph.describe() != graph.describe():
-        raise ValueError(f"--teacher {args.teacher}: trained on {teacher.graph.describe()}, not {graph.describe()}")
+        raise InputError(f"--teacher {args.teacher}: trained on {teacher.graph.describe()}, not {graph.describe()}")
     check_writable(args.out)
+    if not args.no_plots:
+        check_plot_directory(args.plots)
 
     common = {"parametrisation": args.parametrisation, "record_every": args.record_every}
-    mc = {"rollouts": args.rollouts, "seed": args.seed, "backend": args.backend, "threads": args.threads}
+    mc = {"rollouts": rollouts, "seed": seed, "backend": args.backend, "threads": threads}
     if args.method == "sft":
-        supervised = (training.backward_supervision(graph, args.supervise_backward, np.random.default_rng(args.seed))
-                      if args.supervise_backward > 0 else None)
+        supervised = (training.backward_supervision(graph, supervise, np.random.default_rng(seed))
+                      if supervise > 0 else None)
         run = training.train_sft(graph, iterations, lr, supervised, **common)
     elif args.method == "rlvr":
         run = training.train_rlvr(graph, iterations, lr, beta, **common)
@@ -143,15 +134,19 @@ def _train(args: argparse.Namespace, json_dumps: Callable[[object], str]) -> int
 
     optimum = training.rlvr_optimum(graph, args.parametrisation)
     first = run.first_within(optimum, 0.01)
-    summary = {"method": run.method, "graph": run.graph, "iterations": iterations,
-               "final_hitting_time": float(run.hitting_time[-1]), "optimum": optimum,
-               "first_iteration_within_1pct": first,
-               "seconds_per_iteration": run.seconds_per_iteration, "out": args.out}
-    write_training(args.out, run, **{k: v for k, v in summary.items() if k != "out"})
-    plots = [] if args.no_plots else [str(p) for p in _plots(run, args.plots, optimum)]
-    summary["plots"] = plots
+    result = {"method": run.method, "graph": run.graph, "iterations": iterations,
+              "final_hitting_time": float(run.hitting_time[-1]), "optimum": optimum,
+              "first_iteration_within_1pct": first,
+              "seconds_per_iteration": run.seconds_per_iteration, "out": args.out}
+    write_training(args.out, run, **{k: v for k, v in result.items() if k != "out"})
+    plots = []
+    if not args.no_plots:
+        from ..plots import write_training_plots
+
+        plots = [str(p) for p in write_training_plots(run, args.plots, optimum)]
+    result["plots"] = plots
     if args.json:
-        print(json_dumps(summary))
+        print(dumps(result))
         return 0
     print(f"{run.method} on {run.graph}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} "
           f"after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each); "
@@ -160,20 +155,12 @@ def _train(args: argparse.Namespace, json_dumps: Callable[[object], str]) -> int
     return 0
 
 
-def _plots(run, directory: str, optimum: float):
-    from .plots import write_training_plots
-
-    return write_training_plots(run, directory, optimum)
-
-
-def _signs(args: argparse.Namespace, json_dumps: Callable[[object], str]) -> int:
-    from .cli import _build_graph
-
-    signs = training.initial_gradient_signs(_build_graph(args))
+def _signs(args: argparse.Namespace) -> int:
+    graph = build_graph(args)
+    signs = training.initial_gradient_signs(graph)
     table = signs.table()
     if args.json:
-        print(json_dumps({"graph": _build_graph(args).describe(), "depths": table,
-                          "confused_depths": list(signs.confused_depths)}))
+        print(dumps({"graph": graph.describe(), "depths": table, "confused_depths": list(signs.confused_depths)}))
         return 0
     print(f"{'depth':>5} {'dJ/db':>12} {'sign':>5} {'dJ/dd':>12} {'sign':>5}")
     for row in table:
@@ -183,18 +170,15 @@ def _signs(args: argparse.Namespace, json_dumps: Callable[[object], str]) -> int
     return 0
 
 
-def _supervision(args: argparse.Namespace, json_dumps: Callable[[object], str]) -> int:
+def _supervision(args: argparse.Namespace) -> int:
     try:
         fractions = [float(p) for p in args.p.split(",")]
     except ValueError:
-        raise ValueError(f"--p must be comma-separated fractions in [0, 1], got {args.p!r}") from None
-    for p in fractions:
-        _check("--p", p, 0.0, 1.0)
-    _check("--draws", args.draws, 1)
+        raise InputError(f"--p must be comma-separated fractions in [0, 1], got {args.p!r}") from None
     sweep = training.partial_supervision_sweep(fractions, args.draws, args.branches, args.depth, args.lanes,
                                                args.iterations, seed=args.seed)
     if args.json:
-        print(json_dumps({"p": fractions, "mean_hitting_time": sweep.mean.tolist(), "times": sweep.times.tolist()}))
+        print(dumps({"p": fractions, "mean_hitting_time": sweep.mean.tolist(), "times": sweep.times.tolist()}))
         return 0
     for p, mean in zip(fractions, sweep.mean):
         print(f"p = {p:<5g} mean E[T] = {mean:.6g}")

@@ -1,0 +1,74 @@
+"""The ``edgewalk`` command line: one module per group of commands, and the one boundary where
+expected failures become a one-line message and an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import EXIT_STATUS, InputError, RefusedError
+from . import files, run, study, train
+
+DESCRIPTION = """\
+Monte Carlo hitting times of edge-conditioned policies on the path-star graph of Wei & Kim,
+"Provable Benefits of RLVR over SFT for Reasoning Models" (ICML 2026).
+
+  edgewalk run                  the main job: pretrained, SFT and RLVR on the paper's graph
+                                (W = K = 15, L = 5; SFT on the deepest graph that fits the
+                                budget), written to edgewalk-results.h5
+  edgewalk run --policy rlvr --rollouts 1000000
+                                one policy; prints mean, standard error, exact value, steps/s
+  edgewalk exact -K 15 --policy sft
+                                the exact expected hitting time (GTH state reduction)
+  edgewalk train --method rlvr  post-train a policy; simulate it with run --policy-file
+  edgewalk sweep                the scaling study against the paper's bounds; check its file
+                                with edgewalk check
+  edgewalk sweep study.toml --shard 0/4
+                                a quarter of a sweep file's work (SLURM arrays); edgewalk merge
+                                joins the shards; --dask runs it on a Dask cluster
+  edgewalk plot FILE            the figures of a study, run or training file
+
+Every command explains its options with --help. Exit status:
+""" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_STATUS.items()) + "\n"
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgewalk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"edgewalk {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (run, study, train, files):
+        module.add_commands(commands)
+    for command in commands.choices.values():
+        command.set_defaults(option_names={
+            action.dest: max(action.option_strings, key=len)
+            for action in command._actions if action.option_strings and action.dest != "help"})
+    return parser
+
+
+def _as_typed(error: InputError, args: argparse.Namespace) -> str:
+    """The message with its leading parameter name replaced by the option the user typed."""
+    message = str(error)
+    option = getattr(args, "option_names", {}).get(error.parameter or "")
+    if option and message.startswith(error.parameter):
+        return option + message[len(error.parameter):]
+    return message
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except RefusedError as error:
+        parser.exit(error.exit_status, f"edgewalk: refused: {_as_typed(error, args)}\n")
+    except InputError as error:
+        parser.exit(error.exit_status, f"edgewalk: error: {_as_typed(error, args)}\n")
+    except ValueError as error:
+        parser.exit(2, f"edgewalk: error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "edgewalk: interrupted; no output was written\n")

@@ -1,0 +1,119 @@
+"""What every edgewalk file shares: atomic writes, the output checks, attribute encoding and the
+versions recorded beside every result."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import InputError
+
+FORMAT = "edgewalk.hitting_times"
+FORMAT_VERSION = 1
+_DEPENDENCIES = ("numpy", "scipy", "numba", "h5py", "hist", "boost-histogram", "uhi")
+
+
+def versions() -> dict[str, str | None]:
+    """The versions of edgewalk, python and the libraries that produce or read a result."""
+    found: dict[str, str | None] = {"edgewalk": version("edgewalk"), "python": platform.python_version()}
+    for name in _DEPENDENCIES:
+        found[name] = version(name)
+    return found
+
+
+def version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def stamp(attrs: h5py.AttributeManager) -> None:
+    """Record the package version and its dependencies' versions."""
+    attrs["edgewalk_version"] = version("edgewalk") or "unknown"
+    attrs["versions"] = to_json(versions())
+
+
+def check_writable(path: str | os.PathLike[str], option: str = "--out") -> None:
+    """Raise InputError (naming ``option`` and the reason) unless a file can be created at
+    ``path``. Leaves nothing behind."""
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory")
+    if not parent.exists():
+        raise InputError(f"{option} {path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: {parent} is not a directory")
+    # Creating a file is the only reliable test (permissions, root, read-only mounts, ACLs).
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as error:
+        raise InputError(f"{option} {path}: cannot create a file in {parent}: {error.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """An HDF5 file open for writing that appears at ``path`` only when the block completes:
+    it is written as a temporary file beside ``path``, synced and renamed over it. On any error or
+    interrupt the temporary file is removed and a previous file at ``path`` is left untouched."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.close(fd)
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            yield f
+        with open(tmp, "rb+") as file:
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def to_json(value: Any) -> str:
+    def plain(x: Any) -> Any:
+        if isinstance(x, (np.generic, np.ndarray)):
+            return x.tolist()
+        raise TypeError(f"{type(x).__name__} is not JSON serializable")
+
+    return json.dumps(value, default=plain)
+
+
+def attr_value(value: Any) -> Any:
+    """One parameter as an HDF5 attribute value (for inspection; readers use the JSON copy)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if isinstance(value, int):
+        if 0 <= value < 2**64:
+            return np.uint64(value)
+        if -(2**63) <= value < 0:
+            return np.int64(value)
+        return str(value)
+    if isinstance(value, (float, str)):
+        return value
+    return to_json(value)

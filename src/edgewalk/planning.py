@@ -1,0 +1,157 @@
+"""Planning: every run is validated, given its defaults and costed here, once, before any work;
+the engine then executes the plan. The cost refusal lives here and nowhere else.
+
+``simulate`` and ``gradient_statistics`` are the one-call conveniences: plan, then execute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import checks, engine, exact, kernels
+from .engine import PLANNING_STEPS_PER_SECOND, GradientPlan, Progress, RunPlan
+from .errors import CostError, InputError
+from .policy import Policy
+from .result import GradientStatistics, HittingTimes, regular_edges
+
+DEFAULT_BINS = 4096
+MAX_STEPS = 2**62
+MAX_PLANNED_SECONDS = 3600.0  # a run estimated to take longer is refused unless forced
+
+
+def resolve_target(policy: Policy, target: int | str | None) -> int:
+    """The node index of ``target`` (a node index or name; default the first leaf), checked to be
+    a node some state enters."""
+    graph = policy.graph
+    if target is None:
+        target = graph.leaves[0]
+    elif isinstance(target, str):
+        target = graph.node(target)
+    target = checks.whole("target", target, 0, graph.n_nodes - 1)
+    if not graph.target_states(target).any():
+        raise InputError(f"target: node {graph.node_names[target]} can never be entered")
+    return target
+
+
+def plan(
+    policy: Policy,
+    target: int | str | None = None,
+    *,
+    rollouts: int = 100_000,
+    seed: int = 0,
+    max_steps: int | None = None,
+    bins: int | None = None,
+    backend: str = "numba",
+    threads: int | None = None,
+    search: str = "none",
+    first_rollout: int = 0,
+    force: bool = False,
+) -> RunPlan:
+    """Check a run's parameters, fill in its defaults and estimate its cost.
+
+    ``target`` defaults to the first leaf (t1). ``max_steps`` defaults to 50 times the exact
+    expected hitting time (at least 1000), so censoring is negligible, or under the search
+    wrapper to 2 * n_states, which it never reaches. ``bins`` defaults to
+    min(max_steps + 1, 4096) bins of equal integer width covering [0, max_steps].
+    ``first_rollout`` starts the run at that rollout of the seed's sequence (parts of a run add
+    up to the whole). Raises InputError naming a bad parameter, and CostError for a run
+    estimated to take over an hour unless ``force``."""
+    target = resolve_target(policy, target)
+    rollouts = checks.whole("rollouts", rollouts, 1)
+    seed = checks.seed("seed", seed)
+    backend = checks.choice("backend", backend, kernels.BACKENDS)
+    search = checks.choice("search", search, kernels.SEARCH_MODES)
+    threads = kernels.check_threads(threads)
+    first_rollout = checks.whole("first_rollout", first_rollout, 0, MAX_STEPS)
+    if search == "none":
+        exact_mean = exact.expected_hitting_time(policy, target)
+        expected_steps = exact_mean
+        if max_steps is None and not math.isfinite(exact_mean):
+            raise InputError("max_steps: the target is not hit surely, so give max_steps >= 1")
+        default_max_steps = max(1000, 50 * math.ceil(exact_mean)) if math.isfinite(exact_mean) else 0
+    else:
+        # The wrapper enters each state at most once and leaves it by a pop at most once.
+        exact_mean = math.nan
+        expected_steps = default_max_steps = 2 * policy.graph.n_states
+    max_steps = checks.whole("max_steps", default_max_steps if max_steps is None else max_steps,
+                             1, MAX_STEPS)
+    bins = min(max_steps + 1, DEFAULT_BINS) if bins is None else checks.whole("bins", bins, 1)
+    bins = min(bins, max_steps + 1)
+    width = -(-(max_steps + 1) // bins)
+    bins = -(-(max_steps + 1) // width)
+    run = RunPlan(policy, target, policy.graph.node_names[target], rollouts, first_rollout, seed,
+                  max_steps, regular_edges(bins, width), backend, threads, search, exact_mean,
+                  expected_steps)
+    _refuse_if_too_slow(run.estimated_steps, run.estimated_seconds, threads, exact_mean, force)
+    return run
+
+
+def _refuse_if_too_slow(steps: float, seconds: float, threads: int, exact_mean: float,
+                        force: bool) -> None:
+    if seconds > MAX_PLANNED_SECONDS and not force:
+        raise CostError(
+            f"this run needs about {steps:.3g} steps (~{seconds / 3600:.3g} hours on {threads} "
+            f"threads at {PLANNING_STEPS_PER_SECOND:.0e} steps/s each); the exact expected "
+            f"hitting time is {exact_mean:.6g} (edgewalk.exact.expected_hitting_time, or "
+            "`edgewalk exact`). Fewer rollouts or a smaller graph will do, or force it "
+            "(force=True, --force)."
+        )
+
+
+def simulate(policy: Policy, target: int | str | None = None, *, progress: Progress | None = None,
+             **options) -> HittingTimes:
+    """Plan a run (see :func:`plan` for the options and defaults) and execute it: ``rollouts``
+    independent rollouts from the start state until ``target`` is entered or ``max_steps``
+    transitions are made. ``search`` = "mask" or "reject" wraps the policy in the no-revisit
+    search wrapper (docs/model.md section 6); the result then counts policy draws apart from
+    steps. The result depends only on the parameters and ``seed``, not on backend, thread count
+    or progress reporting; ``progress(done, steps)`` is called after each chunk."""
+    return engine.execute(plan(policy, target, **options), progress)
+
+
+def plan_gradient(
+    policy: Policy,
+    targets: Sequence[int | str] | None = None,
+    *,
+    rollouts: int = 100_000,
+    seed: int = 0,
+    max_steps: int | None = None,
+    backend: str = "numba",
+    threads: int | None = None,
+    force: bool = False,
+    expected_steps: float | None = None,
+) -> GradientPlan:
+    """Check a run of the policy-gradient statistics kernel. ``targets`` defaults to every leaf
+    (the training distribution); rollout r aims at targets[r % len(targets)]. ``max_steps``
+    defaults to the largest of the targets' defaults in :func:`plan`. ``expected_steps``, the
+    mean hitting time over the targets, is solved for unless given (a training loop has it)."""
+    targets = tuple(resolve_target(policy, t) for t in (policy.graph.leaves if targets is None else targets))
+    if not targets:
+        raise InputError("targets must name at least one node")
+    rollouts = checks.whole("rollouts", rollouts, 1)
+    seed = checks.seed("seed", seed)
+    backend = checks.choice("backend", backend, kernels.BACKENDS)
+    threads = kernels.check_threads(threads)
+    if expected_steps is None or max_steps is None:
+        means = [exact.expected_hitting_time(policy, t) for t in targets]
+        if max_steps is None and not all(math.isfinite(m) for m in means):
+            raise InputError("max_steps: a target is not hit surely, so give max_steps >= 1")
+        if max_steps is None:
+            max_steps = max(max(1000, 50 * math.ceil(m)) for m in means)
+        if expected_steps is None:
+            expected_steps = float(np.mean(means))
+    max_steps = checks.whole("max_steps", max_steps, 1, MAX_STEPS)
+    expected_steps = float(expected_steps)
+    steps = rollouts * min(expected_steps, max_steps)
+    _refuse_if_too_slow(steps, steps / (PLANNING_STEPS_PER_SECOND * threads), threads,
+                        expected_steps, force)
+    return GradientPlan(policy, targets, rollouts, seed, max_steps, backend, threads, expected_steps)
+
+
+def gradient_statistics(policy: Policy, targets: Sequence[int | str] | None = None, *,
+                        progress: Progress | None = None, **options) -> GradientStatistics:
+    """Plan (see :func:`plan_gradient`) and run the policy-gradient statistics kernel."""
+    return engine.execute_gradient(plan_gradient(policy, targets, **options), progress)

@@ -1,0 +1,96 @@
+"""The loop every gradient method shares: parametrise, take the gradient, step, record."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from .. import checks
+from ..errors import InputError
+from ..exact import ExactSolver
+from ..graph import Graph
+from ..policy import from_logits, softmax_rows
+from ..result import TrainingRun
+from .parametrisation import DepthParameters, Parametrisation, pretrained_logits, trained_entries, tying
+
+Gradient = Callable[[np.ndarray, ExactSolver], tuple[np.ndarray, "float | None"]]
+
+
+class Recorder:
+    """Keeps the hitting time and a, b, c, d of every ``every``-th iteration and of the last."""
+
+    def __init__(self, graph: Graph, every: int, last: int) -> None:
+        self.every = checks.whole("record_every", every, 1)
+        self.depths = DepthParameters.build(graph)
+        self.last = last
+        self.iteration: list[int] = []
+        self.time: list[float] = []
+        self.values: dict[str, list[np.ndarray]] = {name: [] for name in "abcd"}
+
+    def wants(self, n: int) -> bool:
+        return n % self.every == 0 or n == self.last
+
+    def add(self, n: int, probabilities: np.ndarray, hitting_time: float) -> None:
+        self.iteration.append(n)
+        self.time.append(hitting_time)
+        for name, v in self.depths.record(probabilities).items():
+            self.values[name].append(v)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {name: np.array(v) for name, v in self.values.items()}
+        out["iteration"] = np.array(self.iteration, np.int64)
+        out["hitting_time"] = np.array(self.time)
+        return out
+
+
+def training_run(graph: Graph, method: str, parametrisation: str, settings: dict,
+                 recorder: Recorder, logits: np.ndarray, seconds_per_iteration: float) -> TrainingRun:
+    """The record of a finished run whose final logits are ``logits``."""
+    arrays = recorder.arrays()
+    return TrainingRun(
+        method=method, graph=graph.describe(), parametrisation=parametrisation, settings=settings,
+        iteration=arrays["iteration"], hitting_time=arrays["hitting_time"],
+        a=arrays["a"], b=arrays["b"], c=arrays["c"], d=arrays["d"], logits=logits,
+        policy=from_logits(graph, logits, method, settings),
+        seconds_per_iteration=seconds_per_iteration,
+    )
+
+
+def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: Parametrisation,
+        record_every: int, logits: np.ndarray | None, settings: dict, gradient: Gradient
+        ) -> TrainingRun:
+    """``iterations`` steps of ``optimiser`` from the pretrained logits (or ``logits``).
+    ``gradient(probabilities, solver)`` returns the objective's gradient per CSR entry (masked
+    here to the trainable rows, then pulled back to the parameters) and the policy's mean hitting
+    time if it came for free (else None: it is then solved for outside the timed part, when
+    recorded)."""
+    iterations = checks.whole("iterations", iterations, 0)
+    train_mask = trained_entries(graph)
+    tie = tying(graph, parametrisation)
+    start = pretrained_logits(graph) if logits is None else np.asarray(logits, float)
+    if parametrisation == "tied" and logits is not None:
+        if not np.array_equal(tie.logits(tie.parameters_of(start)), start):
+            raise InputError("logits: a tied run needs logits that are equal within every group")
+    theta = tie.parameters_of(start) if parametrisation == "tied" else start.copy()
+    solver = ExactSolver(graph)
+    recorder = Recorder(graph, record_every, iterations)
+    seconds = 0.0
+    for n in range(iterations + 1):
+        p = softmax_rows(graph, tie.logits(theta))
+        if n == iterations:
+            if recorder.wants(n):
+                recorder.add(n, p, solver.mean_hitting_time(p))
+            break
+        began = time.perf_counter()
+        g, hitting_time = gradient(p, solver)
+        theta = optimiser.step(theta, tie.pull_back(g * train_mask))
+        seconds += time.perf_counter() - began
+        if recorder.wants(n):
+            if hitting_time is None:
+                hitting_time = solver.mean_hitting_time(p)
+            recorder.add(n, p, hitting_time)
+    settings = {"lr": optimiser.lr, **settings, "iterations": iterations, "record_every": record_every}
+    return training_run(graph, method, tie.name, settings, recorder, tie.logits(theta),
+                        seconds / iterations if iterations else 0.0)
