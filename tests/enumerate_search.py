@@ -1,4 +1,4 @@
-"""Exact enumeration of the no-revisit search wrapper (MODEL.md section 6) on tiny graphs.
+"""Exact enumeration of the no-revisit search wrapper (docs/model.md section 6) on tiny graphs.
 
 Independent of the kernels: it walks every wrapper trajectory from the definition, branching on
 each unvisited next state of positive policy probability with its renormalised probability, and

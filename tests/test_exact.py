@@ -1,4 +1,4 @@
-"""Exact hitting times on the edge-state chain (MODEL.md section 4)."""
+"""Exact hitting times on the edge-state chain (docs/model.md section 4)."""
 
 from __future__ import annotations
 

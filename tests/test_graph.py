@@ -1,4 +1,4 @@
-"""Structure of the path-star multigraph and its edge-state chain (MODEL.md sections 1 and 2)."""
+"""Structure of the path-star multigraph and its edge-state chain (docs/model.md sections 1 and 2)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _reverse(state: int) -> int:
 
 
 def _expected_edges(depths, lanes):
-    """Directed edges (tail name, head name) of MODEL.md section 1, built independently."""
+    """Directed edges (tail name, head name) of docs/model.md section 1, built independently."""
     edges = [("s0", "f")]
     for i, k in enumerate(depths, start=1):
         prev = "f"
@@ -36,7 +36,7 @@ def _expected_edges(depths, lanes):
 
 
 def _expected_kind(tail: str, head: str):
-    """(kind, 1-based branch, depth) from node names alone, per MODEL.md section 3."""
+    """(kind, 1-based branch, depth) from node names alone, per docs/model.md section 3."""
     if tail == "s0":
         return StateKind.START, -1, 0
     if head == "f":

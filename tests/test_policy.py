@@ -1,4 +1,4 @@
-"""Edge-conditioned policies and their integer alias tables (MODEL.md section 3)."""
+"""Edge-conditioned policies and their integer alias tables (docs/model.md section 3)."""
 
 from __future__ import annotations
 

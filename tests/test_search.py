@@ -1,4 +1,4 @@
-"""The no-revisit search wrapper (MODEL.md section 6): Monte Carlo on both backends against an
+"""The no-revisit search wrapper (docs/model.md section 6): Monte Carlo on both backends against an
 exact enumeration of every wrapper trajectory, the documented random stream, identities with
 the plain engine, bit identity across backends and threads, and censoring when the target is
 unreachable. Every criterion here can fail; see the power checks."""

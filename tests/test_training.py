@@ -1,4 +1,4 @@
-"""Exact-gradient SFT and RLVR (MODEL.md section 5): gradients against finite differences, SFT's
+"""Exact-gradient SFT and RLVR (docs/model.md section 5): gradients against finite differences, SFT's
 frozen backward states, RLVR's convergence to the exact optimum, and the initial gradient signs
 against closed forms derived for depth 1."""
 
@@ -151,7 +151,7 @@ def test_sft_freezes_backward_states_while_a_and_c_approach_one():
 
 @pytest.mark.parametrize("parametrisation", ["tabular", "tied"])
 def test_sft_approaches_the_converged_sft_time(parametrisation):
-    g = ew.path_star(6, 3, 5)  # converged SFT: 7942.28 (MODEL.md section 4)
+    g = ew.path_star(6, 3, 5)  # converged SFT: 7942.28 (docs/model.md section 4)
     converged = mean_time(ew.sft(g))
     # the tied gradient sums over a group's entries (every branch and lane): a smaller lr
     lr = 100.0 if parametrisation == "tabular" else 2.0

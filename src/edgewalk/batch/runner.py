@@ -146,8 +146,7 @@ class _Progress:
 @dataclass(frozen=True)
 class Outcome:
     """What :func:`run_sweep` did: the file it wrote, the study (None for a shard), the units of
-    its share, how many were reused from earlier runs and how many it computed, and the plots
-    it wrote."""
+    its share, how many were reused from earlier runs and how many it computed."""
 
     path: Path
     study: Study | None
@@ -155,7 +154,6 @@ class Outcome:
     reused: int
     computed: int
     seconds: float
-    plots: tuple[str, ...] = ()
 
 
 def run_sweep(config: SweepConfig, shard: tuple[int, int] | None = None, dask: str | None = None,
@@ -163,8 +161,7 @@ def run_sweep(config: SweepConfig, shard: tuple[int, int] | None = None, dask: s
     """Run the sweep, or with ``shard`` = (I, N) its units numbered I mod N, in this process or
     with ``dask`` ("local" or a scheduler address) on a Dask cluster.
 
-    Without ``shard``: writes the study file ``config.output`` (:func:`io.write_study`; plots too
-    if ``config.plots``), equal bit for bit in every histogram and moment to :func:`study.sweep`
+    Without ``shard``: writes the study file ``config.output`` (:func:`io.write_study`), equal bit for bit in every histogram and moment to :func:`study.sweep`
     with the same parameters and ``threads=1``. Runs already complete in the output and units in
     the checkpoint are kept; the checkpoint is rewritten atomically at most every
     ``checkpoint_seconds`` while units finish and on an interrupt (KeyboardInterrupt or SIGTERM,
@@ -220,12 +217,7 @@ def run_sweep(config: SweepConfig, shard: tuple[int, int] | None = None, dask: s
     write_study(output, result)
     with contextlib.suppress(FileNotFoundError):
         target.unlink()
-    plots: tuple[str, ...] = ()
-    if config.plots:
-        from ..plots import write_plots
-
-        plots = tuple(str(p) for p in write_plots(result, config.plots))
-    return Outcome(output, result, len(mine), reused, len(pending), time.perf_counter() - start, plots)
+    return Outcome(output, result, len(mine), reused, len(pending), time.perf_counter() - start)
 
 
 def merge(output: str | os.PathLike[str], shards: Sequence[str | os.PathLike[str]]) -> Study:

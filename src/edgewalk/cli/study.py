@@ -25,7 +25,7 @@ parameter the growth is fitted (exponential base where the stated bound is expon
 parameter, else the slope) with a 95% interval and set beside the paper's bound: Theta(W L^K) for
 SFT, Theta(WKL) for SFT + search, Theta(WK) for RLVR, RLVR + search and distilled, and the exact
 formula (2W-1)(1+K+K/L)(1+K(L+1)) for pretrained. "distilled" is the converged distilled policy of
-MODEL.md section 3 (a = b = c = d = 1, the same table as RLVR). Writes one HDF5 file (every
+docs/model.md section 3 (a = b = c = d = 1, the same table as RLVR). Writes one HDF5 file (every
 histogram, cell and fit), prints the fits and writes PNG plots.
 """
 
@@ -44,7 +44,7 @@ def add_commands(commands) -> None:
     sweep.add_argument("--variants", default=",".join(VARIANTS), metavar="NAMES",
                        help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
     sweep.add_argument("--policies", choices=("converged", "trained"), default="converged",
-                       help="converged: the limits of MODEL.md section 3; trained: SFT, RLVR and distilled "
+                       help="converged: the limits of docs/model.md section 3; trained: SFT, RLVR and distilled "
                        "policies trained on every graph by edgewalk.training (slower: minutes) (default converged)")
     sweep.add_argument("--rollouts", "-N", type=int, default=50_000, help="Monte Carlo rollouts per cell (default 50000)")
     sweep.add_argument("--budget", type=float, default=20.0, metavar="SECONDS",
@@ -239,7 +239,12 @@ def _sweep_file(args: argparse.Namespace) -> int:
             print(f"shard {args.shard}: {outcome.computed} rollout blocks computed, {outcome.reused} kept from "
                   f"earlier runs, of {outcome.units}; {outcome.seconds:.1f} s; written to {outcome.path}")
         return 0
-    _print_study(outcome.study, config.output, list(outcome.plots), config.plots, outcome.seconds, args.json)
+    written = []
+    if config.plots:
+        from ..plots import write_plots
+
+        written = [str(p) for p in write_plots(outcome.study, check_plot_directory(config.plots, "plots"))]
+    _print_study(outcome.study, config.output, written, config.plots, outcome.seconds, args.json)
     return 0
 
 
