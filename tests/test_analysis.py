@@ -208,6 +208,7 @@ def _pngs(paths) -> None:
             assert f.read(8) == PNG, path
 
 
+@pytest.mark.slow
 def test_plot_study_file(files, tmp_path, capsys):
     out = tmp_path / "study-plots"
     assert main(["plot", str(files["study"]), "--out", str(out), "--json"]) == 0

@@ -270,6 +270,7 @@ def test_local_cluster_shape_never_oversubscribes():
             assert workers * per <= cores
 
 
+@pytest.mark.slow
 def test_a_two_worker_local_cluster_gives_the_single_process_result(tmp_path, reference):
     distributed = pytest.importorskip("distributed")
     config = batch.load_config(write_config(tmp_path, threads=None))
@@ -284,6 +285,7 @@ def test_a_two_worker_local_cluster_gives_the_single_process_result(tmp_path, re
     assert {r.parameters["threads"] for r in outcome.study.runs.values()} == {1}
 
 
+@pytest.mark.slow
 def test_dask_local_from_the_command_line(tmp_path, reference, capsys):
     pytest.importorskip("distributed")
     path = write_config(tmp_path, threads=None)
@@ -333,6 +335,7 @@ def test_the_docs_example_sweep_file_is_valid():
     assert config.output == "study.h5" and config.grid.K == tuple(range(1, 16))
 
 
+@pytest.mark.slow
 def test_the_slurm_scripts_in_the_docs_run_locally(tmp_path, reference):
     array_script, sweep_commands = _script_commands("sweep.sbatch")
     _, merge_commands = _script_commands("merge.sbatch")

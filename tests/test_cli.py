@@ -43,6 +43,7 @@ def test_the_same_seed_gives_the_same_numbers_on_either_backend(tmp_path, capsys
     assert (a["mean"], a["stderr"], a["steps"]) == (b["mean"], b["stderr"], b["steps"])
 
 
+@pytest.mark.slow
 def test_main_job_runs_three_policies_with_sft_on_a_depth_that_finishes(tmp_path, capsys):
     summary = run_json(capsys, "-W", "4", "-K", "12", "-L", "3", "--rollouts", "300",
                        "--out", str(tmp_path / "m.h5"))
@@ -95,6 +96,7 @@ def test_exact_command(capsys):
     assert round(json.loads(capsys.readouterr().out)["exact_mean"]) == 7942
 
 
+@pytest.mark.slow
 def test_help_explains_the_options():
     text = subprocess.run([sys.executable, "-m", "edgewalk.cli", "run", "--help"],
                           capture_output=True, text=True, check=True).stdout

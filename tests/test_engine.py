@@ -10,22 +10,13 @@ import pytest
 from scipy import stats
 
 from edgewalk import exact
+from conftest import P_LIMIT, Z_LIMIT, chi_square_p_value, same_result, z_score
 from edgewalk.errors import CostError
 from edgewalk.kernels import MASK64, mix64, seed_key
 from edgewalk.planning import plan, simulate
 from edgewalk.graph import heterogeneous, path_star
 from edgewalk.policy import parametric, pretrained, rlvr, sft
 
-Z_LIMIT = 4.5  # two-sided P(|z| > 4.5) = 7e-6 for a correct engine
-P_LIMIT = 1e-4  # chi-square p-value below which a histogram is declared inconsistent
-
-
-def same_result(a, b) -> bool:
-    return (
-        np.array_equal(a.counts, b.counts)
-        and (a.hits, a.censored, a.total, a.total_of_squares, a.steps)
-        == (b.hits, b.censored, b.total, b.total_of_squares, b.steps)
-    )
 
 
 @pytest.mark.parametrize(
@@ -86,31 +77,6 @@ def test_rollouts_follow_the_documented_random_stream(backend):
     assert np.array_equal(result.counts, np.bincount(hit_times, minlength=401))
 
 
-def z_score(result, exact_mean):
-    return (result.mean - exact_mean) / result.stderr
-
-
-def chi_square_p_value(result, pmf):
-    """Pearson chi-square of the histogram against the exact PMF, censored rollouts as one more
-    cell, cells merged from the left until each expects at least 5 rollouts."""
-    n = result.rollouts
-    edges = result.bin_edges
-    expected_bins = np.add.reduceat(pmf[: edges[-1]], edges[:-1])
-    expected = np.append(expected_bins, max(0.0, 1.0 - pmf[: edges[-1]].sum())) * n
-    observed = np.append(result.counts, result.censored).astype(float)
-    cells_obs, cells_exp, acc_o, acc_e = [], [], 0.0, 0.0
-    for o, e in zip(observed, expected):
-        acc_o, acc_e = acc_o + o, acc_e + e
-        if acc_e >= 5:
-            cells_obs.append(acc_o)
-            cells_exp.append(acc_e)
-            acc_o = acc_e = 0.0
-    cells_obs[-1] += acc_o
-    cells_exp[-1] += acc_e
-    chi2 = sum((o - e) ** 2 / e for o, e in zip(cells_obs, cells_exp))
-    return stats.chi2.sf(chi2, len(cells_obs) - 1)
-
-
 CASES = [
     ("pretrained", pretrained(path_star(3, 2, 2)), "t1"),
     ("sft", sft(path_star(4, 3, 3)), "t1"),
@@ -129,7 +95,7 @@ def test_monte_carlo_matches_exact(name, policy, target, backend):
     max_steps = int(30 * exact_mean)
     result = simulate(policy, target, rollouts=40_000, seed=7, max_steps=max_steps, bins=max_steps + 1,
                       backend=backend, threads=2)
-    assert abs(z_score(result, exact_mean)) < Z_LIMIT
+    assert abs(z_score(result.mean, exact_mean, result.stderr)) < Z_LIMIT
     pmf = exact.hitting_time_pmf(policy, target_node, max_steps + 1)
     assert chi_square_p_value(result, pmf) > P_LIMIT
 
@@ -144,7 +110,7 @@ def test_the_criteria_detect_a_slightly_wrong_policy():
     max_steps = int(30 * exact_mean)
     result = simulate(simulated, target, rollouts=40_000, seed=7, max_steps=max_steps,
                       bins=max_steps + 1, threads=2)
-    assert abs(z_score(result, exact_mean)) > Z_LIMIT
+    assert abs(z_score(result.mean, exact_mean, result.stderr)) > Z_LIMIT
     assert chi_square_p_value(result, exact.hitting_time_pmf(claimed, target, max_steps + 1)) < P_LIMIT
 
 
@@ -167,10 +133,11 @@ def test_target_at_the_fork_is_hit_at_time_zero():
     assert (result.hits, result.total, result.counts[0]) == (100, 0, 100)
 
 
+@pytest.mark.slow
 def test_paper_graph_rlvr_million_rollouts_is_an_ordinary_call():
     result = simulate(rlvr(path_star(15, 15, 5)), rollouts=1_000_000, seed=1, threads=2)
     assert result.censored == 0
-    assert abs(z_score(result, 899.0)) < Z_LIMIT
+    assert abs(z_score(result.mean, 899.0, result.stderr)) < Z_LIMIT
     assert result.steps == result.total
 
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import edgewalk as ew
+from conftest import Z_LIMIT
 from edgewalk import engine
 from edgewalk.kernels import MASK64, mix64, seed_key
 from edgewalk.planning import gradient_statistics
 from edgewalk.policy import Policy
 
-Z_LIMIT = 4.5
 
 
 def softmax_policy(graph, logits):

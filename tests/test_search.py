@@ -23,10 +23,9 @@ from edgewalk import (
 )
 from edgewalk.kernels import seed_key
 
+from conftest import P_LIMIT, Z_LIMIT, chi_square_p_value, same_result, z_score
 from enumerate_search import enumerate_search, reference_search_rollout
 
-Z_LIMIT = 4.5  # two-sided P(|z| > 4.5) = 7e-6 for a correct engine
-P_LIMIT = 1e-4  # chi-square p-value below which a histogram is declared inconsistent
 MODES = ("mask", "reject")
 BACKENDS = ("numba", "cython")
 
@@ -35,44 +34,12 @@ BACKENDS = ("numba", "cython")
 # Helpers
 
 
-def z_score(observed_mean: float, stderr: float, exact_mean: float) -> float:
-    return (observed_mean - exact_mean) / stderr
-
-
-def chi_square_p_value(result, pmf: np.ndarray) -> float:
-    """Pearson chi-square of a unit-width histogram against the exact PMF, censored rollouts as
-    one more cell, cells merged from the left until each expects at least 5 rollouts."""
-    assert result.bin_width == 1
-    n = result.rollouts
-    cells = len(result.counts)
-    exact = np.zeros(cells)
-    exact[: min(cells, len(pmf))] = pmf[:cells]
-    expected = np.append(exact, max(0.0, 1.0 - exact.sum())) * n
-    observed = np.append(result.counts, result.censored).astype(float)
-    cells_obs, cells_exp, acc_o, acc_e = [], [], 0.0, 0.0
-    for o, e in zip(observed, expected):
-        acc_o, acc_e = acc_o + o, acc_e + e
-        if acc_e >= 5:
-            cells_obs.append(acc_o)
-            cells_exp.append(acc_e)
-            acc_o = acc_e = 0.0
-    if acc_e > 0 or acc_o > 0:  # an observation where nothing is expected is its own evidence
-        if acc_e == 0 and acc_o > 0:
-            return 0.0
-        cells_obs[-1] += acc_o
-        cells_exp[-1] += acc_e
-    if len(cells_obs) < 2:
-        return 1.0 if cells_obs[0] == cells_exp[0] else 0.0
-    chi2 = sum((o - e) ** 2 / e for o, e in zip(cells_obs, cells_exp))
-    return float(stats.chi2.sf(chi2, len(cells_obs) - 1))
-
-
 def criteria(result, exact, mode: str) -> dict[str, float]:
     """The three statistics used to compare a run with the enumeration."""
     exact_draws = exact.mean_moves if mode == "mask" else exact.mean_reject_draws
     return {
-        "z_steps": z_score(result.mean, result.stderr, exact.mean_steps),
-        "z_draws": z_score(result.mean_draws, result.stderr_draws, exact_draws),
+        "z_steps": z_score(result.mean, exact.mean_steps, result.stderr),
+        "z_draws": z_score(result.mean_draws, exact_draws, result.stderr_draws),
         "chi2_p": chi_square_p_value(result, exact.pmf),
     }
 
@@ -81,16 +48,6 @@ def run(policy, target, mode, **kwargs):
     """A search run with unit-width bins covering the default max_steps (2 * n_states)."""
     max_steps = kwargs.pop("max_steps", 2 * policy.graph.n_states)
     return simulate(policy, target, max_steps=max_steps, bins=max_steps + 1, search=mode, **kwargs)
-
-
-def same_result(a, b) -> bool:
-    return np.array_equal(a.counts, b.counts) and (
-        a.hits, a.censored, a.total, a.total_of_squares, a.steps, a.draws_total,
-        a.draws_total_of_squares,
-    ) == (
-        b.hits, b.censored, b.total, b.total_of_squares, b.steps, b.draws_total,
-        b.draws_total_of_squares,
-    )
 
 
 def reachable_states(policy) -> set[int]:
@@ -285,7 +242,7 @@ def test_the_draws_criterion_tells_the_modes_apart():
     exact = enumerate_search(policy, graph.leaf(1))
     for mode, other in (("mask", exact.mean_reject_draws), ("reject", exact.mean_moves)):
         result = run(policy, "t1", mode, rollouts=40_000, seed=5, threads=2)
-        assert abs(z_score(result.mean_draws, result.stderr_draws, other)) > Z_LIMIT
+        assert abs(z_score(result.mean_draws, other, result.stderr_draws)) > Z_LIMIT
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -393,7 +350,7 @@ def test_mask_draws_never_exceed_steps_and_reject_draws_exceed_mask(make, backen
     # Pops per hit = steps - draws: sd(T - M) <= sd(T) + sd(M), a conservative standard error.
     pops_per_hit = (mask.total - mask.draws_total) / mask.hits
     pops_stderr = mask.stderr + mask.stderr_draws
-    assert abs(z_score(pops_per_hit, pops_stderr, exact.mean_pops)) < Z_LIMIT
+    assert abs(z_score(pops_per_hit, exact.mean_pops, pops_stderr)) < Z_LIMIT
     gap = reject.mean_draws - mask.mean_draws
     gap_stderr = math.hypot(reject.stderr_draws, mask.stderr_draws)
     assert gap > 0
@@ -411,11 +368,11 @@ def test_rlvr_on_the_paper_graph_matches_the_closed_form(backend):
     assert mask.draws_total == mask.total and mask.draws_total_of_squares == mask.total_of_squares
     for result in (mask, reject):
         assert result.hits == 20_000
-        assert abs(z_score(result.mean, result.stderr, (2 * k + 1) * w)) < Z_LIMIT
+        assert abs(z_score(result.mean, (2 * k + 1) * w, result.stderr)) < Z_LIMIT
         # Hitting times are (2K + 1)(2N + 1) with N ~ uniform{0..W-1}, wrong branches first.
         support = np.flatnonzero(result.counts)
         assert set(support) <= {(2 * k + 1) * (2 * n + 1) for n in range(w)}
-    assert abs(z_score(reject.mean_draws, reject.stderr_draws, (2 * k + 1) * w + (w - 1) / 2)) < Z_LIMIT
+    assert abs(z_score(reject.mean_draws, (2 * k + 1) * w + (w - 1) / 2, reject.stderr_draws)) < Z_LIMIT
 
 
 # ---------------------------------------------------------------------------------------------

@@ -326,6 +326,7 @@ def test_run_results_serialise_to_plain_values():
     assert np.array_equal(rebuilt.probabilities, run.policy.probabilities)
 
 
+@pytest.mark.slow
 def test_paper_scale_rlvr_reaches_899_within_1000_iterations():
     """The issue's requirement, at the paper's scale (about 30 s)."""
     g = ew.path_star(15, 15, 5)

@@ -1,0 +1,52 @@
+"""Helpers the tests share: the statistical criteria every Monte Carlo check uses, and equality
+of results bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from edgewalk.checks import z_score  # the one definition of z, also the package's
+
+Z_LIMIT = 4.5  # two-sided P(|z| > 4.5) = 7e-6 for a correct engine
+P_LIMIT = 1e-4  # chi-square p-value below which a histogram is declared inconsistent
+
+__all__ = ["P_LIMIT", "Z_LIMIT", "chi_square_p_value", "same_result", "z_score"]
+
+
+def same_result(a, b) -> bool:
+    """Two results equal bit for bit: histogram, edges and every exact moment."""
+    return (np.array_equal(a.counts, b.counts) and np.array_equal(a.edges, b.edges) and (
+        a.hits, a.censored, a.total, a.total_of_squares, a.steps, a.draws_total,
+        a.draws_total_of_squares) == (
+        b.hits, b.censored, b.total, b.total_of_squares, b.steps, b.draws_total,
+        b.draws_total_of_squares))
+
+
+def chi_square_p_value(result, pmf: np.ndarray) -> float:
+    """Pearson chi-square of a result's histogram (any integer bin edges) against the exact PMF
+    P(T = t), t = 0..len(pmf) - 1, with the censored rollouts as one more cell (expected: the
+    mass beyond the histogram). Cells are merged from the left until each expects at least 5
+    rollouts; an observation where nothing is expected gives p = 0."""
+    n = result.rollouts
+    edges = np.asarray(result.edges, np.int64)
+    cumulative = np.concatenate(([0.0], np.cumsum(pmf)))
+    mass_below = cumulative[np.minimum(edges, len(pmf))]  # P(T < edge)
+    expected = np.append(np.diff(mass_below), max(0.0, 1.0 - mass_below[-1])) * n
+    observed = np.append(result.counts, result.censored).astype(float)
+    cells_obs, cells_exp, acc_o, acc_e = [], [], 0.0, 0.0
+    for o, e in zip(observed, expected):
+        acc_o, acc_e = acc_o + o, acc_e + e
+        if acc_e >= 5:
+            cells_obs.append(acc_o)
+            cells_exp.append(acc_e)
+            acc_o = acc_e = 0.0
+    if acc_e > 0 or acc_o > 0:
+        if acc_e == 0 or not cells_obs:
+            return 0.0 if acc_o > 0 and acc_e == 0 else 1.0
+        cells_obs[-1] += acc_o
+        cells_exp[-1] += acc_e
+    if len(cells_obs) < 2:
+        return 1.0 if cells_obs and cells_obs[0] == cells_exp[0] else 0.0
+    chi2 = sum((o - e) ** 2 / e for o, e in zip(cells_obs, cells_exp))
+    return float(stats.chi2.sf(chi2, len(cells_obs) - 1))
