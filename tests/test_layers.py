@@ -10,7 +10,7 @@ import edgewalk
 
 PACKAGE = Path(edgewalk.__file__).parent
 LAYERS = [
-    ["errors", "checks"],
+    ["errors", "checks", "memory"],
     ["graph", "alias", "policy"],
     ["_numba_kernel", "kernels", "result", "engine"],
     ["_gth", "exact"],

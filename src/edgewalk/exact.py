@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 
-from . import _gth, checks
+from . import _gth, checks, memory
 from .errors import InputError
 from .graph import START_STATE, Graph
 from .policy import Policy
@@ -60,6 +60,9 @@ class TransientSystem:
         indices = local[graph.next_state[q]].astype(np.int32)
         start = int(local[START_STATE])
         order = _gth.elimination_order(indptr, indices, start if start >= 0 else None)
+        if len(q) > 1_000_000:  # count the factorisation's size before allocating it
+            memory.require(_gth.estimated_bytes(indptr, indices, order) + 16.0 * len(q),
+                           f"the exact solve of {len(states):,} states ({len(q):,} moves)")
         return cls(graph, target, states, start, q, local[rows[absorbing]], absorbing,
                    _gth.Pattern.build(indptr, indices, order))
 

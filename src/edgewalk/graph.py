@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import checks
+from . import checks, memory
 from .errors import InputError
 
 START_STATE = 0
@@ -157,11 +157,33 @@ def edge_state_chain(n_nodes: int, ends: np.ndarray, source: int, root: int
     return tail, head, row_start, next_state
 
 
+def path_star_size(depths: Sequence[int], lanes: Sequence[Sequence[int]]) -> tuple[int, int]:
+    """(n_states, n_transitions) of the path-star with these depths and lanes, without building
+    it: a state entering node v has deg(v) next states, and v has deg(v) entering states (the
+    fork one more, s0 -> f): W (W + 1) at the fork, (L + 1)^2 at each diamond node, 1 at a leaf."""
+    n_edges = sum(k + sum(row) + 1 for k, row in zip(depths, lanes))
+    w = len(depths)
+    return 1 + 2 * n_edges, (w + 1) * w + sum(2 * (n + 1) ** 2 for row in lanes for n in row) + w
+
+
+def symmetric_size(branches: int, depth: int, lanes: int) -> tuple[int, int]:
+    """:func:`path_star_size` of the symmetric path-star, in closed form."""
+    w, k, n = branches, depth, lanes
+    return 1 + 2 * w * (k * n + k + 1), (w + 1) * w + 2 * w * k * (n + 1) ** 2 + w
+
+
+def _require_memory(n_states: int, n_transitions: int, what: str, parameter: str) -> None:
+    memory.require(memory.chain_bytes(n_states, n_transitions),
+                   f"{what}: the graph has {n_states:,} states and {n_transitions:,} transitions and",
+                   parameter)
+
+
 def path_star(branches: int, depth: int, lanes: int) -> PathStar:
     """The symmetric path-star graph with W = branches, K = depth and L = lanes."""
     branches = checks.whole("W (branches)", branches, 1)
     depth = checks.whole("K (depth)", depth, 1)
     lanes = checks.whole("L (lanes)", lanes, 1)
+    _require_memory(*symmetric_size(branches, depth, lanes), f"W = {branches}, K = {depth}, L = {lanes}", "W")
     return heterogeneous([depth] * branches, [[lanes] * depth for _ in range(branches)])
 
 
@@ -177,6 +199,7 @@ def heterogeneous(depths: Sequence[int], lanes: int | Sequence[Sequence[int]]) -
         raise InputError("lanes must give one lane count per diamond: len(lanes[i]) == depths[i]")
     lanes_t = tuple(tuple(checks.whole(f"lanes[{i}][{j}] (L)", n, 1) for j, n in enumerate(row))
                     for i, row in enumerate(lanes))
+    _require_memory(*path_star_size(depths, lanes_t), f"depths {_short(depths)}", "depths")
 
     names = ["s0", "f"]
     fork = 1
@@ -224,6 +247,10 @@ def heterogeneous(depths: Sequence[int], lanes: int | Sequence[Sequence[int]]) -
         next_state=next_state, leaves=tuple(leaves), trainable=np.isin(kind, TRAINED_KINDS),
         description=description, depths=depths, lanes=lanes_t, state_kind=kind,
         state_branch=branch, state_depth=depth)
+
+
+def _short(values: Sequence[int]) -> str:
+    return ",".join(map(str, values)) if len(values) <= 8 else f"{values[0]},...,{values[-1]} ({len(values)} branches)"
 
 
 def from_description(description: dict) -> Graph:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import checks, engine, exact, kernels
+from . import checks, engine, exact, kernels, memory
 from .engine import PLANNING_STEPS_PER_SECOND, GradientPlan, Progress, RunPlan
 from .errors import CostError, InputError
 from .policy import Policy
@@ -82,6 +82,10 @@ def plan(
     bins = min(bins, max_steps + 1)
     width = -(-(max_steps + 1) // bins)
     bins = -(-(max_steps + 1) // width)
+    memory.require(8.0 * (threads + 4) * bins, f"bins = {bins:,} histogram bins on {threads} threads", "bins")
+    if search != "none":
+        n = policy.graph.n_states
+        memory.require(threads * (n / 8 + 4 * (n + 1)), f"the search wrapper's scratch for {n:,} states")
     run = RunPlan(policy, target, policy.graph.node_names[target], rollouts, first_rollout, seed,
                   max_steps, regular_edges(bins, width), backend, threads, search, exact_mean,
                   expected_steps)
@@ -145,6 +149,10 @@ def plan_gradient(
             expected_steps = float(np.mean(means))
     max_steps = checks.whole("max_steps", max_steps, 1, MAX_STEPS)
     expected_steps = float(expected_steps)
+    slots = 2 * policy.graph.n_transitions
+    buffer = min(max_steps, engine.GRADIENT_BUFFER_STEPS)
+    memory.require(threads * (36.0 * slots + 16.0 * buffer) + 16.0 * slots,
+                   f"the gradient statistics of {policy.graph.n_transitions:,} transitions on {threads} threads")
     steps = rollouts * min(expected_steps, max_steps)
     _refuse_if_too_slow(steps, steps / (PLANNING_STEPS_PER_SECOND * threads), threads,
                         expected_steps, force)

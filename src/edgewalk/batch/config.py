@@ -150,9 +150,11 @@ def _config(data: Mapping[str, Any]) -> SweepConfig:
             raise InputError(f"{key} must be a non-empty string, got {value!r}")
         strings[key] = value
     threads = data.get("threads")
+    variants = study.check_variants(variants)
+    study.check_grid_size(grid, variants)
     return SweepConfig(
         grid=grid,
-        variants=study.check_variants(variants),
+        variants=variants,
         policies=checks.choice("policies", data.get("policies", "converged"), study.POLICY_SOURCES),
         rollouts=checks.whole("rollouts", data.get("rollouts", 50_000), 1),
         seed=checks.seed("seed", data.get("seed", 0)),

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from .. import __version__
+from .. import __version__, memory
 from ..errors import EXIT_STATUS, InputError, RefusedError
 from . import files, run, study, train
 
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (run, study, train, files):
         module.add_commands(commands)
     for command in commands.choices.values():
+        command.add_argument("--max-memory", default=None, metavar="SIZE",
+                             help="refuse, before any work, a problem whose estimated memory exceeds SIZE "
+                             "(e.g. 4G; default: the memory available now)")
         command.set_defaults(option_names={
             action.dest: max(action.option_strings, key=len)
             for action in command._actions if action.option_strings and action.dest != "help"})
@@ -63,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        memory.set_limit(None if args.max_memory is None else memory.parse_size(args.max_memory))
         return args.handler(args)
     except RefusedError as error:
         parser.exit(error.exit_status, f"edgewalk: refused: {_as_typed(error, args)}\n")

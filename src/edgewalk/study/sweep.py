@@ -12,8 +12,9 @@ from typing import ContextManager
 
 from scipy import stats
 
-from .. import checks, engine, planning
-from ..errors import InputError
+from .. import checks, engine, memory, planning
+from ..errors import CostError, InputError
+from ..graph import symmetric_size
 from ..engine import RunPlan
 from ..policy import Policy
 from ..result import HittingTimes
@@ -111,6 +112,7 @@ def plan_cells(
     budget = checks.real("budget (seconds)", budget, 0.0)
     seed = checks.seed("seed", seed)
     policies = checks.choice("policies", policies, POLICY_SOURCES)
+    check_grid_size(grid, variants)
     planned = []
     for point in grid.cells():
         by_variant = variant_policies(point, variants, policies, seed, threads)
@@ -121,6 +123,30 @@ def plan_cells(
                                 force=True)
             planned.append(PlannedCell(variant, point, policy, run, run.estimated_seconds <= budget))
     return planned
+
+
+# Planning a cell builds its graph and policies and solves each variant exactly: about this many
+# seconds per transition and per variant, plus a fixed cost (measured on a 2-core machine).
+PLANNING_SECONDS_PER_TRANSITION = 1e-6
+PLANNING_SECONDS_PER_CELL = 5e-3
+
+
+def check_grid_size(grid: Grid, variants: Sequence[str]) -> None:
+    """Refuse, before building anything, a grid whose largest graph exceeds the memory limit or
+    whose planning alone would take over an hour."""
+    sizes = {point: symmetric_size(*point) for point in grid.cells()}
+    largest = max(sizes, key=lambda p: sizes[p][1])
+    n_states, n_transitions = sizes[largest]
+    memory.require(memory.chain_bytes(n_states, n_transitions),
+                   f"grid: its largest cell W = {largest[0]}, K = {largest[1]}, L = {largest[2]} has "
+                   f"{n_states:,} states and {n_transitions:,} transitions and", "grid")
+    seconds = sum(len(variants) * (PLANNING_SECONDS_PER_CELL + PLANNING_SECONDS_PER_TRANSITION * t)
+                  for _, t in sizes.values())
+    if seconds > planning.MAX_PLANNED_SECONDS:
+        raise CostError(f"grid: {len(sizes):,} cells of {len(variants)} variants would take about "
+                        f"{seconds / 3600:.3g} hours just to plan (their graphs hold "
+                        f"{sum(t for _, t in sizes.values()):,} transitions); choose fewer or smaller "
+                        "values of W, K and L", "grid")
 
 
 def study_parameters(grid: Grid, variants: Sequence[str], rollouts: int, seed: int, budget: float,
