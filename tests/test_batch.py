@@ -217,17 +217,21 @@ def test_an_interrupted_sweep_resumes_without_recomputing_finished_units(tmp_pat
     monkeypatch.setattr(batch.runner, "compute", interrupted)
     with pytest.raises(KeyboardInterrupt):
         batch.run_sweep(config, checkpoint_seconds=0)
-    checkpoint = batch.checkpoint_path(config.output)
+    parts = Path(f"{batch.checkpoint_path(config.output)}.parts")
     assert not Path(config.output).exists()
-    with h5py.File(checkpoint) as f:
-        assert len(f["runs"]) == 10 and not f["batch"].attrs["complete"]
+    stored = []
+    for part in sorted(parts.glob("part-*.h5")):
+        with h5py.File(part) as f:
+            assert not f["batch"].attrs["complete"]
+            stored.append(len(f["runs"]))
+    assert stored == [1] * 10  # each checkpoint holds only the unit finished since the last one
 
     resumed = CountingSimulate()
     monkeypatch.setattr(batch.runner, "compute", resumed)
     outcome = batch.run_sweep(config)
     assert (resumed.calls, outcome.reused, outcome.computed) == (UNITS - 10, 10, UNITS - 10)
     assert_same_study(io.read_study(config.output), reference)
-    assert not checkpoint.exists()
+    assert not parts.exists()
 
     again = CountingSimulate()
     monkeypatch.setattr(batch.runner, "compute", again)

@@ -21,8 +21,11 @@ from .policy import Policy
 from .result import GradientStatistics, HittingTimes
 
 # The speed plans assume, per thread: deliberately below the measured rate, so that estimates err
-# on the slow side. Chunks of the driver are about two seconds of work at this rate.
+# on the slow side.
 PLANNING_STEPS_PER_SECOND = 1e8
+# One parallel kernel call does about this much work at the planning rate: it bounds how long a
+# run takes to notice an interrupt (signals are handled between calls) and the progress interval.
+CHUNK_SECONDS = 0.25
 # Steps of a rollout the gradient kernel buffers per lane (4 lanes per thread, 4 bytes a step);
 # longer rollouts are finished one buffer at a time at about half the speed.
 GRADIENT_BUFFER_STEPS = 2**18
@@ -141,12 +144,11 @@ def _drive(threads: int, expected_steps: float, max_steps: int, first_rollout: i
     call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
     compile_seconds = time.perf_counter() - compile_start
 
-    # A chunk (about two seconds of work at the planning rate) is one parallel call, so it bounds
-    # the progress interval; threads wait for each other only at its end, and 16 blocks per
-    # thread keep that wait short, while blocks of hundreds of rollouts keep the interleaved
-    # lanes busy. Neither affects the result.
+    # A chunk is one parallel call (CHUNK_SECONDS of work); threads wait for each other only at its
+    # end, and 16 blocks per thread keep that wait short, while blocks of hundreds of rollouts keep
+    # the interleaved lanes busy. Neither affects the result.
     steps_per_rollout = max(1.0, min(expected_steps, max_steps))
-    chunk = int(max(threads * 1024, 2 * PLANNING_STEPS_PER_SECOND * threads / steps_per_rollout))
+    chunk = int(max(threads * 1024, CHUNK_SECONDS * PLANNING_STEPS_PER_SECOND * threads / steps_per_rollout))
     block_size = max(64, min(4096, chunk // (threads * 16)))
     seconds = 0.0
     end = first_rollout + rollouts

@@ -51,4 +51,5 @@ EXIT_STATUS = {
     3: "refused: the run is too big or too slow for the limits (nothing was written)",
     4: "the run failed while running (for example a full disk); no partial output was left",
     130: "interrupted (SIGINT or SIGTERM); no partial output was left",
+    141: "stdout was closed by its reader (a broken pipe)",
 }

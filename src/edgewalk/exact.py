@@ -218,6 +218,20 @@ def hitting_time_cdf(policy: Policy, target: int, t_max: int) -> np.ndarray:
     return np.cumsum(hitting_time_pmf(policy, target, t_max))
 
 
+def propagation_cost(policy: Policy, t_max: int) -> float:
+    """Multiply-adds :func:`hitting_time_pmf` needs up to ``t_max``."""
+    return float(t_max) * policy.graph.n_transitions
+
+
+def censored_law(policy: Policy, target: int, max_steps: int) -> tuple[float, float]:
+    """(P(T > max_steps), E[T | T <= max_steps]): the exact law of a run censored at max_steps,
+    whose mean over hits estimates the second (nan if no hit is possible)."""
+    pmf = hitting_time_pmf(policy, target, max_steps)
+    hit = pmf.sum()
+    mean = float((np.arange(max_steps + 1) * pmf).sum() / hit) if hit > 0 else float("nan")
+    return max(0.0, 1.0 - float(hit)), mean
+
+
 class ExactSolver:
     """Repeated exact solves for softmax policies on one graph (every valid move possible), the
     targets drawn uniformly from ``targets`` (default: the graph's leaves). One symbolic

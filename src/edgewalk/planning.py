@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -163,3 +164,49 @@ def gradient_statistics(policy: Policy, targets: Sequence[int | str] | None = No
                         progress: Progress | None = None, **options) -> GradientStatistics:
     """Plan (see :func:`plan_gradient`) and run the policy-gradient statistics kernel."""
     return engine.execute_gradient(plan_gradient(policy, targets, **options), progress)
+
+
+CENSORED_LAW_COST = 2e8  # most multiply-adds spent on the exact law of a censored run
+
+
+@dataclass(frozen=True)
+class ExactComparison:
+    """A run's Monte Carlo mean against the exact value it estimates. Where censoring is
+    negligible (fewer than one censored rollout expected) that is the exact mean; otherwise the
+    mean over hits estimates E[T | T <= max_steps], which the exact censored law gives. ``z`` is
+    nan where there is nothing exact to compare with, and ``note`` says why."""
+
+    reference: str  # "exact_mean", "exact_mean_given_hit" or "" (none)
+    exact: float  # the reference value, nan if none
+    z: float
+    censored_fraction: float
+    exact_censored_fraction: float  # P(T > max_steps), nan where not computed
+    note: str
+
+
+def compare_with_exact(plan: RunPlan, result: HittingTimes) -> ExactComparison:
+    """Compare a run of ``plan`` with the exact law (see :class:`ExactComparison`)."""
+    fraction = result.censored / result.rollouts if result.rollouts else math.nan
+    if plan.search != "none":
+        return ExactComparison("", math.nan, math.nan, fraction, math.nan,
+                               "no exact solver under the search wrapper")
+    q = mean_given_hit = math.nan
+    if exact.propagation_cost(plan.policy, plan.max_steps) <= CENSORED_LAW_COST:
+        q, mean_given_hit = exact.censored_law(plan.policy, plan.target, plan.max_steps)
+    if result.hits == 0:
+        return ExactComparison("", math.nan, math.nan, fraction, q,
+                               f"every rollout was censored at max_steps = {plan.max_steps}")
+    negligible = (q * result.rollouts < 1) if not math.isnan(q) else result.censored == 0
+    if negligible and math.isfinite(plan.exact_mean):
+        return ExactComparison("exact_mean", plan.exact_mean,
+                               checks.z_score(result.mean, plan.exact_mean, result.stderr), fraction, q, "")
+    if math.isnan(q):
+        return ExactComparison("", math.nan, math.nan, fraction, q,
+                               f"{result.censored} rollouts were censored and the exact law at "
+                               f"max_steps = {plan.max_steps} is too costly to compute here")
+    return ExactComparison(
+        "exact_mean_given_hit", mean_given_hit, checks.z_score(result.mean, mean_given_hit, result.stderr),
+        fraction, q,
+        f"censoring is not negligible ({result.censored} of {result.rollouts} rollouts censored at "
+        f"max_steps = {plan.max_steps}, {100 * q:.3g}% expected): the mean over hits is compared with "
+        f"E[T | T <= max_steps] = {mean_given_hit:.6g}")

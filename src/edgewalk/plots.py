@@ -27,10 +27,55 @@ from matplotlib.figure import Figure
 
 from . import exact
 from .graph import path_star
+from .errors import InputError
 from .result import HittingTimes, TrainingRun
 from .study import VARIANTS, Cell, Study, grid_of
 
-__all__ = ["write_plots", "write_run_plots", "write_training_plots"]
+__all__ = ["claim", "study_plot_names", "run_plot_names", "training_plot_names", "write_plots",
+           "write_run_plots", "write_training_plots"]
+
+
+def study_plot_names(variants) -> list[str]:
+    """The files :func:`write_plots` writes for a study of these variants."""
+    return [f"K_{_file_name(v)}.png" for v in variants] + ["histograms.png"]
+
+
+def run_plot_names(names) -> list[str]:
+    """The files :func:`write_run_plots` writes for runs of these names."""
+    stems, used = [], set()
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "run"
+        while stem in used:
+            stem += "_"
+        used.add(stem)
+        stems.append(f"{stem}.png")
+    return stems
+
+
+def training_plot_names(method: str) -> list[str]:
+    """The files :func:`write_training_plots` writes for a run of this method."""
+    return [f"{method}_hitting_time.png", f"{method}_abcd.png"]
+
+
+def claim(directory: str | os.PathLike[str], names, overwrite: bool = False,
+          option: str = "--plots") -> Path:
+    """Check, before any work, that ``names`` can be written into ``directory``: it is a directory
+    or can be created (its parent exists), files can be created in it, and no file of those names
+    is there already unless ``overwrite``. InputError naming ``option`` otherwise."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{option} {directory}: exists and is not a directory")
+    if not directory.parent.is_dir():
+        raise InputError(f"{option} {directory}: directory {directory.parent} does not exist")
+    probe_in = directory if directory.is_dir() else directory.parent
+    if not os.access(probe_in, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {directory}: cannot create files in {probe_in} (permission denied)")
+    existing = [n for n in names if (directory / n).exists()]
+    if existing and not overwrite:
+        raise InputError(f"{option} {directory}: would replace {', '.join(existing[:3])}"
+                         f"{' and more' if len(existing) > 3 else ''}; give --overwrite to replace them "
+                         "or choose another directory")
+    return directory
 
 
 def _file_name(variant: str) -> str:
@@ -144,10 +189,10 @@ def _histograms(study: Study, path: Path) -> Path:
     return _save(figure, path)
 
 
-def write_plots(study: Study, directory: str | os.PathLike[str]) -> list[Path]:
+def write_plots(study: Study, directory: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:
     """Write the PNG plots of ``study`` into ``directory`` (created if missing; its parent must
-    exist) and return their paths."""
-    directory = Path(directory)
+    exist; see :func:`claim`) and return their paths."""
+    directory = claim(directory, study_plot_names(study.parameters["variants"]), overwrite)
     directory.mkdir(exist_ok=True)
     paths = [_k_plot(study, v, directory / f"K_{_file_name(v)}.png") for v in study.parameters["variants"]]
     paths.append(_histograms(study, directory / "histograms.png"))
@@ -183,28 +228,23 @@ def _run_plot(name: str, result: HittingTimes, path: Path) -> Path:
     return _save(figure, path)
 
 
-def write_run_plots(runs: Mapping[str, HittingTimes], directory: str | os.PathLike[str]) -> list[Path]:
-    """One histogram ``<run>.png`` per run in ``directory`` (created if missing)."""
-    directory = Path(directory)
+def write_run_plots(runs: Mapping[str, HittingTimes], directory: str | os.PathLike[str],
+                    overwrite: bool = False) -> list[Path]:
+    """One histogram ``<run>.png`` per run in ``directory`` (created if missing; see :func:`claim`)."""
+    names = run_plot_names(runs)
+    directory = claim(directory, names, overwrite, "--out")
     directory.mkdir(exist_ok=True)
-    written, used = [], set()
-    for name, result in runs.items():
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "run"
-        while stem in used:
-            stem += "_"
-        used.add(stem)
-        written.append(_run_plot(name, result, directory / f"{stem}.png"))
-    return written
+    return [_run_plot(name, result, directory / file) for (name, result), file in zip(runs.items(), names)]
 
 
 
 def write_training_plots(run: TrainingRun, directory: str | os.PathLike[str],
-                         optimum: float | None = None) -> list[Path]:
+                         optimum: float | None = None, overwrite: bool = False) -> list[Path]:
     """``<method>_hitting_time.png`` (exact hitting time against iteration, log axis, with the
     optimum) and ``<method>_abcd.png`` (a, b, c, d per depth against iteration; on a
     heterogeneous graph the mean over the branches that have the depth)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = claim(directory, training_plot_names(run.method), overwrite)
+    directory.mkdir(exist_ok=True)
     figure = Figure(figsize=(6.4, 4.2))
     axes = figure.add_subplot()
     axes.plot(run.iteration, run.hitting_time, color="C0", label=f"{run.method} (exact E[T])")

@@ -10,8 +10,8 @@ shards (SLURM job arrays), resumed runs and Dask workers compute, merged bit for
 from .config import (SweepConfig, checkpoint_path, config_from_mapping, load_config, parse_shard,
                      shard_path)
 from .units import BUDGET_THREADS, Unit, plan
-from .runner import Outcome, local_cluster_shape, merge, run_sweep
+from .runner import Outcome, load_header_variants, local_cluster_shape, merge, run_sweep
 
 __all__ = ["BUDGET_THREADS", "Outcome", "SweepConfig", "Unit", "checkpoint_path",
-           "config_from_mapping", "load_config", "local_cluster_shape", "merge", "parse_shard",
+           "config_from_mapping", "load_config", "load_header_variants", "local_cluster_shape", "merge", "parse_shard",
            "plan", "run_sweep", "shard_path"]

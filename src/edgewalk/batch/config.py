@@ -186,6 +186,7 @@ def shard_path(output: str | os.PathLike[str], index: int, count: int) -> Path:
 
 
 def checkpoint_path(output: str | os.PathLike[str]) -> Path:
-    """The checkpoint of an unsharded sweep with this output: ``<stem>.partial.h5``."""
+    """The units file an unsharded sweep with this output checkpoints to (its checkpoints are
+    the files of ``<stem>.partial.h5.parts/``, see :mod:`edgewalk.io.units`)."""
     output = Path(output)
     return output.with_name(f"{output.stem}.partial.h5")

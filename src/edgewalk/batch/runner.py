@@ -27,14 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..io import check_writable, write_study
-from ..io.units import UnitsHeader, read_header, stored_runs, stored_units, write_units
+from ..io import check_writable, same_file, write_study
+from ..io.units import (UnitsHeader, append_units, parts_directory, read_header, remove_parts,
+                        remove_stale_temporaries, stored_runs, stored_units, write_units)
 from ..kernels import available_cores
 from ..result import HittingTimes
 from ..study import Study
 from .config import RESULT_KEYS, SweepConfig, checkpoint_path, config_from_mapping, shard_path
 from .units import Unit, assemble, compute, plan
 
+DASK_CONNECT_SECONDS = 10
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "MKL_NUM_THREADS")
 
@@ -71,7 +73,11 @@ def _dask_client(address: str, threads: int) -> Iterator[Any]:
                 env=_thread_environment(threads)))
             client = stack.enter_context(Client(cluster))
         else:
-            client = stack.enter_context(Client(address))
+            try:
+                client = stack.enter_context(Client(address, timeout=DASK_CONNECT_SECONDS))
+            except (OSError, TimeoutError, ValueError) as error:
+                raise InputError(f"--dask {address}: cannot reach a Dask scheduler there within "
+                                 f"{DASK_CONNECT_SECONDS} s ({type(error).__name__}: {error})") from None
         client.run(_limit_threads, threads)
         yield client
 
@@ -161,25 +167,27 @@ def run_sweep(config: SweepConfig, shard: tuple[int, int] | None = None, dask: s
     """Run the sweep, or with ``shard`` = (I, N) its units numbered I mod N, in this process or
     with ``dask`` ("local" or a scheduler address) on a Dask cluster.
 
-    Without ``shard``: writes the study file ``config.output`` (:func:`io.write_study`), equal bit for bit in every histogram and moment to :func:`study.sweep`
-    with the same parameters and ``threads=1``. Runs already complete in the output and units in
-    the checkpoint are kept; the checkpoint is rewritten atomically at most every
-    ``checkpoint_seconds`` while units finish and on an interrupt (KeyboardInterrupt or SIGTERM,
-    which is re-raised), and removed at the end. With ``shard``: writes (and keeps resuming from)
-    the shard's units file; ``edgewalk merge`` makes the study. Every parameter and the output
-    location are checked before any work."""
+    Without ``shard``: writes the study file ``config.output`` (:func:`io.write_study`), equal bit
+    for bit in every histogram and moment to :func:`study.sweep` with the same parameters and
+    ``threads=1``. With ``shard``: writes the shard's units file; ``edgewalk merge`` makes the
+    study. Either way the units finished so far are checkpointed at most every
+    ``checkpoint_seconds`` and on an interrupt (KeyboardInterrupt or SIGTERM, which is re-raised),
+    each checkpoint holding only the units finished since the last one, and a rerun resumes from
+    them (and, unsharded, from the runs complete in the output). Temporary files a killed run
+    left are removed first. Every parameter and the output location are checked before any work."""
     start = time.perf_counter()
     cells, units = plan(config)
     index, count = shard if shard is not None else (0, 1)
     mine = [u for u in units if u.index % count == index]
     output = Path(config.output)
-    target = shard_path(output, index, count) if shard is not None else checkpoint_path(output)
-    for path in (target, output) if shard is None else (target,):
-        check_writable(path, "output:")
+    target = shard_path(output, index, count) if shard is not None else output
+    stored_in = target if shard is not None else checkpoint_path(output)
+    check_writable(target, "output:")
+    remove_stale_temporaries(target, stored_in)
 
     whole = {} if shard is not None else stored_runs(output, cells, config.rollouts)
     mine_open = [u for u in mine if u.cell.name not in whole]
-    results = stored_units(target, mine_open)
+    results = stored_units(stored_in, mine_open)
     pending = [u for u in mine_open if u.key not in results]
     reused = len(mine) - len(pending)
 
@@ -187,17 +195,19 @@ def run_sweep(config: SweepConfig, shard: tuple[int, int] | None = None, dask: s
     open_cells = {u.cell.name for u in pending}
     label = f"shard {index}/{count}" if shard is not None else "sweep"
     bar = _Progress(label, pending, len(simulated), len(simulated) - len(open_cells), progress)
-    written = {"at": time.monotonic(), "units": len(results)}
+    unsaved: dict[str, HittingTimes] = {}
+    saved_at = [time.monotonic()]
 
     def checkpoint() -> None:
-        if len(results) > written["units"]:
-            write_units(target, config, (index, count), len(mine_open), results)
-            written.update(at=time.monotonic(), units=len(results))
+        if unsaved:
+            append_units(stored_in, config, (index, count), len(mine_open), unsaved)
+            unsaved.clear()
+        saved_at[0] = time.monotonic()
 
     def on_result(unit: Unit, result: HittingTimes) -> None:
-        results[unit.key] = result
+        results[unit.key] = unsaved[unit.key] = result
         bar.update(unit)
-        if time.monotonic() - written["at"] >= checkpoint_seconds:
+        if time.monotonic() - saved_at[0] >= checkpoint_seconds:
             checkpoint()
 
     try:
@@ -210,13 +220,13 @@ def run_sweep(config: SweepConfig, shard: tuple[int, int] | None = None, dask: s
         bar.close()
 
     if shard is not None:
-        if pending or not target.exists():
+        if pending or not target.exists() or parts_directory(target).is_dir():
             write_units(target, config, (index, count), len(mine_open), results)
+        remove_parts(target)
         return Outcome(target, None, len(mine), reused, len(pending), time.perf_counter() - start)
     result = assemble(config, cells, units, results, whole)
     write_study(output, result)
-    with contextlib.suppress(FileNotFoundError):
-        target.unlink()
+    remove_parts(stored_in)
     return Outcome(output, result, len(mine), reused, len(pending), time.perf_counter() - start)
 
 
@@ -227,8 +237,11 @@ def merge(output: str | os.PathLike[str], shards: Sequence[str | os.PathLike[str
     missing shard indices, and shards lacking units; nothing is written then."""
     if not shards:
         raise InputError("merge: give the shard files to merge")
+    inputs = [p for p in shards if same_file(output, p)]
+    if inputs:
+        raise InputError(f"OUT {output}: is also given as a shard to merge; write the study to another file")
     headers = [read_header(Path(p)) for p in shards]
-    check_writable(output)
+    check_writable(output, "OUT")
     problems = []
     by_hash: dict[str, list[UnitsHeader]] = {}
     for h in headers:
@@ -276,6 +289,14 @@ def merge(output: str | os.PathLike[str], shards: Sequence[str | os.PathLike[str
     result = assemble(config, cells, units, results, {})
     write_study(output, result)
     return result
+
+
+def load_header_variants(shards: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
+    """The variants of the sweep the first shard file belongs to (for checking plot names
+    before a merge)."""
+    if not shards:
+        raise InputError("merge: give the shard files to merge")
+    return tuple(read_header(Path(shards[0])).config.get("variants", ()))
 
 
 def _names(headers: Iterator[UnitsHeader] | Sequence[UnitsHeader]) -> str:

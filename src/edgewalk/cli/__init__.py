@@ -4,11 +4,13 @@ expected failures become a one-line message and an exit status."""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from typing import Sequence
 
 from .. import __version__, memory
-from ..errors import EXIT_STATUS, InputError, RefusedError
+from ..errors import EXIT_STATUS, InputError, RefusedError, RunError
 from . import files, run, study, train
 
 DESCRIPTION = """\
@@ -62,9 +64,14 @@ def _as_typed(error: InputError, args: argparse.Namespace) -> str:
     return message
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM (SLURM's time limit) as Ctrl-C
     try:
         memory.set_limit(None if args.max_memory is None else memory.parse_size(args.max_memory))
         return args.handler(args)
@@ -75,4 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.exit(2, f"edgewalk: error: {error}\n")
     except KeyboardInterrupt:
-        parser.exit(130, "edgewalk: interrupted; no output was written\n")
+        parser.exit(130, "edgewalk: interrupted; no partial output was left\n")
+    except BrokenPipeError:
+        # the reader went away (edgewalk run | head): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (OSError, RunError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
+        parser.exit(RunError.exit_status, f"edgewalk: failed: {reason}{where}; no partial output was left\n")
+    finally:
+        signal.signal(signal.SIGTERM, previous)

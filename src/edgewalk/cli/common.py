@@ -69,11 +69,8 @@ def progress_bar(total: int, label: str, enabled: bool | None):
     return bar, update
 
 
-def check_plot_directory(directory: str | Path, option: str = "--plots") -> Path:
-    """A directory that exists or can be created (its parent exists); InputError otherwise."""
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise InputError(f"{option} {directory}: exists and is not a directory")
-    if not directory.parent.is_dir():
-        raise InputError(f"{option} {directory}: directory {directory.parent} does not exist")
-    return directory
+def plots_beside(path: str | Path) -> Path:
+    """``<file without its suffix>-plots`` beside a file (edgewalk-study.h5 -> edgewalk-study-plots):
+    where a command's PNGs go unless --plots names another directory."""
+    path = Path(path)
+    return path.with_name(f"{path.stem if path.suffix else path.name}-plots")

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .. import io, plots
-from .common import check_plot_directory, dumps
+from .common import dumps, plots_beside
 
 
 def add_commands(commands) -> None:
@@ -26,34 +26,36 @@ def add_commands(commands) -> None:
                          "suffix + '-plots', beside FILE)")
     command.add_argument("--json", action="store_true",
                          help="print one JSON object: file, kind, out, plots")
+    command.add_argument("--overwrite", action="store_true",
+                         help="replace PNGs of the same names in the directory (default: refuse)")
     command.set_defaults(handler=_plot)
 
 
-def default_plot_directory(path: str | os.PathLike[str]) -> Path:
-    """``<file without its suffix>-plots`` beside the file (edgewalk-study.h5 ->
-    edgewalk-study-plots: the directory ``edgewalk sweep`` and ``edgewalk train`` use)."""
-    path = Path(path)
-    return path.with_name(f"{path.stem if path.suffix else path.name}-plots")
-
-
-def plot(path: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None) -> list[Path]:
+def plot(path: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None,
+         overwrite: bool = False) -> list[Path]:
     """Draw the figures of any edgewalk file into ``directory`` (created if missing; its parent
-    must exist; default :func:`default_plot_directory`) and return the paths written."""
+    must exist; default :func:`plots_beside` the file) and return the paths written."""
     kind = io.file_kind(path)
-    directory = check_plot_directory(default_plot_directory(path) if directory is None else directory, "--out")
+    directory = plots_beside(path) if directory is None else Path(directory)
     if kind == "study":
-        return plots.write_plots(io.read_study(path), directory)
+        study = io.read_study(path)
+        plots.claim(directory, plots.study_plot_names(study.parameters["variants"]), overwrite, "--out")
+        return plots.write_plots(study, directory, overwrite)
     if kind == "training":
+        run = io.read_training(path)
+        plots.claim(directory, plots.training_plot_names(run.method), overwrite, "--out")
         optimum = io.read_training_summary(path).get("optimum")
         optimum = float(optimum) if isinstance(optimum, (int, float)) and math.isfinite(optimum) else None
-        return plots.write_training_plots(io.read_training(path), directory, optimum)
-    return plots.write_run_plots(io.read(path), directory)
+        return plots.write_training_plots(run, directory, optimum, overwrite)
+    runs = io.read(path)
+    plots.claim(directory, plots.run_plot_names(runs), overwrite, "--out")
+    return plots.write_run_plots(runs, directory, overwrite)
 
 
 def _plot(args: argparse.Namespace) -> int:
     kind = io.file_kind(args.file)
-    directory = default_plot_directory(args.file) if args.out is None else Path(args.out)
-    written = [str(p) for p in plot(args.file, directory)]
+    directory = plots_beside(args.file) if args.out is None else Path(args.out)
+    written = [str(p) for p in plot(args.file, directory, args.overwrite)]
     if args.json:
         print(dumps({"file": str(args.file), "kind": kind, "out": str(directory), "plots": written}))
         return 0

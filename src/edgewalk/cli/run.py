@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 
 import numpy as np
 
@@ -10,7 +12,7 @@ from .. import checks, engine, exact, kernels, planning
 from ..engine import RunPlan
 from ..errors import InputError
 from ..graph import Graph, path_star
-from ..io import check_writable, read_training, write
+from ..io import add_runs, check_runs_output, read_training
 from ..policy import NAMED, Policy, from_table, named
 from ..result import HittingTimes
 from .common import add_graph_options, build_graph, dumps, progress_bar
@@ -51,6 +53,9 @@ def add_commands(commands) -> None:
                      help="print the summary as one JSON object on stdout (with several policies: "
                      "{\"runs\": [...]}); mean/stderr count steps, mean_draws/stderr_draws policy draws")
     run.add_argument("--force", action="store_true", help="run even if the cost estimate exceeds an hour")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace runs of the same name in --out (other runs in it are always kept), or "
+                     "replace --out if it is not a run file")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on stderr (default: when stderr is a terminal)")
     run.set_defaults(handler=_run)
@@ -68,16 +73,18 @@ def add_commands(commands) -> None:
 
 
 def _policy_file(path: str, graph: Graph) -> Policy:
-    if path.endswith(".npy"):
+    try:
+        if not path.endswith(".npy"):
+            return read_training(path).policy
         try:
-            table = np.load(path)
-        except (OSError, ValueError) as error:
-            raise InputError(f"--policy-file {path}: not a readable .npy array ({error})") from None
-        try:
-            return from_table(graph, table, name="table")
-        except InputError as error:
-            raise InputError(f"--policy-file {path}: {error}") from None
-    return read_training(path).policy
+            table = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except (OSError, ValueError, EOFError) as error:
+            raise InputError(f"{path}: not a readable .npy array ({error})") from None
+        return from_table(graph, table, name="table")
+    except InputError as error:
+        raise type(error)(f"--policy-file: {error}") from None
 
 
 def _plans(args: argparse.Namespace) -> list[RunPlan]:
@@ -113,41 +120,61 @@ def run_name(policy: Policy, search: str) -> str:
     return f"{policy.name}{wrapper}_{shape}"
 
 
-def summary(result: HittingTimes) -> dict[str, object]:
+def summary(plan: RunPlan, result: HittingTimes) -> dict[str, object]:
+    """The run's summary: what --json prints (undefined numbers null, with a note saying why)."""
     p = result.parameters
+    comparison = planning.compare_with_exact(plan, result)
+    exact_mean = p["exact_mean"]
+    notes = []
+    if exact_mean == math.inf:
+        notes.append("the target is not hit surely from the start: the exact mean is infinite")
+    if comparison.note:
+        notes.append(comparison.note)
     return {
         "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"], "search": p["search"],
-        "mean": result.mean, "stderr": result.stderr, "exact_mean": p["exact_mean"],
-        "z": checks.z_score(result.mean, p["exact_mean"], result.stderr),
+        "mean": result.mean, "stderr": result.stderr,
+        "exact_mean": exact_mean if math.isfinite(exact_mean) else math.nan,
+        "z": comparison.z, "z_against": comparison.reference or None, "z_exact": comparison.exact,
         "mean_draws": result.mean_draws, "stderr_draws": result.stderr_draws,
         "rollouts": result.rollouts, "hits": result.hits, "censored": result.censored,
+        "censored_fraction": comparison.censored_fraction,
+        "exact_censored_fraction": comparison.exact_censored_fraction,
         "max_steps": p["max_steps"], "steps": result.steps, "seconds": result.seconds,
         "steps_per_second": result.steps_per_second, "compile_seconds": result.compile_seconds,
         "backend": p["backend"], "threads": p["threads"], "seed": p["seed"],
+        "notes": notes,
     }
 
 
 def _run(args: argparse.Namespace) -> int:
     plans = _plans(args)
-    check_writable(args.out)
+    names = [run_name(plan.policy, plan.search) for plan in plans]
+    check_runs_output(args.out, names, overwrite=args.overwrite)
     results: dict[str, HittingTimes] = {}
-    for plan in plans:
-        name = run_name(plan.policy, plan.search)
+    for name, plan in zip(names, plans):
         bar, update = progress_bar(plan.rollouts, name, args.progress)
         with bar:
             results[name] = engine.execute(plan, update)
-    write(args.out, results)
+    add_runs(args.out, results, replace=args.overwrite)
 
-    summaries = [{"run": name, **summary(r)} for name, r in results.items()]
+    summaries = [{"run": name, **summary(plan, r)} for (name, r), plan in zip(results.items(), plans)]
+    all_censored = [s["run"] for s in summaries if s["hits"] == 0]
     if args.json:
         print(dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}))
-        return 0
-    print(f"{'run':<32} {'mean':>12} {'stderr':>9} {'exact':>12} {'z':>6} {'draws':>12} {'censored':>8} {'steps/s':>9}")
-    for s in summaries:
-        print(f"{s['run']:<32} {s['mean']:>12.6g} {s['stderr']:>9.3g} {s['exact_mean']:>12.6g} "
-              f"{s['z']:>6.2f} {s['mean_draws']:>12.6g} {s['censored']:>8d} {s['steps_per_second']:>9.3g}")
-    print(f"{len(results)} run(s) of {args.rollouts} rollouts, seed {args.seed}, "
-          f"{summaries[0]['backend']} on {summaries[0]['threads']} thread(s), written to {args.out}")
+    else:
+        print(f"{'run':<32} {'mean':>12} {'stderr':>9} {'exact':>12} {'z':>6} {'draws':>12} {'censored':>8} {'steps/s':>9}")
+        for s in summaries:
+            print(f"{s['run']:<32} {s['mean']:>12.6g} {s['stderr']:>9.3g} {s['z_exact']:>12.6g} "
+                  f"{s['z']:>6.2f} {s['mean_draws']:>12.6g} {s['censored']:>8d} {s['steps_per_second']:>9.3g}")
+        for s in summaries:
+            for note in s["notes"]:
+                print(f"note: {s['run']}: {note}")
+        print(f"{len(results)} run(s) of {args.rollouts} rollouts, seed {args.seed}, "
+              f"{summaries[0]['backend']} on {summaries[0]['threads']} thread(s), written to {args.out}")
+    if all_censored:
+        print(f"edgewalk: every rollout of {', '.join(all_censored)} was censored at max_steps; "
+              "raise --max-steps", file=sys.stderr)
+        return 1
     return 0
 
 

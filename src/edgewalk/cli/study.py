@@ -11,9 +11,10 @@ import time
 
 from .. import checks, kernels, study
 from ..errors import InputError
-from ..io import check_writable, read_study, write_study
+from ..io import check_new_output, read_study, write_study
+from ..plots import claim, study_plot_names, write_plots
 from ..study import VARIANTS
-from .common import check_plot_directory, dumps, progress_bar
+from .common import dumps, plots_beside, progress_bar
 
 
 SWEEP_DESCRIPTION = """\
@@ -57,16 +58,19 @@ def add_commands(commands) -> None:
     sweep.add_argument("--backend", choices=kernels.BACKENDS, default="numba", help="simulation kernel (default numba)")
     sweep.add_argument("--threads", type=int, default=None, help="threads (default: all cores this process may use)")
     sweep.add_argument("--out", default="edgewalk-study.h5", metavar="PATH", help="HDF5 output (default edgewalk-study.h5)")
-    sweep.add_argument("--plots", default="edgewalk-study-plots", metavar="DIR",
-                       help="directory for the PNG plots, created if missing (default edgewalk-study-plots)")
+    sweep.add_argument("--plots", default=None, metavar="DIR",
+                       help="directory for the PNG plots, created if missing (default: --out without its "
+                       "suffix + '-plots')")
     sweep.add_argument("--no-plots", action="store_true", help="write no plots")
+    sweep.add_argument("--overwrite", action="store_true",
+                       help="replace --out and the plots if they exist (default: refuse)")
     sweep.add_argument("--json", action="store_true",
                        help="print one JSON object: fits [{variant, parameter, kind, estimate, ci_low, ci_high, "
                        "stated, ...}], cells, threshold, out, plots, seconds, parameters")
     sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar on stderr (default: when stderr is a terminal)")
     option_defaults = {a.dest: a.default for a in sweep._actions if a.option_strings and a.dest not in
-                       ("help", "json", "progress")}
+                       ("help", "json", "progress", "overwrite", "max_memory")}
     sweep.add_argument("file", nargs="?", default=None, metavar="FILE",
                        help="a TOML file describing the whole sweep (grid, variants, rollouts, seed, "
                        "budget, block_rollouts, output, ...; see docs/cluster.md); it replaces the options "
@@ -92,6 +96,9 @@ def add_commands(commands) -> None:
     merge.add_argument("shards", nargs="+", metavar="SHARD", help="the N shard files")
     merge.add_argument("--plots", default=None, metavar="DIR", help="also write the PNG plots to DIR")
     merge.add_argument("--json", action="store_true", help="print one JSON object (as `edgewalk sweep --json`)")
+    merge.add_argument("--overwrite", action="store_true",
+                       help="replace OUT and the plots if they exist (default: refuse; OUT can never be one of "
+                       "the shards)")
     merge.set_defaults(handler=_merge)
 
     check = commands.add_parser(
@@ -164,10 +171,10 @@ def _sweep(args: argparse.Namespace) -> int:
             raise InputError(f"--{option} needs a sweep FILE (a TOML description of the sweep; see docs/cluster.md)")
     grid = study.Grid(study.parse_list(args.W, "--W"), study.parse_list(args.K, "--K"),
                       study.parse_list(args.L, "--L"), _parse_base(args.base))
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    check_writable(args.out)
-    if not args.no_plots:
-        check_plot_directory(args.plots)
+    variants = study.check_variants([v.strip() for v in args.variants.split(",") if v.strip()])
+    check_new_output(args.out, overwrite=args.overwrite)
+    plots = None if args.no_plots else claim(args.plots or plots_beside(args.out),
+                                             study_plot_names(variants), args.overwrite)
 
     @contextlib.contextmanager
     def progress(name: str, total: int):
@@ -179,12 +186,8 @@ def _sweep(args: argparse.Namespace) -> int:
     result = study.sweep(grid, variants, args.rollouts, args.seed, args.budget, args.backend,
                          args.threads, args.tail, progress, args.policies)
     write_study(args.out, result)
-    written = []
-    if not args.no_plots:
-        from ..plots import write_plots
-
-        written = [str(p) for p in write_plots(result, args.plots)]
-    _print_study(result, args.out, written, args.plots, time.perf_counter() - start, args.json)
+    written = [] if plots is None else [str(p) for p in write_plots(result, plots, args.overwrite)]
+    _print_study(result, args.out, written, plots, time.perf_counter() - start, args.json)
     return 0
 
 
@@ -220,15 +223,17 @@ def _sweep_file(args: argparse.Namespace) -> int:
     given = [f"--{dest.replace('_', '-')}" for dest, default in args.sweep_option_defaults.items()
              if dest not in ("shard", "dask") and getattr(args, dest) != default]
     if given:
-        raise ValueError(f"with FILE the file alone describes the sweep: put {', '.join(given)} in {args.file} instead")
+        raise InputError(f"with FILE the file alone describes the sweep: put {', '.join(given)} in {args.file} instead")
     config = batch.load_config(args.file)
     shard = batch.parse_shard(args.shard) if args.shard is not None else None
+    plots = None if not config.plots or shard else claim(config.plots, study_plot_names(config.variants),
+                                                         args.overwrite, "plots")
     try:
         outcome = batch.run_sweep(config, shard, args.dask, args.progress)
     except KeyboardInterrupt:
-        print(f"edgewalk: interrupted; finished rollout blocks are kept in "
-              f"{batch.shard_path(config.output, *shard) if shard else batch.checkpoint_path(config.output)}: "
-              f"rerun the same command to resume", file=sys.stderr)
+        kept = batch.shard_path(config.output, *shard) if shard else batch.checkpoint_path(config.output)
+        print(f"edgewalk: interrupted; finished rollout blocks are kept in {kept}.parts: "
+              "rerun the same command to resume", file=sys.stderr)
         return 130
     if outcome.study is None:
         summary = {"shard": args.shard, "out": str(outcome.path), "units": outcome.units,
@@ -239,12 +244,8 @@ def _sweep_file(args: argparse.Namespace) -> int:
             print(f"shard {args.shard}: {outcome.computed} rollout blocks computed, {outcome.reused} kept from "
                   f"earlier runs, of {outcome.units}; {outcome.seconds:.1f} s; written to {outcome.path}")
         return 0
-    written = []
-    if config.plots:
-        from ..plots import write_plots
-
-        written = [str(p) for p in write_plots(outcome.study, check_plot_directory(config.plots, "plots"))]
-    _print_study(outcome.study, config.output, written, config.plots, outcome.seconds, args.json)
+    written = [] if plots is None else [str(p) for p in write_plots(outcome.study, plots, args.overwrite)]
+    _print_study(outcome.study, config.output, written, plots, outcome.seconds, args.json)
     return 0
 
 
@@ -252,13 +253,13 @@ def _merge(args: argparse.Namespace) -> int:
     from .. import batch
 
     start = time.perf_counter()
-    result = batch.merge(args.out, args.shards)
-    written = []
+    check_new_output(args.out, "OUT", args.overwrite)
+    plots = None
     if args.plots:
-        from ..plots import write_plots
-
-        written = [str(p) for p in write_plots(result, args.plots)]
-    _print_study(result, args.out, written, args.plots, time.perf_counter() - start, args.json)
+        plots = claim(args.plots, study_plot_names(batch.load_header_variants(args.shards)), args.overwrite)
+    result = batch.merge(args.out, args.shards)
+    written = [] if plots is None else [str(p) for p in write_plots(result, plots, args.overwrite)]
+    _print_study(result, args.out, written, plots, time.perf_counter() - start, args.json)
     return 0
 
 

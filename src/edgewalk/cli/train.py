@@ -10,9 +10,10 @@ import numpy as np
 
 from .. import checks, kernels, training
 from ..errors import InputError
-from ..io import check_writable, read_training, write_training
+from ..io import check_new_output, read_training, write_training
 from ..training import METHODS, PARAMETRISATIONS
-from .common import add_graph_options, build_graph, check_plot_directory, dumps
+from ..plots import claim, training_plot_names
+from .common import add_graph_options, build_graph, dumps, plots_beside
 
 
 def _defaults(field: str) -> str:
@@ -60,9 +61,11 @@ def add_commands(commands) -> None:
     train.add_argument("--threads", type=int, default=None, help="threads (default: all cores this process may use)")
     train.add_argument("--out", default="edgewalk-training.h5", metavar="PATH",
                        help="HDF5 output (default edgewalk-training.h5)")
-    train.add_argument("--plots", default="edgewalk-training-plots", metavar="DIR",
-                       help="directory for the PNG plots (default edgewalk-training-plots)")
+    train.add_argument("--plots", default=None, metavar="DIR",
+                       help="directory for the PNG plots (default: --out without its suffix + '-plots')")
     train.add_argument("--no-plots", action="store_true", help="write no plots")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace --out and the plots if they exist (default: refuse)")
     train.add_argument("--json", action="store_true",
                        help="print one JSON object: method, iterations, final_hitting_time, optimum, "
                        "first_iteration_within_1pct (of the exact RLVR optimum), seconds_per_iteration, out")
@@ -107,12 +110,15 @@ def _train(args: argparse.Namespace) -> int:
     threads = kernels.check_threads(args.threads)
     if args.method == "ppo" and args.parametrisation != "tabular":
         raise InputError("--parametrisation: ppo trains the tabular policy only")
-    teacher = read_training(args.teacher).policy if args.teacher else None
+    try:
+        teacher = read_training(args.teacher).policy if args.teacher else None
+    except InputError as error:
+        raise type(error)(f"--teacher: {error}") from None
     if teacher is not None and teacher.graph.describe() != graph.describe():
         raise InputError(f"--teacher {args.teacher}: trained on {teacher.graph.describe()}, not {graph.describe()}")
-    check_writable(args.out)
-    if not args.no_plots:
-        check_plot_directory(args.plots)
+    check_new_output(args.out, overwrite=args.overwrite)
+    plots_directory = None if args.no_plots else claim(
+        args.plots or plots_beside(args.out), training_plot_names(args.method), args.overwrite)
 
     common = {"parametrisation": args.parametrisation, "record_every": args.record_every}
     mc = {"rollouts": rollouts, "seed": seed, "backend": args.backend, "threads": threads}
@@ -140,10 +146,10 @@ def _train(args: argparse.Namespace) -> int:
               "seconds_per_iteration": run.seconds_per_iteration, "out": args.out}
     write_training(args.out, run, **{k: v for k, v in result.items() if k != "out"})
     plots = []
-    if not args.no_plots:
+    if plots_directory is not None:
         from ..plots import write_training_plots
 
-        plots = [str(p) for p in write_training_plots(run, args.plots, optimum)]
+        plots = [str(p) for p in write_training_plots(run, plots_directory, optimum, args.overwrite)]
     result["plots"] = plots
     if args.json:
         print(dumps(result))
@@ -151,7 +157,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"{run.method} on {run.graph}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} "
           f"after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each); "
           f"RLVR optimum {optimum:.6g}, first within 1% at iteration {first}")
-    print(f"history written to {args.out}" + (f", plots to {args.plots}" if plots else ""))
+    print(f"history written to {args.out}" + (f", plots to {plots_directory}" if plots else ""))
     return 0
 
 

@@ -64,6 +64,21 @@ def check_writable(path: str | os.PathLike[str], option: str = "--out") -> None:
     os.unlink(probe)
 
 
+def check_new_output(path: str | os.PathLike[str], option: str = "--out", overwrite: bool = False) -> None:
+    """:func:`check_writable`, and refuse an existing file unless ``overwrite``."""
+    check_writable(path, option)
+    if Path(path).exists() and not overwrite:
+        raise InputError(f"{option} {path}: exists; give --overwrite to replace it, or choose another file")
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same file (as far as the file system can tell)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
     """An HDF5 file open for writing that appears at ``path`` only when the block completes:

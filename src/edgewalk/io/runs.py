@@ -42,7 +42,7 @@ import uhi.io.hdf5
 
 from ..errors import CorruptFileError, InputError
 from ..result import HittingTimes
-from .hdf5 import FORMAT, atomic_file, attr_value, stamp, to_json
+from .hdf5 import FORMAT, atomic_file, attr_value, check_writable, stamp, to_json
 
 _MOMENT_ATTRS = frozenset({
     "bin_width", "hits", "censored", "steps", "total", "total_of_squares",
@@ -59,6 +59,50 @@ def write(path: str | os.PathLike[str], runs: Mapping[str, HittingTimes]) -> Non
     check_run_names(runs)
     with atomic_file(path) as f:
         write_runs(f, runs)
+
+
+def is_run_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a plain run file (written by :func:`write`; not a study, training or
+    shard file, which hold runs too). False for a file that is not HDF5 at all."""
+    try:
+        with open_results(path) as f:
+            return (f.attrs.get("format") == FORMAT and isinstance(f.get("runs"), h5py.Group)
+                    and not any(name in f for name in ("study", "training", "batch")))
+    except InputError:
+        return False
+
+
+def check_runs_output(path: str | os.PathLike[str], names, option: str = "--out",
+                      overwrite: bool = False) -> None:
+    """Check, before any work, that runs of these ``names`` can be added to ``path``: a new file,
+    or a run file that holds none of them (unless ``overwrite``). Any other existing file is
+    refused unless ``overwrite``."""
+    check_writable(path, option)
+    if not os.path.exists(path) or overwrite:
+        return
+    if not is_run_file(path):
+        raise InputError(f"{option} {path}: exists and is not a run file; give --overwrite to replace "
+                         "it, or choose another file")
+    with open_results(path) as f:
+        clashes = [n for n in names if n in f["runs"]]
+    if clashes:
+        raise InputError(f"{option} {path}: already holds run {', '.join(clashes)}; give --overwrite "
+                         "to replace it, or choose another file")
+
+
+def add_runs(path: str | os.PathLike[str], runs: Mapping[str, HittingTimes], replace: bool = False) -> None:
+    """Write ``runs`` into the run file at ``path``, keeping the runs it already holds (a run of
+    the same name is replaced only if ``replace``; an existing file that is not a run file only
+    if ``replace``). Atomic, as :func:`write`."""
+    kept: dict[str, HittingTimes] = {}
+    if os.path.exists(path) and is_run_file(path):
+        kept = read(path)
+        clashes = [n for n in runs if n in kept]
+        if clashes and not replace:
+            raise InputError(f"{path}: already holds run {', '.join(clashes)}")
+    elif os.path.exists(path) and not replace:
+        raise InputError(f"{path}: exists and is not a run file")
+    write(path, {**{n: r for n, r in kept.items() if n not in runs}, **runs})
 
 
 def write_runs(f: h5py.File, runs: Mapping[str, HittingTimes]) -> None:

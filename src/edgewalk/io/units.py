@@ -1,5 +1,7 @@
 """Units files: the rollout blocks a shard (``--shard I/N``) or an unsharded sweep's checkpoint
-holds while it runs::
+holds. While a sweep runs, every checkpoint adds one small units file (only the blocks finished
+since the last one) to a ``<file>.parts`` directory beside its output, so a checkpoint costs in
+proportion to the new work; the shard file itself is written once, at the end. A units file::
 
     /                      attrs format="edgewalk.hitting_times" (edgewalk.read opens the file)
     /batch                 attrs batch_format="edgewalk.batch", batch_format_version=1,
@@ -80,12 +82,58 @@ def matching(stored: Mapping[str, HittingTimes], wanted: Mapping[str, str]) -> d
             if name in wanted and canonical(result.parameters) == wanted[name]}
 
 
+def parts_directory(path: Path) -> Path:
+    """Where the checkpoints of the units file or study file ``path`` are kept while it runs."""
+    return path.with_name(path.name + ".parts")
+
+
 def stored_units(path: Path, units: Sequence[Unit]) -> dict[str, HittingTimes]:
-    """The results in a units file at ``path`` (if any) that stand for ``units``."""
-    if not path.exists():
-        return {}
-    read_header(path)  # refuse anything but a units file
-    return matching(read(path), {u.key: u.signature() for u in units})
+    """The results in the units file at ``path`` and in its checkpoints (if any) that stand
+    for ``units``."""
+    wanted = {u.key: u.signature() for u in units}
+    found: dict[str, HittingTimes] = {}
+    parts = parts_directory(path)
+    files = ([path] if path.exists() else []) + (sorted(parts.glob("part-*.h5")) if parts.is_dir() else [])
+    for file in files:
+        read_header(file)  # refuse anything but a units file
+        found.update(matching(read(file), wanted))
+    return found
+
+
+def append_units(path: Path, config: SweepConfig, shard: tuple[int, int], expected: int,
+                 results: Mapping[str, HittingTimes]) -> Path:
+    """Add ``results`` as one more checkpoint of the units file ``path`` (a new file in its
+    parts directory, written atomically) and return its path."""
+    parts = parts_directory(path)
+    parts.mkdir(exist_ok=True)
+    number = 1 + max((int(p.stem.split("-")[1]) for p in parts.glob("part-*.h5")), default=0)
+    part = parts / f"part-{number:06d}.h5"
+    write_units(part, config, shard, expected, results)
+    return part
+
+
+def remove_parts(path: Path) -> None:
+    """Remove the checkpoints of ``path`` (once its complete file is written)."""
+    parts = parts_directory(path)
+    if parts.is_dir():
+        for file in parts.iterdir():
+            file.unlink()
+        parts.rmdir()
+
+
+def remove_stale_temporaries(*paths: Path) -> list[Path]:
+    """Remove temporary files that an atomic write of one of ``paths`` (or of their checkpoints)
+    left behind when its process was killed; return what was removed."""
+    removed = []
+    for path in paths:
+        candidates = list(path.parent.glob(f".{path.name}.*.tmp"))
+        parts = parts_directory(path)
+        if parts.is_dir():
+            candidates += list(parts.glob(".part-*.tmp"))
+        for file in candidates:
+            file.unlink(missing_ok=True)
+            removed.append(file)
+    return removed
 
 
 def stored_runs(path: Path, cells: Sequence[PlannedCell], rollouts: int) -> dict[str, HittingTimes]:
