@@ -39,11 +39,11 @@ def build_graph(args: argparse.Namespace) -> Graph:
 
 
 def dumps(value: object) -> str:
-    """Strict JSON: values that are undefined (nan, such as the exact mean under the search
-    wrapper) become null."""
+    """Strict JSON: numbers that are not finite (nan, such as the exact mean under the search
+    wrapper, or inf) become null; the summaries carry a note saying why."""
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
-            return None if math.isnan(v) else str(v)
+            return None
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
