@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
-from ..graph import Graph, heterogeneous, path_star
+from ..graph import Graph, heterogeneous, path_star, symmetric_size
 
 
 def add_graph_options(parser: argparse.ArgumentParser, target: bool = True) -> None:
@@ -28,14 +31,38 @@ def add_graph_options(parser: argparse.ArgumentParser, target: bool = True) -> N
         )
 
 
+BIG_CHAIN = 2_000_000  # transitions from which building and solving take seconds: say so
+
+
+@contextlib.contextmanager
+def stage(label: str, shown: bool) -> Iterator[None]:
+    """Tell a person at a terminal what a long set-up step is doing and how long it took."""
+    shown = shown and sys.stderr.isatty()
+    began = time.perf_counter()
+    if shown:
+        print(f"edgewalk: {label} ...", file=sys.stderr, flush=True)
+    yield
+    if shown:
+        print(f"edgewalk: {label}: done in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
+
+
 def build_graph(args: argparse.Namespace) -> Graph:
     if args.depths is None:
-        return path_star(args.branches, args.depth, args.lanes)
+        big = checks_size(args.branches, args.depth, args.lanes) >= BIG_CHAIN
+        with stage(f"building the graph W = {args.branches}, K = {args.depth}, L = {args.lanes}", big):
+            return path_star(args.branches, args.depth, args.lanes)
     try:
         depths = [int(k) for k in args.depths.split(",")]
     except ValueError:
         raise InputError(f"--depths must be comma-separated whole numbers >= 1, got {args.depths!r}") from None
     return heterogeneous(depths, args.lanes)
+
+
+def checks_size(branches, depth, lanes) -> int:
+    """The transitions of the symmetric graph (0 for parameters the builder will refuse)."""
+    if not all(isinstance(v, int) and v >= 1 for v in (branches, depth, lanes)):
+        return 0
+    return symmetric_size(branches, depth, lanes)[1]
 
 
 def dumps(value: object) -> str:

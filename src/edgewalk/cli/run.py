@@ -8,14 +8,14 @@ import sys
 
 import numpy as np
 
-from .. import checks, engine, exact, kernels, planning
+from .. import checks, engine, exact, kernels, memory, planning
 from ..engine import RunPlan
 from ..errors import InputError
 from ..graph import Graph, path_star
 from ..io import add_runs, check_runs_output, read_training
 from ..policy import NAMED, Policy, from_table, named
 from ..result import HittingTimes
-from .common import add_graph_options, build_graph, dumps, progress_bar
+from .common import BIG_CHAIN, add_graph_options, build_graph, dumps, progress_bar, stage
 
 MAIN_JOB_POLICIES = ("pretrained", "sft", "rlvr")
 # In the main job SFT runs on the deepest graph whose estimate stays under this (SFT's hitting
@@ -91,6 +91,11 @@ def _plans(args: argparse.Namespace) -> list[RunPlan]:
     """The plans of the runs the arguments ask for: every check and cost estimate before any
     simulation."""
     graph = build_graph(args)
+    with stage(f"solving exactly on {graph.n_states:,} states", graph.n_transitions >= BIG_CHAIN):
+        return _plans_on(args, graph)
+
+
+def _plans_on(args: argparse.Namespace, graph: Graph) -> list[RunPlan]:
     options = dict(rollouts=args.rollouts, seed=args.seed, max_steps=args.max_steps, bins=args.bins,
                    backend=args.backend, threads=args.threads, search=args.search)
     if args.policy_file is not None:
@@ -181,11 +186,18 @@ def _run(args: argparse.Namespace) -> int:
 def _exact(args: argparse.Namespace) -> int:
     policy = named(build_graph(args), args.policy)
     target = planning.resolve_target(policy, args.target)
-    value = exact.expected_hitting_time(policy, target)
+    solution = exact.solve(policy, target)
+    value = float(solution.values[0])
+    described = {"policy": policy.name, "graph": policy.graph.describe(),
+                 "target": policy.graph.node_names[target], "exact_mean": value,
+                 "states": policy.graph.n_states, "solve_seconds": solution.seconds,
+                 "solve_memory_bytes": solution.memory_bytes}
+    if not math.isfinite(value):
+        described["notes"] = ["the target is not hit surely from the start: the exact mean is infinite"]
     if args.json:
-        print(dumps({"policy": policy.name, "graph": policy.graph.describe(),
-                     "target": policy.graph.node_names[target], "exact_mean": value}))
+        print(dumps(described))
     else:
         print(f"{policy.name} on {policy.graph.describe()}, target {policy.graph.node_names[target]}: "
-              f"expected hitting time {value:.10g}")
+              f"expected hitting time {value:.10g} ({policy.graph.n_states:,} states, solved in "
+              f"{solution.seconds:.2g} s holding {memory.format_bytes(solution.memory_bytes)})")
     return 0
