@@ -1,6 +1,6 @@
 """The GTH-LU exact solver (edgewalk._gth): cost of the symbolic build, the numeric factorisation
 and the solves on a large path-star (W = K = 100, L = 10, about 220,000 states), an RLVR training
-iteration at paper scale against training.ExactSolver's SuperLU measured in the same run, and how
+iteration at paper scale (exact.ExactSolver) against a SuperLU solve measured in the same run, and how
 fill grows with the graph (path-star and a grid-like chain).
 
 Run with ``pytest bench/test_exact_solver.py``; timings go into ``benchmark.extra_info`` and the
@@ -23,7 +23,10 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from edgewalk import exact, graph as graphs, policy as policies, training
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from edgewalk import exact, graph as graphs, policy as policies
 from edgewalk._gth import Pattern, elimination_order, estimated_bytes
 
 LARGE = (100, 100, 10)  # W, K, L
@@ -97,62 +100,32 @@ def best_of(fn, rounds: int) -> float:
 
 def chain_system(pol: policies.Policy, target: int):
     """Q (CSR, zeros eliminated), r and the start's local index, as exact.py builds them."""
-    Q, r, transient = exact._transient_system(pol, target)
+    Q, r, transient = exact._transient_matrix(pol, target)
     Q = Q.tocsr()
     first = int(np.flatnonzero(transient == exact.START_STATE)[0])
     return Q, r, first
 
 
-class TargetPattern:
-    """One target's GTH-LU pattern on the full pattern of the graph (every valid move, as
-    training.ExactSolver fixes it), with the maps that refill it from CSR probabilities:
-    ``data = p[inner]`` (no permutation: the graph's CSR rows are already in local order) and
-    ``absorb = bincount(row of each hitting move, p)``."""
-
-    def __init__(self, g: graphs.Graph, target: int) -> None:
-        _, _, transient = exact._transient_system(policies.pretrained(g), target)
-        n = len(transient)
-        local = np.full(g.n_states, -1, np.int64)
-        local[transient] = np.arange(n)
-        rows = training._rows(g)
-        row, col = local[rows], local[g.next_state]
-        inner = np.flatnonzero((row >= 0) & (col >= 0))
-        hit = np.flatnonzero((row >= 0) & g.target_states(target)[g.next_state])
-        self.n, self.transient, self.inner, self.hit_entry = n, transient, inner, hit
-        self.hit_row = row[hit]
-        indptr = np.concatenate(([0], np.cumsum(np.bincount(row[inner], minlength=n))))
-        indices = col[inner].astype(np.int32)
-        self.start = int(local[exact.START_STATE])
-        order = elimination_order(indptr, indices, self.start)
-        self.pattern = Pattern.build(indptr, indices, order)
-        self.ones = np.ones(n)
-        self.e_start = np.zeros(n)
-        self.e_start[self.start] = 1.0
-
-    def solve(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Local h = (I - Q)^-1 1 and d = (I - Q)^-T e_start for CSR probabilities p."""
-        absorb = np.bincount(self.hit_row, weights=p[self.hit_entry], minlength=self.n)
-        f = self.pattern.factorise(p[self.inner], absorb)
-        return f.solve(self.ones), f.solve_transposed(self.e_start)
-
-
-def gth_rlvr_gradient(g: graphs.Graph, systems: list[TargetPattern], rows: np.ndarray,
-                      p: np.ndarray, beta: float = 1.0) -> tuple[np.ndarray, float]:
-    """training.ExactSolver.rlvr_gradient with GTH-LU solves (same formula, line for line)."""
-    starts = g.row_start[:-1]
+def superlu_rlvr_gradient(g: graphs.Graph, p: np.ndarray, beta: float = 1.0) -> tuple[np.ndarray, float]:
+    """The baseline: the same exact RLVR gradient with scipy's SuperLU on I - Q (what training
+    used before GTH-LU, here rebuilding Q on every call as a one-shot solve does; inaccurate
+    where hitting times reach 1e14)."""
+    rows, starts = g.entry_state, g.row_start[:-1]
     gradient = np.zeros(g.n_transitions)
     times = []
-    for s in systems:
-        h_local, d_local = s.solve(p)
-        h = np.zeros(g.n_states)
-        d = np.zeros(g.n_states)
-        h[s.transient] = h_local
-        d[s.transient] = d_local
+    for target in g.leaves:
+        Q, _, transient = exact._transient_matrix(policies.Policy(g, p), target)
+        n = len(transient)
+        lu = spla.splu(sp.csc_matrix(sp.identity(n) - Q), permc_spec="COLAMD")
+        h, d = np.zeros(g.n_states), np.zeros(g.n_states)
+        h[transient] = lu.solve(np.ones(n))
+        e = (transient == exact.START_STATE).astype(float)
+        d[transient] = lu.solve(e, trans="T")
         q = -beta * (1.0 + h[g.next_state])
         v = np.add.reduceat(p * q, starts)
         gradient += d[rows] * p * (q - v[rows])
         times.append(h[exact.START_STATE])
-    return gradient / len(systems), float(np.mean(times))
+    return gradient / len(g.leaves), float(np.mean(times))
 
 
 def grid_chain(m: int):
@@ -271,27 +244,24 @@ def measure_rlvr_iteration(rounds: int = 15) -> dict:
     rng = np.random.default_rng(0)
     logits = rng.normal(0.0, 1.0, g.n_transitions)  # a generic point of training
     points = {"pretrained": policies.pretrained(g).probabilities,
-              "random-logits": training.softmax_rows(g, logits)}
-    solver = training.ExactSolver(g)
-    (systems, t_patterns) = timed(lambda: [TargetPattern(g, x) for x in training._leaves(g)])
-    rows = training._rows(g)
-    out = {"patterns_s": t_patterns, "n_per_target": systems[0].n,
-           "nnz_factors_per_target": systems[0].pattern.nnz_factors,
-           "memory_bytes_15_targets": sum(s.pattern.memory_bytes() for s in systems)}
+              "random-logits": policies.softmax_rows(g, logits)}
+    solver, t_patterns = timed(lambda: exact.ExactSolver(g))
+    out = {"patterns_s": t_patterns, "n_per_target": len(solver.systems[0].states),
+           "nnz_factors_per_target": solver.systems[0].pattern.nnz_factors,
+           "memory_bytes_15_targets": solver.memory_bytes}
     for label, p in points.items():
-        gth_rlvr_gradient(g, systems, rows, p)
         solver.rlvr_gradient(p)  # warm
-        ref_grad, ref_time = solver.rlvr_gradient(p)
-        grad, mean_time = gth_rlvr_gradient(g, systems, rows, p)
+        ref_grad, ref_time = superlu_rlvr_gradient(g, p)
+        grad, mean_time = solver.rlvr_gradient(p)
         scale = np.abs(ref_grad).max()
         out[f"{label}_max_gradient_difference"] = float(np.abs(grad - ref_grad).max() / scale)
         out[f"{label}_mean_time_relative_difference"] = mean_time / ref_time - 1
-        # interleave the three measurements so that load hits them alike
+        # interleave the measurements so that load hits them alike
         t_solves, t_grad, t_lu = [], [], []
         for _ in range(rounds):
-            t_solves.append(timed(lambda: [s.solve(p) for s in systems])[1])
-            t_grad.append(timed(lambda: gth_rlvr_gradient(g, systems, rows, p))[1])
-            t_lu.append(timed(lambda: solver.rlvr_gradient(p))[1])
+            t_solves.append(timed(lambda: [s.solve(p, visits=True) for s in solver.systems])[1])
+            t_grad.append(timed(lambda: solver.rlvr_gradient(p))[1])
+            t_lu.append(timed(lambda: superlu_rlvr_gradient(g, p))[1])
         out[f"{label}_gth_15_solves_s"] = min(t_solves)
         out[f"{label}_gth_gradient_s"] = min(t_grad)
         out[f"{label}_superlu_gradient_s"] = min(t_lu)
@@ -305,10 +275,9 @@ def test_rlvr_iteration_against_superlu(benchmark, report: Report) -> None:
     m = measure_rlvr_iteration()
     benchmark.extra_info.update(m)
     g = graphs.path_star(*PAPER)
-    systems = [TargetPattern(g, x) for x in training._leaves(g)]
+    solver = exact.ExactSolver(g)
     p = policies.pretrained(g).probabilities
-    benchmark.pedantic(lambda: [s.solve(p) for s in systems], rounds=10, iterations=1,
-                       warmup_rounds=1)
+    benchmark.pedantic(lambda: solver.rlvr_gradient(p), rounds=10, iterations=1, warmup_rounds=1)
     for label in ("pretrained", "random-logits"):
         line = (f"RLVR iteration W,K,L={PAPER}, {label}: 15 x (factorise + solve + solve_T) "
                 f"{1e3 * m[f'{label}_gth_15_solves_s']:.2f} ms, whole GTH gradient "
