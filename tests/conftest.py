@@ -7,11 +7,12 @@ import numpy as np
 from scipy import stats
 
 from edgewalk.checks import z_score  # the one definition of z, also the package's
+from edgewalk.kernels import MASK64, mix64, seed_key
 
 Z_LIMIT = 4.5  # two-sided P(|z| > 4.5) = 7e-6 for a correct engine
 P_LIMIT = 1e-4  # chi-square p-value below which a histogram is declared inconsistent
 
-__all__ = ["P_LIMIT", "Z_LIMIT", "chi_square_p_value", "same_result", "z_score"]
+__all__ = ["P_LIMIT", "Z_LIMIT", "chi_square_p_value", "reference_statistics", "same_result", "z_score"]
 
 
 def same_result(a, b) -> bool:
@@ -50,3 +51,28 @@ def chi_square_p_value(result, pmf: np.ndarray) -> float:
         return 1.0 if cells_obs and cells_obs[0] == cells_exp[0] else 0.0
     chi2 = sum((o - e) ** 2 / e for o, e in zip(cells_obs, cells_exp))
     return float(stats.chi2.sf(chi2, len(cells_obs) - 1))
+
+
+def reference_statistics(policy, targets, seed, rollouts, max_steps):
+    """Visits, hit visits and summed steps remaining per CSR entry, replaying each rollout's
+    documented random stream (native/edgewalk_kernel.h) in plain Python integers."""
+    tables = policy.alias
+    graph = policy.graph
+    visits, hit_visits, remaining = (np.zeros(graph.n_transitions, object) for _ in range(3))
+    for r in range(rollouts):
+        is_target = graph.target_states(targets[r % len(targets)])
+        x = mix64((seed_key(seed) + (r + 1) * 0x9E3779B97F4A7C15) & MASK64)
+        s, moves = 0, []
+        while not is_target[s] and len(moves) < max_steps:
+            x = (x + 0x9E3779B97F4A7C15) & MASK64
+            z = mix64(x)
+            base = int(tables.row_start[s])
+            k = base + (((z >> 32) * (int(tables.row_start[s + 1]) - base)) >> 32)
+            primary = (z & 0xFFFFFFFF) <= int(tables.threshold[k])
+            moves.append(int(tables.primary_entry[k] if primary else tables.alias_entry[k]))
+            s = int(tables.primary[k] if primary else tables.alias[k])
+        for step, move in enumerate(moves, start=1):
+            visits[move] += 1
+            hit_visits[move] += int(is_target[s])
+            remaining[move] += len(moves) - step + 1
+    return visits, hit_visits, remaining

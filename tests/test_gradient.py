@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 import edgewalk as ew
-from conftest import Z_LIMIT
+from conftest import Z_LIMIT, reference_statistics
 from edgewalk import engine
-from edgewalk.kernels import MASK64, mix64, seed_key
 from edgewalk.planning import gradient_statistics
 from edgewalk.policy import Policy
 
@@ -44,31 +43,6 @@ def test_backends_and_threads_agree_bit_for_bit():
         for field in ("visits", "hit_visits", "remaining_sum"):
             assert np.array_equal(getattr(other, field), getattr(runs[0], field))
         assert (other.steps, other.hits) == (runs[0].steps, runs[0].hits)
-
-
-def reference_statistics(policy, targets, seed, rollouts, max_steps):
-    """Visits, hit visits and summed steps remaining per CSR entry, replaying each rollout's
-    documented random stream (native/edgewalk_kernel.h) in plain Python integers."""
-    tables = policy.alias
-    graph = policy.graph
-    visits, hit_visits, remaining = (np.zeros(graph.n_transitions, object) for _ in range(3))
-    for r in range(rollouts):
-        is_target = graph.target_states(targets[r % len(targets)])
-        x = mix64((seed_key(seed) + (r + 1) * 0x9E3779B97F4A7C15) & MASK64)
-        s, moves = 0, []
-        while not is_target[s] and len(moves) < max_steps:
-            x = (x + 0x9E3779B97F4A7C15) & MASK64
-            z = mix64(x)
-            base = int(tables.row_start[s])
-            k = base + (((z >> 32) * (int(tables.row_start[s + 1]) - base)) >> 32)
-            primary = (z & 0xFFFFFFFF) <= int(tables.threshold[k])
-            moves.append(int(tables.primary_entry[k] if primary else tables.alias_entry[k]))
-            s = int(tables.primary[k] if primary else tables.alias[k])
-        for step, move in enumerate(moves, start=1):
-            visits[move] += 1
-            hit_visits[move] += int(is_target[s])
-            remaining[move] += len(moves) - step + 1
-    return visits, hit_visits, remaining
 
 
 @pytest.mark.parametrize("buffer_steps", [engine.GRADIENT_BUFFER_STEPS, 7, 1])

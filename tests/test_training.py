@@ -321,7 +321,7 @@ def test_run_results_serialise_to_plain_values():
     data = run.to_dict()
     assert list(data["iteration"]) == [0, 4, 8, 10]
     assert data["a"].shape == (4, 2) and data["hitting_time"].shape == (4,)
-    assert data["settings"] == {"lr": 0.05, "beta": 1.0, "iterations": 10, "record_every": 4}
+    assert data["settings"] == {"lr": 0.05, "beta": 1.0, "chain": ["rlvr"], "iterations": 10, "record_every": 4}
     rebuilt = tr.policy_from_logits(g, data["logits"])
     assert np.array_equal(rebuilt.probabilities, run.policy.probabilities)
 

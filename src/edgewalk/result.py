@@ -166,7 +166,10 @@ class TrainingRun:
     ``iteration[r]`` (0 = the starting policy). On a path-star, a, b, c, d have shape (rows, K)
     on a symmetric graph (averaged over branches and over the states of each kind) and
     (rows, W, max K) per branch otherwise (nan beyond a branch's depth); on other graphs they
-    are empty. ``hitting_time`` is the exact expected hitting time averaged over the targets."""
+    are empty. ``hitting_time`` is the exact expected hitting time averaged over the targets;
+    ``metrics`` holds any other per-row series a method records (its objective, ...).
+    ``settings["chain"]`` lists the methods that made the policy, earliest first (a run started
+    from another run's result continues its chain)."""
 
     method: str
     graph: dict
@@ -181,6 +184,7 @@ class TrainingRun:
     logits: np.ndarray = field(repr=False)
     policy: Policy = field(repr=False)
     seconds_per_iteration: float = 0.0
+    metrics: dict = field(default_factory=dict, repr=False)  # name -> one value per recorded row
 
     def first_within(self, value: float, relative: float = 0.01) -> int | None:
         """The first recorded iteration whose hitting time is within ``relative`` of ``value``."""
@@ -194,4 +198,5 @@ class TrainingRun:
             "settings": dict(self.settings), "iteration": self.iteration,
             "hitting_time": self.hitting_time, "a": self.a, "b": self.b, "c": self.c, "d": self.d,
             "logits": self.logits, "seconds_per_iteration": self.seconds_per_iteration,
+            "metrics": dict(self.metrics),
         }

@@ -11,7 +11,9 @@ import numpy as np
 from .. import checks, kernels, training
 from ..errors import InputError
 from ..io import check_new_output, read_training, write_training
+from ..policy import pretrained
 from ..training import METHODS, PARAMETRISATIONS
+from ..training.methods import HORIZON_FACTOR, RFT_INNER_ITERATIONS
 from ..plots import claim, training_plot_names
 from .common import add_graph_options, build_graph, dumps, plots_beside
 
@@ -28,9 +30,13 @@ plots. The trained policy can then be simulated: edgewalk run --policy-file PATH
 
 """ + "\n".join(f"  {name:<8} {m.summary}" for name, m in METHODS.items()) + """
 
-sft takes --supervise-backward P (a random fraction P of backward states is also supervised);
-distill takes --teacher FILE (a training file), or trains an exact RLVR teacher for
---teacher-iterations first.
+sft takes --supervise-backward P (a random fraction P of backward states is also supervised)
+and --mix-traces SOURCE --mix-fraction EPS (a fraction EPS of the traces comes from SOURCE:
+pretrained, or a training FILE whose policy's traces the engine samples); distill takes
+--teacher FILE (a training file), or trains an exact RLVR teacher for --teacher-iterations
+first; rft keeps the traces that hit within --horizon-factor times the current E[T]. Every
+method starts from --init: pretrained (default), random, or a training FILE, so that
+pretrained -> SFT -> RLVR is one command after another (the file records the chain).
 """
 
 
@@ -55,6 +61,19 @@ def add_commands(commands) -> None:
     train.add_argument("--teacher-iterations", type=int, default=METHODS["rlvr"].iterations,
                        help=f"distill without --teacher: exact RLVR iterations for the teacher "
                        f"(default {METHODS['rlvr'].iterations})")
+    train.add_argument("--init", default="pretrained", metavar="FILE|pretrained|random",
+                       help="where training starts: the pretrained logits, random logits N(0, 1) drawn from "
+                       "--seed, or the final logits of a training FILE on the same graph (default pretrained)")
+    train.add_argument("--mix-traces", default=None, metavar="SOURCE",
+                       help="sft: mix in traces of pretrained, or of the policy in a training FILE (sampled "
+                       "by the engine, --rollouts of them)")
+    train.add_argument("--mix-fraction", type=float, default=0.0, metavar="EPS",
+                       help="sft with --mix-traces: the fraction of traces from SOURCE (default 0)")
+    train.add_argument("--horizon-factor", type=float, default=None, metavar="H",
+                       help="rollouts are cut at H times the current E[T] (default: " +
+                       ", ".join(f"{m} {h:g}" for m, h in HORIZON_FACTOR.items()) + ")")
+    train.add_argument("--inner-iterations", type=int, default=RFT_INNER_ITERATIONS,
+                       help=f"rft: cross-entropy steps per round (default {RFT_INNER_ITERATIONS})")
     train.add_argument("--record-every", type=int, default=1, help="keep every n-th iteration in the history (default 1)")
     train.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64 - 1] (default 0)")
     train.add_argument("--backend", choices=kernels.BACKENDS, default="numba", help="simulation kernel (default numba)")
@@ -116,22 +135,44 @@ def _train(args: argparse.Namespace) -> int:
         raise type(error)(f"--teacher: {error}") from None
     if teacher is not None and teacher.graph.describe() != graph.describe():
         raise InputError(f"--teacher {args.teacher}: trained on {teacher.graph.describe()}, not {graph.describe()}")
+    logits, chain = _start(args.init, graph, seed)
+    mix_fraction = checks.real("--mix-fraction", args.mix_fraction, 0.0, 1.0)
+    if args.mix_traces is None and mix_fraction > 0:
+        raise InputError("--mix-fraction needs --mix-traces SOURCE")
+    if args.mix_traces is not None and args.method != "sft":
+        raise InputError("--mix-traces: only sft mixes traces")
+    mix_policy = None if args.mix_traces is None else (
+        pretrained(graph) if args.mix_traces == "pretrained" else _policy_of(args.mix_traces, graph, "--mix-traces").policy)
+    horizon = None if args.horizon_factor is None else checks.real("--horizon-factor", args.horizon_factor, 0.0, low_open=True)
     check_new_output(args.out, overwrite=args.overwrite)
     plots_directory = None if args.no_plots else claim(
         args.plots or plots_beside(args.out), training_plot_names(args.method), args.overwrite)
 
-    common = {"parametrisation": args.parametrisation, "record_every": args.record_every}
+    start = {"logits": logits, "chain": chain}
+    common = {"parametrisation": args.parametrisation, "record_every": args.record_every, **start}
     mc = {"rollouts": rollouts, "seed": seed, "backend": args.backend, "threads": threads}
-    if args.method == "sft":
+    horizons = {} if horizon is None else {"horizon_factor": horizon}
+    if args.method == "pretrain":
+        run = training.train_pretrain(graph, iterations, lr, **common)
+    elif args.method == "sft":
         supervised = (training.backward_supervision(graph, supervise, np.random.default_rng(seed))
                       if supervise > 0 else None)
-        run = training.train_sft(graph, iterations, lr, supervised, **common)
+        mix = {}
+        if mix_policy is not None:
+            counts, _ = training.teacher_traces(graph, mix_policy, args.rollouts or METHODS["distill"].rollouts,
+                                                seed, args.backend, threads)
+            mix = {"mix_traces": counts, "mix_fraction": mix_fraction, "mix_label": args.mix_traces}
+        run = training.train_sft(graph, iterations, lr, supervised, **common, **mix)
     elif args.method == "rlvr":
         run = training.train_rlvr(graph, iterations, lr, beta, **common)
     elif args.method == "rlvr-mc":
-        run = training.train_rlvr_mc(graph, iterations, lr, beta, **mc, **common)
+        run = training.train_rlvr_mc(graph, iterations, lr, beta, **mc, **common, **horizons)
     elif args.method == "ppo":
-        run = training.train_ppo(graph, iterations, lr, beta, record_every=args.record_every, **mc)
+        run = training.train_ppo(graph, iterations, lr, beta, record_every=args.record_every, **mc,
+                                 **start, **horizons)
+    elif args.method == "rft":
+        run = training.train_rft(graph, iterations, lr, inner_iterations=checks.whole(
+            "--inner-iterations", args.inner_iterations, 1), **mc, **common, **horizons)
     else:
         if teacher is None:
             print(f"training the teacher: exact RLVR, {args.teacher_iterations} iterations", file=sys.stderr)
@@ -159,6 +200,27 @@ def _train(args: argparse.Namespace) -> int:
           f"RLVR optimum {optimum:.6g}, first within 1% at iteration {first}")
     print(f"history written to {args.out}" + (f", plots to {plots_directory}" if plots else ""))
     return 0
+
+
+def _policy_of(path: str, graph, option: str):
+    """The policy in a training file, which must live on ``graph``."""
+    try:
+        run = read_training(path)
+    except InputError as error:
+        raise type(error)(f"{option}: {error}") from None
+    if run.policy.graph.describe() != graph.describe():
+        raise InputError(f"{option} {path}: trained on {run.policy.graph.describe()}, not {graph.describe()}")
+    return run
+
+
+def _start(init: str, graph, seed: int):
+    """(logits, chain) where training starts (see --init)."""
+    if init == "pretrained":
+        return None, []
+    if init == "random":
+        return np.random.default_rng(seed).normal(0.0, 1.0, graph.n_transitions), ["random"]
+    run = _policy_of(init, graph, "--init")
+    return run.logits, list(run.settings.get("chain", [run.method]))
 
 
 def _signs(args: argparse.Namespace) -> int:

@@ -22,14 +22,17 @@ _TRAINING_ARRAYS = ("iteration", "hitting_time", "a", "b", "c", "d", "logits")
 
 def write_training(path: str | os.PathLike[str], run: TrainingRun, **summary: Any) -> None:
     """Write a training run atomically: group /training with datasets iteration, hitting_time
-    (exact, the targets averaged), a, b, c, d (per recorded iteration and depth) and the final
-    logits (one per CSR entry), and attributes method, graph, parametrisation, settings (JSON),
+    (exact, the targets averaged), a, b, c, d (per recorded iteration and depth), the final
+    logits (one per CSR entry) and metrics/<name> (other per-iteration series), and attributes method, graph, parametrisation, settings (JSON),
     seconds_per_iteration, versions and any ``summary`` values (such as the optimum)."""
     with atomic_file(path) as f:
         group = f.create_group("training")
         group.attrs["training_format"] = TRAINING_FORMAT
         for name in _TRAINING_ARRAYS:
             group.create_dataset(name, data=getattr(run, name))
+        metrics = group.create_group("metrics")
+        for name, values in run.metrics.items():
+            metrics.create_dataset(name, data=np.asarray(values, float))
         group.attrs["method"] = run.method
         group.attrs["parametrisation"] = run.parametrisation
         group.attrs["graph"] = to_json(run.graph)
@@ -53,6 +56,7 @@ def read_training(path: str | os.PathLike[str]) -> TrainingRun:
         group = f["training"]
         try:
             arrays = {name: np.asarray(group[name]) for name in _TRAINING_ARRAYS}
+            metrics = {name: np.asarray(d) for name, d in group["metrics"].items()} if "metrics" in group else {}
             method = str(group.attrs["method"])
             graph_description = json.loads(group.attrs["graph"])
             settings = json.loads(group.attrs["settings"])
@@ -69,7 +73,8 @@ def read_training(path: str | os.PathLike[str]) -> TrainingRun:
     if len(arrays["iteration"]) != len(arrays["hitting_time"]):
         raise CorruptFileError(f"{path}: iteration and hitting_time differ in length; the file is corrupt")
     return TrainingRun(method=method, graph=graph_description, parametrisation=parametrisation,
-                       settings=settings, **arrays, policy=policy, seconds_per_iteration=seconds)
+                       settings=settings, **arrays, policy=policy, seconds_per_iteration=seconds,
+                       metrics=metrics)
 
 
 def read_training_summary(path: str | os.PathLike[str]) -> dict:

@@ -14,7 +14,7 @@ from ..policy import softmax_rows
 from ..result import TrainingRun
 from .experiments import (GradientSigns, SupervisionSweep, initial_gradient_signs,
                           partial_supervision_sweep, rlvr_optimum)
-from .methods import (METHODS, TRAINERS, Method, iteration_seed, train_distill, train_ppo,
+from .methods import (METHODS, TRAINERS, Method, iteration_seed, teacher_traces, train_distill, train_ppo, train_pretrain, train_rft,
                       train_rlvr, train_rlvr_mc, train_sft)
 from .objectives import (backward_supervision, cross_entropy_gradient, golden_counts, rlvr_gradient,
                          rlvr_objective, sft_gradient, sft_loss)
@@ -25,8 +25,9 @@ __all__ = [
     "BACKWARD_KINDS", "DepthParameters", "ExactSolver", "GradientSigns", "METHODS", "Method", "PARAMETRISATIONS",
     "Parametrisation", "SupervisionSweep", "TRAINERS", "TrainingRun", "Tying",
     "backward_supervision", "cross_entropy_gradient", "golden_counts", "initial_gradient_signs",
-    "iteration_seed", "partial_supervision_sweep", "policy_from_logits", "pretrained_logits",
+    "iteration_seed", "partial_supervision_sweep", "teacher_traces", "policy_from_logits", "pretrained_logits",
     "rlvr_gradient", "rlvr_objective", "rlvr_optimum", "sft_gradient", "sft_loss", "softmax_rows",
-    "train_distill", "train_ppo", "train_rlvr", "train_rlvr_mc", "train_sft", "trained_entries",
+    "train_distill", "train_ppo", "train_pretrain", "train_rft", "train_rlvr", "train_rlvr_mc",
+    "train_sft", "trained_entries",
     "tying",
 ]

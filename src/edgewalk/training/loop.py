@@ -28,15 +28,19 @@ class Recorder:
         self.iteration: list[int] = []
         self.time: list[float] = []
         self.values: dict[str, list[np.ndarray]] = {name: [] for name in "abcd"}
+        self.metrics: dict[str, list[float]] = {}
 
     def wants(self, n: int) -> bool:
         return n % self.every == 0 or n == self.last
 
-    def add(self, n: int, probabilities: np.ndarray, hitting_time: float) -> None:
+    def add(self, n: int, probabilities: np.ndarray, hitting_time: float,
+            metrics: dict[str, float] | None = None) -> None:
         self.iteration.append(n)
         self.time.append(hitting_time)
         for name, v in self.depths.record(probabilities).items():
             self.values[name].append(v)
+        for name, v in (metrics or {}).items():
+            self.metrics.setdefault(name, []).append(float(v))
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {name: np.array(v) for name, v in self.values.items()}
@@ -47,27 +51,35 @@ class Recorder:
 
 def training_run(graph: Graph, method: str, parametrisation: str, settings: dict,
                  recorder: Recorder, logits: np.ndarray, seconds_per_iteration: float) -> TrainingRun:
-    """The record of a finished run whose final logits are ``logits``."""
+    """The record of a finished run whose final logits are ``logits``; ``settings["chain"]``
+    (the methods before this one, if the run started from another's result) gains ``method``."""
     arrays = recorder.arrays()
+    settings = {**settings, "chain": [*settings.get("chain", []), method]}
     return TrainingRun(
         method=method, graph=graph.describe(), parametrisation=parametrisation, settings=settings,
         iteration=arrays["iteration"], hitting_time=arrays["hitting_time"],
         a=arrays["a"], b=arrays["b"], c=arrays["c"], d=arrays["d"], logits=logits,
         policy=from_logits(graph, logits, method, settings),
         seconds_per_iteration=seconds_per_iteration,
+        metrics={name: np.array(v) for name, v in recorder.metrics.items()},
     )
 
 
 def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: Parametrisation,
-        record_every: int, logits: np.ndarray | None, settings: dict, gradient: Gradient
-        ) -> TrainingRun:
+        record_every: int, logits: np.ndarray | None, settings: dict, gradient: Gradient,
+        objective: Callable[[np.ndarray], float] | None = None,
+        readouts: Callable[[np.ndarray], dict[str, float]] | None = None,
+        every_row: bool = False) -> TrainingRun:
     """``iterations`` steps of ``optimiser`` from the pretrained logits (or ``logits``).
     ``gradient(probabilities, solver)`` returns the objective's gradient per CSR entry (masked
     here to the trainable rows, then pulled back to the parameters) and the policy's mean hitting
     time if it came for free (else None: it is then solved for outside the timed part, when
-    recorded)."""
+    recorded). ``objective(probabilities)``, if given, is the value a line search compares, and
+    is recorded as the metric ``objective``; ``readouts(probabilities)`` gives more metrics to
+    record. Only the graph's trainable rows change, or with ``every_row`` all of them
+    (pretraining learns the whole world model)."""
     iterations = checks.whole("iterations", iterations, 0)
-    train_mask = trained_entries(graph)
+    train_mask = np.ones(graph.n_transitions, bool) if every_row else trained_entries(graph)
     tie = tying(graph, parametrisation)
     start = pretrained_logits(graph) if logits is None else np.asarray(logits, float)
     if parametrisation == "tied" and logits is not None:
@@ -79,18 +91,23 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
     seconds = 0.0
     for n in range(iterations + 1):
         p = softmax_rows(graph, tie.logits(theta))
+        metrics = {}
+        if recorder.wants(n):
+            metrics = {**({} if objective is None else {"objective": objective(p)}),
+                       **({} if readouts is None else readouts(p))}
         if n == iterations:
             if recorder.wants(n):
-                recorder.add(n, p, solver.mean_hitting_time(p))
+                recorder.add(n, p, solver.mean_hitting_time(p), metrics)
             break
         began = time.perf_counter()
         g, hitting_time = gradient(p, solver)
-        theta = optimiser.step(theta, tie.pull_back(g * train_mask))
+        value = None if objective is None else (lambda th: objective(softmax_rows(graph, tie.logits(th))))
+        theta = optimiser.step(theta, tie.pull_back(g * train_mask), value)
         seconds += time.perf_counter() - began
         if recorder.wants(n):
             if hitting_time is None:
                 hitting_time = solver.mean_hitting_time(p)
-            recorder.add(n, p, hitting_time)
+            recorder.add(n, p, hitting_time, metrics)
     settings = {"lr": optimiser.lr, **settings, "iterations": iterations, "record_every": record_every}
     return training_run(graph, method, tie.name, settings, recorder, tie.logits(theta),
                         seconds / iterations if iterations else 0.0)

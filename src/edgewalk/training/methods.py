@@ -1,11 +1,19 @@
 """The training methods and the one table of their defaults (``METHODS``), read by the library,
 the command line and the study alike.
 
-- ``sft``: gradient descent on the exact expected cross-entropy of golden paths.
+- ``pretrain``: cross-entropy on random walks of the world model (the paper's warm-up).
+- ``sft``: cross-entropy on golden paths, optionally mixed with a fraction of other traces.
 - ``rlvr``: sign gradient ascent with the exact population policy gradient.
 - ``rlvr-mc``: the same with REINFORCE estimates from the native engine.
 - ``ppo``: PPO on the tabular policy (paper Fig. 6).
 - ``distill``: cross-entropy on a teacher's traces sampled by the engine.
+- ``rft``: rejection-sampling fine-tuning (expert iteration): cross-entropy on the policy's own
+  traces that hit the target within a horizon, resampled every round.
+
+Cross-entropy methods step by gradient descent with backtracking (``BacktrackingDescent``), so
+no step increases the cross-entropy whatever the scale of the traces; on golden paths the full
+step always decreases it, so SFT takes plain gradient steps. Every method may start from another
+run's logits (``logits`` and ``chain``: the methods that made them), as pretrained -> SFT -> RLVR.
 """
 
 from __future__ import annotations
@@ -13,8 +21,8 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -22,12 +30,13 @@ from .. import checks, kernels, planning
 from ..errors import InputError
 from ..exact import ExactSolver
 from ..graph import Graph
-from ..policy import Policy, softmax_rows
+from ..policy import Policy, pretrained, softmax_rows
 from ..result import TrainingRun
 from . import loop
-from .objectives import cross_entropy_gradient, golden_counts
-from .optimisers import AdamAscent, GradientDescent, SignAscent
-from .parametrisation import Parametrisation, pretrained_logits, trained_entries
+from . import traces
+from .objectives import cross_entropy, cross_entropy_gradient, golden_counts
+from .optimisers import AdamAscent, BacktrackingDescent, SignAscent
+from .parametrisation import Parametrisation, pretrained_logits, trained_entries, tying
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,8 @@ class Method:
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("sft", "gradient descent on the exact cross-entropy of golden shortest paths", 100.0, 500),
+    Method("pretrain", "cross-entropy on random walks of the world model (uniform moves)", 100.0, 500),
+    Method("sft", "cross-entropy on golden shortest paths (optionally mixed with other traces)", 100.0, 500),
     Method("rlvr", "sign gradient ascent with the exact population policy gradient (beta = 1)",
            0.01, 1000, beta=1.0),
     Method("rlvr-mc", "the same with Monte Carlo gradients from the native engine", 0.01, 200,
@@ -54,7 +64,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            rollouts=20_000, beta=3e-4, monte_carlo=True),
     Method("distill", "cross-entropy on a teacher's traces sampled by the engine", 100.0, 500,
            rollouts=20_000, monte_carlo=True),
+    Method("rft", "rejection-sampling fine-tuning: cross-entropy on the policy's own hitting traces",
+           100.0, 30, rollouts=20_000, monte_carlo=True),
 )}
+HORIZON_FACTOR = {"rlvr-mc": 50.0, "ppo": 2.0, "rft": 1.0}  # rollouts are cut at this times E[T]
+RFT_INNER_ITERATIONS = 20
 
 
 def iteration_seed(seed: int, iteration: int) -> int:
@@ -66,6 +80,19 @@ def _horizon(mean_hitting_time: float, factor: float) -> int:
     return max(1, math.ceil(factor * mean_hitting_time))
 
 
+def cross_entropy_run(graph: Graph, method: str, counts: np.ndarray, iterations: int, lr: float,
+                      parametrisation: Parametrisation, record_every: int, logits: np.ndarray | None,
+                      settings: dict, readouts=None, every_row: bool = False) -> TrainingRun:
+    """``iterations`` steps of backtracking gradient descent on the exact cross-entropy of the
+    move ``counts`` (see :mod:`.traces`), from ``logits`` (default pretrained). Rows the counts
+    never condition on keep their logits bit for bit; the recorded ``objective`` is the
+    cross-entropy per trace."""
+    return loop.run(graph, method, iterations, BacktrackingDescent(_lr(lr)), parametrisation,
+                    record_every, logits, settings,
+                    lambda p, solver: (cross_entropy_gradient(graph, p, counts), None),
+                    lambda p: cross_entropy(p, counts), readouts, every_row)
+
+
 def train_sft(
     graph: Graph,
     iterations: int = METHODS["sft"].iterations,
@@ -74,19 +101,65 @@ def train_sft(
     parametrisation: Parametrisation = "tabular",
     record_every: int = 1,
     logits: np.ndarray | None = None,
+    mix_traces: np.ndarray | None = None,
+    mix_fraction: float = 0.0,
+    mix_label: str = "",
+    chain: Sequence[str] = (),
 ) -> TrainingRun:
-    """Gradient descent ``theta -= lr * dCE/dtheta`` on the exact golden-path cross-entropy from
-    the pretrained logits (or ``logits``). Rows golden paths never condition on (all R- and L-
-    states unless supervised) keep their logits, so their probabilities stay bit for bit those of
-    the starting policy. From the pretrained logits every update moves each trained row
-    monotonically toward its label (a vertex, or uniform over moves the policy treats alike), so
-    no lr > 0 overshoots; larger lr only moves faster (the logit gaps grow like log(lr * steps)).
-    The tied gradient sums over a group's entries, so it wants a smaller lr than tabular."""
+    """Gradient descent on the exact golden-path cross-entropy from the pretrained logits (or
+    ``logits``). Rows golden paths never condition on (all R- and L- states unless supervised)
+    keep their logits, so their probabilities stay bit for bit those of the starting policy.
+    From the pretrained logits every update moves each trained row monotonically toward its
+    label (a vertex, or uniform over moves the policy treats alike), so no lr > 0 overshoots and
+    the backtracking never shortens a step; larger lr only moves faster (the logit gaps grow like
+    log(lr * steps)). The tied gradient sums over a group's entries, so it wants a smaller lr.
+
+    Mixture SFT: with ``mix_traces`` (move counts per trace of another source, see
+    :mod:`.traces`; ``mix_label`` names it), a fraction ``mix_fraction`` of the traces comes from
+    it instead of the golden paths; fraction 0 is SFT exactly."""
     counts = golden_counts(graph, supervised_backward)
     supervised = 0 if supervised_backward is None else int(np.sum(supervised_backward))
-    return loop.run(graph, "sft", iterations, GradientDescent(_lr(lr)), parametrisation,
-                    record_every, logits, {"supervised_backward": supervised},
-                    lambda p, solver: (cross_entropy_gradient(graph, p, counts), None))
+    settings = {"supervised_backward": supervised, "chain": list(chain)}
+    if mix_traces is not None:
+        counts = traces.mixture(counts, mix_traces, mix_fraction)
+        settings.update(mix_traces=mix_label, mix_fraction=mix_fraction)
+    return cross_entropy_run(graph, "sft", counts, iterations, lr, parametrisation, record_every,
+                             logits, settings)
+
+
+def train_pretrain(
+    graph: Graph,
+    iterations: int = METHODS["pretrain"].iterations,
+    lr: float = METHODS["pretrain"].lr,
+    rollouts: int | None = None,
+    seed: int = 0,
+    backend: str = "numba",
+    threads: int | None = None,
+    parametrisation: Parametrisation = "tabular",
+    record_every: int = 1,
+    logits: np.ndarray | None = None,
+    chain: Sequence[str] = (),
+) -> TrainingRun:
+    """Pretraining (the paper's warm-up): cross-entropy on random walks of the world model
+    (uniform moves) from the start until a leaf, from ``logits`` (for example random ones); every
+    row learns, the start and fork rows too. The walks' move counts are exact (``rollouts`` None) or sampled by the engine (``rollouts``
+    walks). Every row the walks visit converges to the pretrained (uniform) policy; the record's
+    ``distance_to_pretrained`` metric is the largest gap in probability at each recorded step."""
+    if rollouts is None:
+        counts, source = traces.world(graph), "exact"
+    else:
+        counts, _ = traces.sampled(pretrained(graph), rollouts, iteration_seed(checks.seed("seed", seed), 0),
+                                   backend, threads)
+        source = f"{rollouts} sampled walks"
+    uniform = pretrained(graph).probabilities
+    visited = (np.add.reduceat(counts, graph.row_start[:-1]) > 0)[graph.entry_state]
+
+    def distance(p: np.ndarray) -> dict[str, float]:
+        return {"distance_to_pretrained": float(np.abs(p - uniform)[visited].max(initial=0.0))}
+
+    return cross_entropy_run(graph, "pretrain", counts, iterations, lr, parametrisation, record_every,
+                             logits, {"walks": source, "seed": seed, "chain": list(chain)}, distance,
+                             every_row=True)
 
 
 def train_rlvr(
@@ -97,6 +170,7 @@ def train_rlvr(
     parametrisation: Parametrisation = "tabular",
     record_every: int = 1,
     logits: np.ndarray | None = None,
+    chain: Sequence[str] = (),
 ) -> TrainingRun:
     """Sign gradient ascent ``theta += lr * sign(dJ/dtheta)`` (sign(0) = 0) on J = 1 - beta E_x[T_x]
     with the exact population policy gradient, from the pretrained logits (or ``logits``). Only
@@ -104,7 +178,8 @@ def train_rlvr(
     gradient, so ``record_every`` only thins the stored rows."""
     beta = checks.real("beta", beta, 0.0)
     return loop.run(graph, "rlvr", iterations, SignAscent(_lr(lr)), parametrisation, record_every,
-                    logits, {"beta": beta}, lambda p, solver: solver.rlvr_gradient(p, beta))
+                    logits, {"beta": beta, "chain": list(chain)},
+                    lambda p, solver: solver.rlvr_gradient(p, beta))
 
 
 def train_rlvr_mc(
@@ -119,7 +194,8 @@ def train_rlvr_mc(
     parametrisation: Parametrisation = "tabular",
     record_every: int = 1,
     logits: np.ndarray | None = None,
-    horizon_factor: float = 50.0,
+    horizon_factor: float = HORIZON_FACTOR["rlvr-mc"],
+    chain: Sequence[str] = (),
 ) -> TrainingRun:
     """RLVR as :func:`train_rlvr`, with the gradient estimated by ``rollouts`` rollouts of the
     native engine per iteration (REINFORCE with the return-to-go; targets cycle through the
@@ -142,7 +218,7 @@ def train_rlvr_mc(
     return loop.run(graph, "rlvr-mc", iterations, SignAscent(_lr(lr)), parametrisation,
                     record_every, logits,
                     {"beta": beta, "rollouts": rollouts, "seed": seed, "backend": backend,
-                     "horizon_factor": horizon_factor}, step)
+                     "horizon_factor": horizon_factor, "chain": list(chain)}, step)
 
 
 def train_ppo(
@@ -157,7 +233,9 @@ def train_ppo(
     backend: str = "numba",
     threads: int | None = None,
     record_every: int = 1,
-    horizon_factor: float = 2.0,
+    horizon_factor: float = HORIZON_FACTOR["ppo"],
+    logits: np.ndarray | None = None,
+    chain: Sequence[str] = (),
 ) -> TrainingRun:
     """PPO on the tabular policy (paper Fig. 6): each iteration draws ``rollouts`` rollouts of the
     current policy cut at ``horizon_factor`` times its expected hitting time, with reward 1 for a
@@ -167,7 +245,8 @@ def train_ppo(
 
     where rho = pi_theta(a|s) / pi_old(a|s), N(s, a) the visits of the move and A(s, a) its mean
     return-to-go less the mean return-to-go of its state (the per-move sufficient statistics of
-    the native engine stand in for the individual samples). Only trainable rows change."""
+    the native engine stand in for the individual samples). Only trainable rows change. Starts
+    from the pretrained logits, or ``logits``."""
     iterations = checks.whole("iterations", iterations, 0)
     beta = checks.real("beta", beta, 0.0)
     clip = checks.real("clip", clip, 0.0, low_open=True)
@@ -176,7 +255,7 @@ def train_ppo(
     train_mask = trained_entries(graph)
     rows = graph.entry_state
     starts = graph.row_start[:-1]
-    logits = pretrained_logits(graph)
+    logits = pretrained_logits(graph) if logits is None else np.asarray(logits, float).copy()
     solver = ExactSolver(graph)
     recorder = loop.Recorder(graph, record_every, iterations)
     adam = AdamAscent(_lr(lr))
@@ -211,7 +290,7 @@ def train_ppo(
         seconds += time.perf_counter() - began
     settings = {"lr": lr, "beta": beta, "clip": clip, "epochs": epochs, "rollouts": rollouts,
                 "seed": seed, "backend": backend, "horizon_factor": horizon_factor,
-                "iterations": iterations, "record_every": record_every}
+                "iterations": iterations, "record_every": record_every, "chain": list(chain)}
     return loop.training_run(graph, "ppo", "tabular", settings, recorder, logits,
                              seconds / iterations if iterations else 0.0)
 
@@ -227,23 +306,85 @@ def train_distill(
     threads: int | None = None,
     parametrisation: Parametrisation = "tabular",
     record_every: int = 1,
+    logits: np.ndarray | None = None,
+    chain: Sequence[str] = (),
 ) -> TrainingRun:
     """Distillation (paper Thm 5): sample ``rollouts`` traces of ``teacher`` with the native engine
-    (targets cycling through the leaves) and train the pretrained model by gradient descent on
-    the cross-entropy of the traces' moves, ``dCE/dTheta[s, a] = N(s) pi(a|s) - N(s, a)`` per
-    rollout, N the teacher's visit counts. States the teacher never visits keep their pretrained
-    probabilities."""
+    (targets cycling through the leaves; :func:`teacher_traces`) and train the pretrained model
+    (or ``logits``) on the cross-entropy of the traces' moves, ``dCE/dTheta[s, a] = N(s) pi(a|s)
+    - N(s, a)`` per trace, N the teacher's visit counts. States the teacher never visits keep
+    their probabilities. Stable for any teacher, however long its traces: the step backtracks."""
+    counts, stats = teacher_traces(graph, teacher, rollouts, seed, backend, threads)
+    return cross_entropy_run(graph, "distill", counts, iterations, lr, parametrisation, record_every,
+                             logits, {"rollouts": rollouts, "seed": seed, "backend": backend,
+                                      "teacher": teacher.name, "teacher_steps": stats.steps,
+                                      "chain": list(chain)})
+
+
+def teacher_traces(graph: Graph, teacher: Policy, rollouts: int, seed: int, backend: str = "numba",
+                   threads: int | None = None):
+    """The move counts per trace of ``rollouts`` traces of ``teacher`` as distillation samples
+    them (and mixture SFT with a teacher, so that a mixture of fraction 1 is distillation)."""
     if teacher.graph is not graph and teacher.graph.describe() != graph.describe():
         raise InputError("teacher: the teacher policy must live on the same graph")
+    return traces.sampled(teacher, rollouts, iteration_seed(checks.seed("seed", seed), 0), backend, threads)
+
+
+def train_rft(
+    graph: Graph,
+    iterations: int = METHODS["rft"].iterations,
+    lr: float = METHODS["rft"].lr,
+    rollouts: int = METHODS["rft"].rollouts,
+    horizon_factor: float = HORIZON_FACTOR["rft"],
+    inner_iterations: int = RFT_INNER_ITERATIONS,
+    seed: int = 0,
+    backend: str = "numba",
+    threads: int | None = None,
+    parametrisation: Parametrisation = "tabular",
+    record_every: int = 1,
+    logits: np.ndarray | None = None,
+    chain: Sequence[str] = (),
+) -> TrainingRun:
+    """Rejection-sampling fine-tuning (expert iteration, STaR): each of ``iterations`` rounds
+    samples ``rollouts`` traces of the current policy (targets cycling through the leaves), cut
+    at ``horizon_factor`` times its exact expected hitting time; the traces that hit within the
+    horizon are kept (their move counts come from the engine's statistics: the censored rollouts
+    are the rejected ones), and ``inner_iterations`` backtracking cross-entropy steps of size
+    ``lr`` train the policy toward them. The recorded hitting times (one per round) are exact;
+    the metric ``kept`` is the fraction of traces kept."""
+    iterations = checks.whole("iterations", iterations, 0)
+    inner_iterations = checks.whole("inner_iterations", inner_iterations, 1)
+    horizon_factor = checks.real("horizon_factor", horizon_factor, 0.0, low_open=True)
     seed = checks.seed("seed", seed)
-    stats = planning.gradient_statistics(teacher, rollouts=rollouts, seed=iteration_seed(seed, 0),
-                                         backend=backend, threads=threads)
-    counts = stats.visits.astype(float) / stats.rollouts
-    return loop.run(graph, "distill", iterations, GradientDescent(_lr(lr)), parametrisation,
-                    record_every, None,
-                    {"rollouts": rollouts, "seed": seed, "backend": backend,
-                     "teacher": teacher.name, "teacher_steps": stats.steps},
-                    lambda p, solver: (cross_entropy_gradient(graph, p, counts), None))
+    tie = tying(graph, parametrisation)
+    theta = (pretrained_logits(graph) if logits is None else np.asarray(logits, float)).copy()
+    solver = ExactSolver(graph)
+    recorder = loop.Recorder(graph, record_every, iterations)
+    seconds = 0.0
+    for n in range(iterations + 1):
+        p = softmax_rows(graph, theta)
+        mean = solver.mean_hitting_time(p)
+        if n == iterations:
+            if recorder.wants(n):
+                recorder.add(n, p, mean)
+            break
+        began = time.perf_counter()
+        stats = planning.gradient_statistics(
+            Policy(graph, p), rollouts=rollouts, seed=iteration_seed(seed, n),
+            max_steps=_horizon(mean, horizon_factor), backend=backend, threads=threads,
+            expected_steps=mean)
+        if recorder.wants(n):
+            recorder.add(n, p, mean, {"kept": stats.hits / stats.rollouts})
+        if stats.hits:
+            inner = cross_entropy_run(graph, "rft", traces.kept(stats), inner_iterations, lr,
+                                      parametrisation, inner_iterations, theta, {})
+            theta = inner.logits
+        seconds += time.perf_counter() - began
+    settings = {"lr": lr, "rollouts": rollouts, "horizon_factor": horizon_factor,
+                "inner_iterations": inner_iterations, "seed": seed, "backend": backend,
+                "iterations": iterations, "record_every": record_every, "chain": list(chain)}
+    return loop.training_run(graph, "rft", tie.name, settings, recorder, theta,
+                             seconds / iterations if iterations else 0.0)
 
 
 def _lr(lr: float) -> float:
@@ -251,6 +392,6 @@ def _lr(lr: float) -> float:
 
 
 TRAINERS: dict[str, Callable[..., TrainingRun]] = {
-    "sft": train_sft, "rlvr": train_rlvr, "rlvr-mc": train_rlvr_mc, "ppo": train_ppo,
-    "distill": train_distill,
+    "pretrain": train_pretrain, "sft": train_sft, "rlvr": train_rlvr, "rlvr-mc": train_rlvr_mc,
+    "ppo": train_ppo, "distill": train_distill, "rft": train_rft,
 }

@@ -62,13 +62,18 @@ def cross_entropy_gradient(graph: Graph, probabilities: np.ndarray, counts: np.n
     return np.repeat(row_total, np.diff(graph.row_start)) * probabilities - counts
 
 
+def cross_entropy(probabilities: np.ndarray, counts: np.ndarray) -> float:
+    """-sum_k counts[k] log pi_k over the entries with counts > 0 (inf where such a move has
+    probability 0)."""
+    on = counts > 0
+    with np.errstate(divide="ignore"):
+        return float(-(counts[on] * np.log(probabilities[on])).sum())
+
+
 def sft_loss(graph: Graph, logits: np.ndarray, supervised_backward: np.ndarray | None = None) -> float:
     """The expected cross-entropy -sum_k n_Q[k] log pi_k of golden paths (per path, targets
     averaged)."""
-    counts = golden_counts(graph, supervised_backward)
-    p = softmax_rows(graph, logits)
-    on = counts > 0
-    return float(-(counts[on] * np.log(p[on])).sum())
+    return cross_entropy(softmax_rows(graph, logits), golden_counts(graph, supervised_backward))
 
 
 def sft_gradient(graph: Graph, logits: np.ndarray, supervised_backward: np.ndarray | None = None) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""The update rules training uses, each a small object with ``step(theta, gradient) -> theta``.
+"""The update rules training uses, each a small object with
+``step(theta, gradient, objective) -> theta``.
 
 ``gradient`` is the gradient of the objective the rule improves: descent rules subtract it
-(cross-entropies), ascent rules add it (returns)."""
+(cross-entropies), ascent rules add it (returns). ``objective(theta)``, where the method has one
+in closed form, is what a line search evaluates; the other rules ignore it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ class SignAscent:
 
     lr: float
 
-    def step(self, theta: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    def step(self, theta: np.ndarray, gradient: np.ndarray, objective=None) -> np.ndarray:
         return theta + self.lr * np.sign(gradient)
 
 
@@ -26,8 +28,32 @@ class GradientDescent:
 
     lr: float
 
-    def step(self, theta: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    def step(self, theta: np.ndarray, gradient: np.ndarray, objective=None) -> np.ndarray:
         return theta - self.lr * gradient
+
+
+@dataclass
+class BacktrackingDescent:
+    """``theta -= s * gradient`` with the largest s = lr / 2**i (i = 0, 1, ...) that does not
+    increase ``objective``: gradient descent whose step cannot overshoot, whatever the scale of
+    the data (a cross-entropy of traces with large counts), and which is plain gradient descent
+    wherever the full step already decreases the objective. If no step of at least lr * 2**-60
+    helps, theta stays (a stationary point to rounding)."""
+
+    lr: float
+    halvings: int = 60
+
+    def step(self, theta: np.ndarray, gradient: np.ndarray, objective=None) -> np.ndarray:
+        if objective is None:
+            raise ValueError("BacktrackingDescent needs the objective")
+        current = objective(theta)
+        size = self.lr
+        for _ in range(self.halvings + 1):
+            candidate = theta - size * gradient
+            if objective(candidate) <= current:
+                return candidate
+            size /= 2
+        return theta
 
 
 @dataclass
@@ -40,7 +66,7 @@ class AdamAscent:
     m: np.ndarray | None = field(default=None, repr=False)
     v: np.ndarray | None = field(default=None, repr=False)
 
-    def step(self, theta: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    def step(self, theta: np.ndarray, gradient: np.ndarray, objective=None) -> np.ndarray:
         if self.m is None:
             self.m = np.zeros_like(theta)
             self.v = np.zeros_like(theta)
