@@ -126,3 +126,43 @@ def test_init_refuses_a_file_of_another_graph(tmp_path, capsys):
         main(["train", "--method", "rlvr", "-W", "4", "-K", "2", "-L", "2", "--init", str(tmp_path / "a.h5"),
               "--no-plots", "--out", str(tmp_path / "b.h5")])
     assert exit_info.value.code == 2 and "--init" in capsys.readouterr().err
+
+
+def _sample_detour_traces(graph, rate, traces_per_target, rng):
+    """Detour traces drawn one move at a time in plain Python, as traces.detours describes them:
+    the mean move counts per trace, targets averaged."""
+    counts = np.zeros(graph.n_transitions)
+    rows = graph.entry_state
+    for target, golden in traces.golden_by_target(graph).items():
+        for _ in range(traces_per_target):
+            s = 0
+            while graph.state_head[s] != target:
+                lo, hi = graph.row_start[s], graph.row_start[s + 1]
+                weights = golden[lo:hi]
+                wrong = [k for k in range(lo, hi) if golden[k] == 0 and graph.next_state[k] != 0]
+                decide_from = s
+                if wrong and rng.random() < rate:
+                    k = wrong[rng.integers(len(wrong))]
+                    counts[k] += 1
+                    a = graph.next_state[k]
+                    back = a + 1 if a % 2 == 1 else a - 1
+                    a_lo, a_hi = graph.row_start[a], graph.row_start[a + 1]
+                    counts[a_lo + np.flatnonzero(graph.next_state[a_lo:a_hi] == back)[0]] += 1
+                    s = back
+                choice = lo + rng.choice(hi - lo, p=weights / weights.sum())
+                nxt = graph.next_state[choice]
+                s_lo, s_hi = graph.row_start[s], graph.row_start[s + 1]
+                counts[s_lo + np.flatnonzero(graph.next_state[s_lo:s_hi] == nxt)[0]] += 1
+                s = nxt
+    return counts / (traces_per_target * len(graph.leaves))
+
+
+def test_detour_counts_are_the_mean_of_sampled_detour_traces():
+    graph = ew.path_star(2, 2, 2)
+    expected = traces.detours(graph, 0.3)
+    sampled = _sample_detour_traces(graph, 0.3, 4000, np.random.default_rng(0))
+    # each count is a mean of per-trace counts of at most a few: 6 standard errors at 8000 traces
+    assert np.all(np.abs(sampled - expected) < 6 * np.sqrt(np.maximum(expected, 1e-3) / 8000))
+    assert not np.allclose(expected, traces.golden(graph))
+    assert expected.sum() == pytest.approx(traces.golden(graph).sum() * (1 + 2 * 0.3))
+    np.testing.assert_array_equal(traces.detours(graph, 0.0), traces.golden(graph))

@@ -65,8 +65,11 @@ def add_commands(commands) -> None:
                        help="where training starts: the pretrained logits, random logits N(0, 1) drawn from "
                        "--seed, or the final logits of a training FILE on the same graph (default pretrained)")
     train.add_argument("--mix-traces", default=None, metavar="SOURCE",
-                       help="sft: mix in traces of pretrained, or of the policy in a training FILE (sampled "
-                       "by the engine, --rollouts of them)")
+                       help="sft: mix in golden paths with detours (exact), traces of pretrained, or of the "
+                       "policy in a training FILE (both sampled by the engine, --rollouts of them)")
+    train.add_argument("--detour-rate", type=float, default=0.1, metavar="R",
+                       help="--mix-traces detours: the chance of a wrong move (undone at once) before each "
+                       "golden move (default 0.1)")
     train.add_argument("--mix-fraction", type=float, default=0.0, metavar="EPS",
                        help="sft with --mix-traces: the fraction of traces from SOURCE (default 0)")
     train.add_argument("--horizon-factor", type=float, default=None, metavar="H",
@@ -141,8 +144,9 @@ def _train(args: argparse.Namespace) -> int:
         raise InputError("--mix-fraction needs --mix-traces SOURCE")
     if args.mix_traces is not None and args.method != "sft":
         raise InputError("--mix-traces: only sft mixes traces")
-    mix_policy = None if args.mix_traces is None else (
+    mix_policy = None if args.mix_traces in (None, "detours") else (
         pretrained(graph) if args.mix_traces == "pretrained" else _policy_of(args.mix_traces, graph, "--mix-traces").policy)
+    detour_rate = checks.real("--detour-rate", args.detour_rate, 0.0, 1.0)
     horizon = None if args.horizon_factor is None else checks.real("--horizon-factor", args.horizon_factor, 0.0, low_open=True)
     check_new_output(args.out, overwrite=args.overwrite)
     plots_directory = None if args.no_plots else claim(
@@ -158,7 +162,10 @@ def _train(args: argparse.Namespace) -> int:
         supervised = (training.backward_supervision(graph, supervise, np.random.default_rng(seed))
                       if supervise > 0 else None)
         mix = {}
-        if mix_policy is not None:
+        if args.mix_traces == "detours":
+            mix = {"mix_traces": training.traces.detours(graph, detour_rate), "mix_fraction": mix_fraction,
+                   "mix_label": f"detours (rate {detour_rate:g})"}
+        elif mix_policy is not None:
             counts, _ = training.teacher_traces(graph, mix_policy, args.rollouts or METHODS["distill"].rollouts,
                                                 seed, args.backend, threads)
             mix = {"mix_traces": counts, "mix_fraction": mix_fraction, "mix_label": args.mix_traces}

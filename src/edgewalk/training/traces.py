@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import checks, exact, planning
-from ..graph import Graph
+from ..errors import InputError
+from ..graph import START_STATE, Graph, PathStar
 from ..policy import Policy, pretrained
 from ..result import GradientStatistics
 from .objectives import golden_counts
@@ -61,3 +62,53 @@ def mixture(base: np.ndarray, other: np.ndarray, fraction: float) -> np.ndarray:
     if fraction == 0:
         return base.copy()
     return (1.0 - fraction) * base + fraction * other
+
+
+def golden_by_target(graph: Graph) -> dict[int, np.ndarray]:
+    """The golden-path move counts of each leaf target on its own (their mean is
+    :func:`golden`): on the path-star, the golden moves toward leaf t_i lie on branch i and on
+    the start state's move into it."""
+    if not isinstance(graph, PathStar):
+        raise InputError(f"golden paths per target: defined on path-star graphs only, not on {graph.describe()}")
+    counts = golden_counts(graph)
+    rows = graph.entry_state
+    branch_of_entry = np.where(rows == START_STATE, graph.state_branch[graph.next_state],
+                               graph.state_branch[rows])
+    return {leaf: np.where(branch_of_entry == i, counts * graph.branches, 0.0)
+            for i, leaf in enumerate(graph.leaves)}
+
+
+def detours(graph: Graph, rate: float) -> np.ndarray:
+    """Golden paths with detours: before each golden move, with probability ``rate`` the trace
+    first makes a wrong move (uniform over the moves that are not golden there) and undoes it at
+    once by the U-turn, then makes the golden move from where the U-turn left it; targets
+    averaged. The counts are exact. Rate 0 gives :func:`golden`."""
+    rate = checks.real("detour_rate", rate, 0.0, 1.0)
+    rows = graph.entry_state
+    reverse = np.where(graph.next_state % 2 == 1, graph.next_state + 1, graph.next_state - 1)
+    total = np.zeros(graph.n_transitions)
+    for counts in golden_by_target(graph).values():
+        decisions = np.bincount(rows, weights=counts, minlength=graph.n_states)  # c(s)
+        golden_move = counts > 0
+        wrong = (decisions[rows] > 0) & ~golden_move & (graph.next_state != START_STATE)
+        n_wrong = np.bincount(rows, weights=wrong, minlength=graph.n_states)
+        detoured = rate * np.where(n_wrong > 0, decisions, 0.0)  # expected detours at each state
+        out = (counts * (1 - rate * (n_wrong > 0)[rows])).copy()
+        share = np.where(wrong, detoured[rows] / np.maximum(n_wrong[rows], 1), 0.0)
+        out += share  # the wrong moves
+        for k in np.flatnonzero(wrong):
+            a = int(graph.next_state[k])  # the wrong state v -> w
+            back = int(reverse[k])  # its U-turn w -> v
+            lo, hi = graph.row_start[a], graph.row_start[a + 1]
+            out[lo + int(np.flatnonzero(graph.next_state[lo:hi] == back)[0])] += share[k]
+            # from w -> v, the golden moves of the state the detour left
+            s = int(rows[k])
+            g_lo, g_hi = graph.row_start[s], graph.row_start[s + 1]
+            b_lo, b_hi = graph.row_start[back], graph.row_start[back + 1]
+            for e in range(g_lo, g_hi):
+                if counts[e] > 0:
+                    target_state = graph.next_state[e]
+                    j = b_lo + int(np.flatnonzero(graph.next_state[b_lo:b_hi] == target_state)[0])
+                    out[j] += share[k] * counts[e] / decisions[s]
+        total += out
+    return total / len(graph.leaves)
