@@ -253,6 +253,17 @@ def _short(values: Sequence[int]) -> str:
     return ",".join(map(str, values)) if len(values) <= 8 else f"{values[0]},...,{values[-1]} ({len(values)} branches)"
 
 
+def in_words(description: dict) -> str:
+    """A graph's description (:meth:`Graph.describe`) as a reader would say it."""
+    if {"W", "K", "L"} <= description.keys():
+        return f"the path-star W = {description['W']}, K = {description['K']}, L = {description['L']}"
+    if {"depths", "lanes"} <= description.keys():
+        lanes = {n for row in description["lanes"] for n in row}
+        lanes_text = f"L = {lanes.pop()}" if len(lanes) == 1 else "lanes varying per diamond"
+        return f"the path-star with depths {_short(description['depths'])} and {lanes_text}"
+    return ", ".join(f"{k} = {v}" for k, v in description.items())
+
+
 def from_description(description: dict) -> Graph:
     """The graph that :meth:`Graph.describe` described."""
     if not isinstance(description, dict):

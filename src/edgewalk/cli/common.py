@@ -80,6 +80,24 @@ def dumps(value: object) -> str:
     return json.dumps(clean(value), allow_nan=False)
 
 
+@contextlib.contextmanager
+def training_progress(label: str, enabled: bool | None) -> Iterator[None]:
+    """A tqdm bar over the iterations of the training loops run in the block (on stderr, when it
+    is a terminal unless ``enabled`` says otherwise)."""
+    from tqdm import tqdm
+
+    from ..training import loop
+
+    with tqdm(desc=label, unit="it", file=sys.stderr, leave=False,
+              disable=None if enabled is None else not enabled) as bar:
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        with loop.reporting(update):
+            yield
+
+
 def progress_bar(total: int, label: str, enabled: bool | None):
     """A tqdm bar over rollouts on stderr (default: shown when stderr is a terminal) and the
     ``progress(done, steps)`` callback that advances it."""

@@ -11,7 +11,7 @@ import numpy as np
 from .. import checks, engine, exact, kernels, memory, planning
 from ..engine import RunPlan
 from ..errors import InputError
-from ..graph import Graph, path_star
+from ..graph import Graph, in_words, path_star
 from ..io import add_runs, check_runs_output, read_training
 from ..policy import NAMED, Policy, from_table, named
 from ..result import HittingTimes
@@ -197,7 +197,7 @@ def _exact(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps(described))
     else:
-        print(f"{policy.name} on {policy.graph.describe()}, target {policy.graph.node_names[target]}: "
+        print(f"{policy.name} on {in_words(policy.graph.describe())}, target {policy.graph.node_names[target]}: "
               f"expected hitting time {value:.10g} ({policy.graph.n_states:,} states, solved in "
               f"{solution.seconds:.2g} s holding {memory.format_bytes(solution.memory_bytes)})")
     return 0

@@ -10,12 +10,13 @@ import numpy as np
 
 from .. import checks, kernels, training
 from ..errors import InputError
+from ..graph import in_words
 from ..io import check_new_output, read_training, write_training
 from ..policy import pretrained
 from ..training import METHODS, PARAMETRISATIONS
 from ..training.methods import HORIZON_FACTOR, RFT_INNER_ITERATIONS
 from ..plots import claim, training_plot_names
-from .common import add_graph_options, build_graph, dumps, plots_beside
+from .common import add_graph_options, build_graph, dumps, plots_beside, training_progress
 
 
 def _defaults(field: str) -> str:
@@ -91,6 +92,8 @@ def add_commands(commands) -> None:
     train.add_argument("--json", action="store_true",
                        help="print one JSON object: method, iterations, final_hitting_time, optimum, "
                        "first_iteration_within_1pct (of the exact RLVR optimum), seconds_per_iteration, out")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar on stderr (default: when stderr is a terminal)")
     train.set_defaults(handler=_train)
 
     signs = commands.add_parser(
@@ -115,6 +118,8 @@ def add_commands(commands) -> None:
                              help=f"SFT steps (default {METHODS['sft'].iterations})")
     supervision.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     supervision.add_argument("--json", action="store_true", help="print one JSON object")
+    supervision.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                             help="progress bar on stderr (default: when stderr is a terminal)")
     supervision.set_defaults(handler=_supervision)
 
 
@@ -149,13 +154,22 @@ def _train(args: argparse.Namespace) -> int:
     detour_rate = checks.real("--detour-rate", args.detour_rate, 0.0, 1.0)
     horizon = None if args.horizon_factor is None else checks.real("--horizon-factor", args.horizon_factor, 0.0, low_open=True)
     check_new_output(args.out, overwrite=args.overwrite)
-    plots_directory = None if args.no_plots else claim(
+    args.plots_directory = None if args.no_plots else claim(
         args.plots or plots_beside(args.out), training_plot_names(args.method), args.overwrite)
 
     start = {"logits": logits, "chain": chain}
     common = {"parametrisation": args.parametrisation, "record_every": args.record_every, **start}
     mc = {"rollouts": rollouts, "seed": seed, "backend": args.backend, "threads": threads}
     horizons = {} if horizon is None else {"horizon_factor": horizon}
+    with training_progress(args.method, args.progress):
+        run = _dispatch(args, graph, iterations, lr, beta, supervise, seed, threads, teacher, mix_policy,
+                        mix_fraction, detour_rate, start, common, mc, horizons)
+    return _report(args, graph, run, iterations)
+
+
+def _dispatch(args, graph, iterations, lr, beta, supervise, seed, threads, teacher, mix_policy,
+              mix_fraction, detour_rate, start, common, mc, horizons):
+    """Run the training method the arguments name."""
     if args.method == "pretrain":
         run = training.train_pretrain(graph, iterations, lr, **common)
     elif args.method == "sft":
@@ -185,7 +199,11 @@ def _train(args: argparse.Namespace) -> int:
             print(f"training the teacher: exact RLVR, {args.teacher_iterations} iterations", file=sys.stderr)
             teacher = training.train_rlvr(graph, args.teacher_iterations, record_every=args.teacher_iterations).policy
         run = training.train_distill(graph, teacher, iterations, lr, **mc, **common)
+    return run
 
+
+def _report(args, graph, run, iterations: int) -> int:
+    """Write the training file and plots, print the summary."""
     optimum = training.rlvr_optimum(graph, args.parametrisation)
     first = run.first_within(optimum, 0.01)
     result = {"method": run.method, "graph": run.graph, "iterations": iterations,
@@ -194,18 +212,19 @@ def _train(args: argparse.Namespace) -> int:
               "seconds_per_iteration": run.seconds_per_iteration, "out": args.out}
     write_training(args.out, run, **{k: v for k, v in result.items() if k != "out"})
     plots = []
-    if plots_directory is not None:
+    if not args.no_plots:
         from ..plots import write_training_plots
 
-        plots = [str(p) for p in write_training_plots(run, plots_directory, optimum, args.overwrite)]
+        plots = [str(p) for p in write_training_plots(run, args.plots_directory, optimum, args.overwrite)]
     result["plots"] = plots
     if args.json:
         print(dumps(result))
         return 0
-    print(f"{run.method} on {run.graph}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} "
+    print(f"{run.method} on {in_words(run.graph)}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} "
           f"after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each); "
-          f"RLVR optimum {optimum:.6g}, first within 1% at iteration {first}")
-    print(f"history written to {args.out}" + (f", plots to {plots_directory}" if plots else ""))
+          f"RLVR optimum {optimum:.6g}, " + (f"first within 1% of it at iteration {first}" if first is not None
+                                              else "never within 1% of it"))
+    print(f"history written to {args.out}" + (f", plots to {args.plots_directory}" if plots else ""))
     return 0
 
 
@@ -250,8 +269,9 @@ def _supervision(args: argparse.Namespace) -> int:
         fractions = [float(p) for p in args.p.split(",")]
     except ValueError:
         raise InputError(f"--p must be comma-separated fractions in [0, 1], got {args.p!r}") from None
-    sweep = training.partial_supervision_sweep(fractions, args.draws, args.branches, args.depth, args.lanes,
-                                               args.iterations, seed=args.seed)
+    with training_progress("supervision", args.progress):
+        sweep = training.partial_supervision_sweep(fractions, args.draws, args.branches, args.depth,
+                                                   args.lanes, args.iterations, seed=args.seed)
     if args.json:
         print(dumps({"p": fractions, "mean_hitting_time": sweep.mean.tolist(), "times": sweep.times.tolist()}))
         return 0

@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..exact import expected_hitting_time
 from ..graph import PathStar, path_star
 from ..policy import rlvr
+from . import loop
 from .methods import train_sft
 from .objectives import backward_supervision, rlvr_gradient
 from .parametrisation import PARAMETER_OF_KIND, DepthParameters, Parametrisation, pretrained_logits
@@ -60,8 +61,10 @@ def partial_supervision_sweep(
     for i, fraction in enumerate(fractions):
         for r in range(draws):
             mask = backward_supervision(graph, fraction, rng)
-            run = train_sft(graph, iterations, lr, supervised_backward=mask, record_every=iterations)
+            with loop.reporting(lambda done, total: None):  # the draws are the progress
+                run = train_sft(graph, iterations, lr, supervised_backward=mask, record_every=iterations)
             times[i, r] = run.hitting_time[-1]
+            loop.report(i * draws + r + 1, len(fractions) * draws)
     return SupervisionSweep(graph.describe(), fractions, times, iterations, lr, seed)
 
 

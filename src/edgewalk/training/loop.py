@@ -1,8 +1,12 @@
-"""The loop every gradient method shares: parametrise, take the gradient, step, record."""
+"""The loop every gradient method shares: parametrise, take the gradient, step, record; and the
+progress every training loop reports."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
+from collections.abc import Iterator
 from typing import Callable
 
 import numpy as np
@@ -16,6 +20,26 @@ from ..result import TrainingRun
 from .parametrisation import DepthParameters, Parametrisation, pretrained_logits, trained_entries, tying
 
 Gradient = Callable[[np.ndarray, ExactSolver], tuple[np.ndarray, "float | None"]]
+_reporter: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar(
+    "training_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, every training loop calls ``callback(done, total)`` after each of its
+    iterations (a progress bar; the command line shows one)."""
+    token = _reporter.set(callback)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
+
+
+def report(done: int, total: int) -> None:
+    """Tell the reporter of :func:`reporting`, if any, that ``done`` of ``total`` are done."""
+    callback = _reporter.get()
+    if callback is not None:
+        callback(done, total)
 
 
 class Recorder:
@@ -104,6 +128,7 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
         value = None if objective is None else (lambda th: objective(softmax_rows(graph, tie.logits(th))))
         theta = optimiser.step(theta, tie.pull_back(g * train_mask), value)
         seconds += time.perf_counter() - began
+        report(n + 1, iterations)
         if recorder.wants(n):
             if hitting_time is None:
                 hitting_time = solver.mean_hitting_time(p)

@@ -288,6 +288,7 @@ def train_ppo(
             gradient = (per_move - current * np.add.reduceat(per_move, starts)[rows]) * train_mask
             logits = adam.step(logits, gradient)
         seconds += time.perf_counter() - began
+        loop.report(n + 1, iterations)
     settings = {"lr": lr, "beta": beta, "clip": clip, "epochs": epochs, "rollouts": rollouts,
                 "seed": seed, "backend": backend, "horizon_factor": horizon_factor,
                 "iterations": iterations, "record_every": record_every, "chain": list(chain)}
@@ -376,10 +377,12 @@ def train_rft(
         if recorder.wants(n):
             recorder.add(n, p, mean, {"kept": stats.hits / stats.rollouts})
         if stats.hits:
-            inner = cross_entropy_run(graph, "rft", traces.kept(stats), inner_iterations, lr,
-                                      parametrisation, inner_iterations, theta, {})
+            with loop.reporting(lambda done, total: None):  # the rounds are the progress
+                inner = cross_entropy_run(graph, "rft", traces.kept(stats), inner_iterations, lr,
+                                          parametrisation, inner_iterations, theta, {})
             theta = inner.logits
         seconds += time.perf_counter() - began
+        loop.report(n + 1, iterations)
     settings = {"lr": lr, "rollouts": rollouts, "horizon_factor": horizon_factor,
                 "inner_iterations": inner_iterations, "seed": seed, "backend": backend,
                 "iterations": iterations, "record_every": record_every, "chain": list(chain)}
