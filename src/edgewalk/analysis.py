@@ -73,15 +73,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import checks, io
+from . import checks, exact, io
 from .errors import InputError
+from .graph import PathStar, StateKind
+from .policy import Policy
 from .result import HittingTimes, TrainingRun
 from .study import Study, compare_with_exact
 
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["load", "load_histograms", "study_dataset", "runs_dataset", "training_dataset"]
+__all__ = ["load", "load_histograms", "study_dataset", "runs_dataset", "training_dataset",
+           "visits_by_kind"]
 
 PARAMETER_NAMES = ("W", "K", "L")
 
@@ -300,3 +303,25 @@ def load_histograms(path: str | os.PathLike[str]) -> dict:
         return {name: result.to_hist() for name, result in io.read(path).items()}
     study = io.read_study(path)
     return {(c.variant, c.W, c.K, c.L): study.runs[c.run].to_hist() for c in study.cells if c.run}
+
+
+# --- where the compute goes ------------------------------------------------------------------
+
+VISIT_KINDS = {"R+": StateKind.R_PLUS, "R-": StateKind.R_MINUS, "L+": StateKind.L_PLUS,
+               "L-": StateKind.L_MINUS}
+
+
+def visits_by_kind(policy: Policy, targets=None) -> dict[str, np.ndarray]:
+    """Expected visits before the hit to the states of each kind (R+, R-, L+, L-) at each depth
+    1..max K, summed over branches and lanes, the target drawn uniformly from ``targets``
+    (default the leaves); exact. Where the policy spends its steps: RLVR's few visits sit where
+    the decisions are, SFT's many deep in the wrong branches."""
+    graph = policy.graph
+    if not isinstance(graph, PathStar):
+        raise InputError("visits by kind: defined on path-star graphs only")
+    targets = tuple(graph.leaves if targets is None else targets)
+    visits = sum(exact.expected_visits(policy, t) for t in targets) / len(targets)
+    depth = max(graph.depths)
+    return {name: np.bincount(graph.state_depth[graph.state_kind == kind] - 1,
+                              weights=visits[graph.state_kind == kind], minlength=depth)
+            for name, kind in VISIT_KINDS.items()}
