@@ -131,9 +131,7 @@ cdef extern from "edgewalk_leap.h" nogil:
     enum:
         EW_LEAP_HIT, EW_LEAP_CENSORED, EW_LEAP_IDLE, EW_LEAP_HITS, EW_LEAP_SUM, EW_LEAP_SUMSQ,
         EW_LEAP_CENSORED_COUNT, EW_LEAP_STEPS, EW_LEAP_NSTATS
-    void ew_leap_block(const int64_t *row_start, const uint32_t *threshold,
-                       const int32_t *primary, const int32_t *alias,
-                       const int32_t *next_row, const uint8_t *advance,
+    void ew_leap_block(const int64_t *row_start, const uint32_t *columns,
                        int32_t start_row, uint64_t seed_key, int64_t first,
                        int64_t last, const int64_t *edges, int64_t n_bins,
                        int64_t *hist, uint64_t *stats)
@@ -147,10 +145,8 @@ LEAP_ABI = {
 }
 
 
-def run_leap_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
-                    const int32_t[::1] primary, const int32_t[::1] alias,
-                    const int32_t[::1] next_row, const uint8_t[::1] advance, int32_t start_row,
-                    uint64_t seed_key, int64_t first_rollout, int64_t last_rollout,
+def run_leap_blocks(const int64_t[::1] row_start, const uint32_t[:, ::1] columns,
+                    int32_t start_row, uint64_t seed_key, int64_t first_rollout, int64_t last_rollout,
                     int64_t block_size, const int64_t[::1] edges,
                     int64_t[:, ::1] hist, uint64_t[:, ::1] stats, int threads):
     """Leap rollouts first_rollout..last_rollout-1 (see ew_leap_block) in blocks of block_size on
@@ -161,14 +157,13 @@ def run_leap_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
     cdef int thread
     if hist.shape[0] < threads or stats.shape[0] < threads:
         raise ValueError("hist and stats need one row per thread")
-    if stats.shape[1] != EW_LEAP_NSTATS or hist.shape[1] != n_bins:
-        raise ValueError("stats need EW_LEAP_NSTATS columns and hist one per bin")
+    if stats.shape[1] != EW_LEAP_NSTATS or hist.shape[1] != n_bins or columns.shape[1] != 4:
+        raise ValueError("columns need 4 words, stats EW_LEAP_NSTATS and hist one per bin")
     for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
         thread = openmp.omp_get_thread_num()
         first = first_rollout + b * block_size
         last = first + block_size
         if last > last_rollout:
             last = last_rollout
-        ew_leap_block(&row_start[0], &threshold[0], &primary[0], &alias[0], &next_row[0],
-                      &advance[0], start_row, seed_key, first, last, &edges[0], n_bins,
-                      &hist[thread, 0], &stats[thread, 0])
+        ew_leap_block(&row_start[0], &columns[0, 0], start_row, seed_key, first, last,
+                      &edges[0], n_bins, &hist[thread, 0], &stats[thread, 0])

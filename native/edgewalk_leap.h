@@ -2,15 +2,18 @@
  * lumped chain, without walking every step (mirrored line for line by the Numba backend in
  * src/edgewalk/_numba_leap.py; the tables are built by edgewalk.leap.build_tables).
  *
- * Tables: rows of integer alias columns in the layout of edgewalk.alias.AliasTables, over
- * *outcomes* rather than next states. A rollout is a walk through rows: from row `row` one draw z
- * picks the column k = ew_column(row_start, row, z) and the outcome
- *   o = (z & 0xffffffff) <= threshold[k] ? primary[k] : alias[k],
- * then advances the rollout's time by ((uint64_t)1 << advance[o]) >> 1 (0, or a power of two) and
- * goes on to row next_row[o]; a negative next_row ends the rollout, EW_LEAP_HIT as a hit at the
- * time reached, EW_LEAP_CENSORED as censored at max_steps. The rows say, at a window of 2**l
- * steps known to contain the hit, whether it lies in the first half or the second (and the block
- * at the half), so a rollout of length T takes about 1 + log2(T) draws.
+ * Tables: rows of integer alias columns (the columns of edgewalk.alias.AliasTables, drawn by the
+ * same rule) over *outcomes* rather than next states, each column stored as four 32-bit words so
+ * that one draw reads one cache line: columns[4k] is the threshold, columns[4k + 1] and
+ * columns[4k + 2] the rows that the primary and the alias outcome lead to, and columns[4k + 3]
+ * their time advances (primary in the low byte, alias in the next). A rollout is a walk through
+ * rows: from row `row` one draw z picks the column k = ew_column(row_start, row, z), the primary
+ * outcome if (z & 0xffffffff) <= threshold, else the alias; its time grows by
+ * ((uint64_t)1 << advance) >> 1 (0, or a power of two) and it goes on to the outcome's row. A
+ * negative row ends the rollout: EW_LEAP_HIT as a hit at the time reached, EW_LEAP_CENSORED as
+ * censored at max_steps. The rows say, of a window of 2**l steps known to contain the hit,
+ * whether it lies in the first half or the second (and the block at the half), so a rollout of
+ * length T takes about 1 + log2(T) draws.
  *
  * Random numbers: exactly the step kernel's streams (edgewalk_kernel.h): rollout r has key
  * ew_rollout_key(seed_key, r) and its n-th draw is mix64(key + n * GAMMA). Rollout r uses only
@@ -84,10 +87,11 @@ static inline void ew_leap_record(int32_t end, int64_t t, const int64_t *edges, 
     if (row >= 0) {                                                                        \
         x += EW_GAMMA;                                                                     \
         uint64_t z = ew_mix64(x);                                                          \
-        int64_t k = ew_column(row_start, row, z);                                          \
-        int32_t o = ((uint32_t)z <= threshold[k]) ? primary[k] : alias[k];                 \
-        t += (int64_t)(((uint64_t)1 << advance[o]) >> 1);                                  \
-        row = next_row[o];                                                                 \
+        const uint32_t *column = columns + 4 * ew_column(row_start, row, z);               \
+        int take_primary = (uint32_t)z <= column[0];                                       \
+        uint32_t advance = take_primary ? column[3] & 0xff : column[3] >> 8;               \
+        row = (int32_t)(take_primary ? column[1] : column[2]);                             \
+        t += (int64_t)(((uint64_t)1 << advance) >> 1);                                     \
         if (row < 0) {                                                                     \
             ew_leap_record(row, t, edges, n_bins, hist, stats);                            \
             if (next_rollout < last) {                                                     \
@@ -101,9 +105,7 @@ static inline void ew_leap_record(int32_t end, int64_t t, const int64_t *edges, 
 /* Runs rollouts first..last-1 from row start_row, four interleaved so that their table loads
  * overlap. start_row == EW_LEAP_HIT means the start state enters the target: every rollout is a
  * hit at time 0. */
-static inline void ew_leap_block(const int64_t *row_start, const uint32_t *threshold,
-                                 const int32_t *primary, const int32_t *alias,
-                                 const int32_t *next_row, const uint8_t *advance,
+static inline void ew_leap_block(const int64_t *row_start, const uint32_t *columns,
                                  int32_t start_row, uint64_t seed_key, int64_t first,
                                  int64_t last, const int64_t *edges, int64_t n_bins,
                                  int64_t *hist, uint64_t *stats) {

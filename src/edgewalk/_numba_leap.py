@@ -68,17 +68,19 @@ def _record(end, t, edges, n_bins, hist, stats):
 
 
 @_jit
-def _lane_step(row, t, x, next_rollout, live, last, row_start, threshold, primary, alias,
-               next_row, advance, start_row, seed_key, edges, n_bins, hist, stats):
+def _lane_step(row, t, x, next_rollout, live, last, row_start, columns, start_row, seed_key,
+               edges, n_bins, hist, stats):
     """EW_LEAP_LANE_STEP: returns the lane's new (row, t, x) and the block's (next_rollout, live)."""
     if row < 0:
         return row, t, x, next_rollout, live
     x += GAMMA
     z = mix64(x)
     k = _column(row_start, np.uint64(row), z)
-    o = np.uint64(primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k])
-    t += np.int64((_ONE << np.uint64(advance[o])) >> _ONE)
-    row = next_row[o]
+    if np.uint32(z & _LOW32) <= columns[k, 0]:
+        row, advance = np.int32(columns[k, 1]), columns[k, 3] & np.uint32(0xFF)
+    else:
+        row, advance = np.int32(columns[k, 2]), columns[k, 3] >> np.uint32(8)
+    t += np.int64((_ONE << np.uint64(advance)) >> _ONE)
     if row < 0:
         _record(row, t, edges, n_bins, hist, stats)
         if next_rollout < last:
@@ -98,8 +100,7 @@ def _lane_start(next_rollout, last, live, start_row, seed_key):
 
 
 @_jit
-def leap_block(row_start, threshold, primary, alias, next_row, advance, start_row, seed_key,
-               first, last, edges, n_bins, hist, stats):
+def leap_block(row_start, columns, start_row, seed_key, first, last, edges, n_bins, hist, stats):
     """ew_leap_block: four rollouts interleaved, each lane's (row, time, counter) in locals."""
     if start_row < 0:
         for _ in range(first, last):
@@ -113,22 +114,22 @@ def leap_block(row_start, threshold, primary, alias, next_row, advance, start_ro
     row3, x3, next_rollout, live = _lane_start(next_rollout, last, live, start_row, seed_key)
     while live > 0:
         row0, t0, x0, next_rollout, live = _lane_step(
-            row0, t0, x0, next_rollout, live, last, row_start, threshold, primary, alias,
-            next_row, advance, start_row, seed_key, edges, n_bins, hist, stats)
+            row0, t0, x0, next_rollout, live, last, row_start, columns, start_row, seed_key,
+            edges, n_bins, hist, stats)
         row1, t1, x1, next_rollout, live = _lane_step(
-            row1, t1, x1, next_rollout, live, last, row_start, threshold, primary, alias,
-            next_row, advance, start_row, seed_key, edges, n_bins, hist, stats)
+            row1, t1, x1, next_rollout, live, last, row_start, columns, start_row, seed_key,
+            edges, n_bins, hist, stats)
         row2, t2, x2, next_rollout, live = _lane_step(
-            row2, t2, x2, next_rollout, live, last, row_start, threshold, primary, alias,
-            next_row, advance, start_row, seed_key, edges, n_bins, hist, stats)
+            row2, t2, x2, next_rollout, live, last, row_start, columns, start_row, seed_key,
+            edges, n_bins, hist, stats)
         row3, t3, x3, next_rollout, live = _lane_step(
-            row3, t3, x3, next_rollout, live, last, row_start, threshold, primary, alias,
-            next_row, advance, start_row, seed_key, edges, n_bins, hist, stats)
+            row3, t3, x3, next_rollout, live, last, row_start, columns, start_row, seed_key,
+            edges, n_bins, hist, stats)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_leap_blocks(row_start, threshold, primary, alias, next_row, advance, start_row, seed_key,
-                    first_rollout, last_rollout, block_size, edges, hist, stats):
+def run_leap_blocks(row_start, columns, start_row, seed_key, first_rollout, last_rollout,
+                    block_size, edges, hist, stats):
     """Run rollouts first_rollout..last_rollout-1 in blocks of block_size; the calling thread
     count is numba.get_num_threads() and thread i accumulates into row i of hist and stats."""
     n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
@@ -137,5 +138,5 @@ def run_leap_blocks(row_start, threshold, primary, alias, next_row, advance, sta
         thread = numba.get_thread_id()
         first = first_rollout + b * block_size
         last = min(first + block_size, last_rollout)
-        leap_block(row_start, threshold, primary, alias, next_row, advance, start_row, seed_key,
-                   first, last, edges, n_bins, hist[thread], stats[thread])
+        leap_block(row_start, columns, start_row, seed_key, first, last, edges, n_bins,
+                   hist[thread], stats[thread])

@@ -28,10 +28,10 @@ The draws. With B = floor(log2 max_steps) and R = max_steps - 2^B, a rollout mak
    halving: "in the first half" (weight A_(l-1)(y)) or "in the second half, with block y' at
    the half" (weight S_(l-1)(y, y') A_(l-1)(y')), down to a window of one step.
 
-Each draw is one integer alias row (the layout and sampling rule of
+Each draw is one integer alias row (the columns and sampling rule of
 :class:`edgewalk.alias.AliasTables`, built with ``round_to_units`` and ``vose``) over the
-outcomes with positive weight; the kernels (native/edgewalk_leap.h and ``_numba_leap``) only
-walk the rows. The law drawn is the lumped chain's up to the float rounding of the powers and
+outcomes with positive weight, each column stored with the rows its two outcomes lead to (see
+native/edgewalk_leap.h); the kernels (C and ``_numba_leap``) only walk the rows. The law drawn is the lumped chain's up to the float rounding of the powers and
 the alias rounding of each row: at most 2**-31 of probability moved per draw, plus the column
 pick's bias (r (d - r) / d x 2**-32 for a row of d outcomes, r = 2**32 mod d), so about 1e-8 to
 1e-6 per rollout in total variation at about 50 draws.
@@ -40,6 +40,7 @@ pick's bias (r (d - r) / d x 2**-32 for a row of d outcomes, r = 2**32 mod d), s
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Union
@@ -64,12 +65,12 @@ DEFAULT_BINS = 4096
 LOG_BINS_SPAN = 1000.0  # log-spaced bins when the 1e-4 and 1 - 1e-4 quantiles differ more
 
 # The cost model a planner should use, per thread, deliberately below the measured rates
-# (docs: the report of the leap branch). A run costs build_seconds + rollouts x draws per rollout
-# / (threads x PLANNING_DRAWS_PER_SECOND), draws per rollout <= 1 + log2(E[T]) (Jensen).
+# (see estimated_seconds). A run costs the build (squarings and alias rows) + rollouts x draws per
+# rollout / (threads x PLANNING_DRAWS_PER_SECOND), draws per rollout <= 1 + log2(E[T]) (Jensen).
 PLANNING_DRAWS_PER_SECOND = 2e7
 PLANNING_FLOPS_PER_SECOND = 5e8  # squaring the n x n powers: 2 n^3 flops per level
 PLANNING_COLUMNS_PER_SECOND = 5e6  # building the integer alias rows
-BYTES_PER_COLUMN_KEPT = 17  # threshold, primary, alias, next_row (4 bytes each), advance (1)
+BYTES_PER_COLUMN_KEPT = 16  # threshold, the two outcomes' rows, their advances
 BYTES_PER_COLUMN_BUILDING = 96  # the weights, outcomes and alias intermediates of one level
 
 Progress = Callable[[int, int], None]  # progress(rollouts done, steps done)
@@ -90,7 +91,10 @@ class Powers:
 
     @classmethod
     def of(cls, lumped: LumpedChain, top: int) -> "Powers":
-        """Levels 0..top of the lumped chain."""
+        """Levels 0..top of the lumped chain (SizeError if they would not fit in memory)."""
+        n = lumped.n_transient
+        _refuse_if_too_big((top + 1) * (n * n + 2 * n) * 8, memory_limit(),
+                           f"the powers of {n} lumped blocks up to Q^(2^{top})")
         survive = lumped.dense_q()
         absorb = lumped.absorb.copy()
         total = survive.sum(axis=1) + absorb
@@ -116,36 +120,30 @@ class Powers:
 @dataclass(frozen=True, eq=False)
 class LeapTables:
     """Everything the leap kernels need for one lumped chain and ``max_steps`` (made by
-    :func:`build_tables`): the alias rows (see native/edgewalk_leap.h), the row rollouts start
-    from (``start_row``, or HIT when the start state enters the target), the powers they were
-    built from, and ``expected_draws``, the exact mean number of draws per rollout."""
+    :func:`build_tables`): the alias rows, ``row_start`` and ``columns`` (uint32, four words a
+    column: threshold, the primary and the alias outcome's next row, their advances; see
+    native/edgewalk_leap.h), the row rollouts start from (``start_row``, or HIT when the start
+    state enters the target), the powers they were built from, ``expected_draws``, the exact
+    mean number of draws per rollout, and ``exact_mean``, E[T] (see :func:`mean`)."""
 
     lumped: LumpedChain = field(repr=False)
     max_steps: int
     powers: Powers = field(repr=False)
     row_start: np.ndarray = field(repr=False)  # int64, one more than rows
-    threshold: np.ndarray = field(repr=False)  # uint32 per column
-    primary: np.ndarray = field(repr=False)  # int32: the outcome a column keeps
-    alias: np.ndarray = field(repr=False)  # int32: the outcome it hands the rest to
-    next_row: np.ndarray = field(repr=False)  # int32 per outcome; HIT, CENSORED end the rollout
-    advance: np.ndarray = field(repr=False)  # uint8 per outcome: time += (1 << advance) >> 1
+    columns: np.ndarray = field(repr=False)  # uint32, (columns, 4)
     start_row: int
     expected_draws: float
-    build_seconds: float
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.row_start) - 1
+    exact_mean: float
 
     @property
     def n_columns(self) -> int:
-        return len(self.threshold)
+        return len(self.columns)
 
     @property
     def memory_bytes(self) -> int:
         """Bytes held by the tables and the powers they keep."""
-        arrays = [self.row_start, self.threshold, self.primary, self.alias, self.next_row,
-                  self.advance, *self.powers.survive, *self.powers.absorb, *self.powers.truncated]
+        arrays = [self.row_start, self.columns, *self.powers.survive, *self.powers.absorb,
+                  *self.powers.truncated]
         return sum(a.nbytes for a in arrays)
 
 
@@ -154,6 +152,21 @@ Law = Union[LumpedChain, LeapTables]
 
 def _top_level(max_steps: int) -> int:
     return max_steps.bit_length() - 1
+
+
+def memory_limit() -> int | None:
+    """The default memory limit: the machine's physical memory (None where unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _refuse_if_too_big(need: int, limit: int | None, what: str) -> None:
+    if limit is not None and need > limit:
+        raise SizeError(f"{what} need about {need / 2**30:.3g} GiB, over the limit of "
+                        f"{limit / 2**30:.3g} GiB; use the step method, a smaller max_steps or "
+                        "a larger limit")
 
 
 def estimated_bytes(n_transient: int, max_steps: int) -> int:
@@ -193,29 +206,21 @@ def estimated_seconds(n_transient: int, max_steps: int, rollouts: int, threads: 
 def build_tables(lumped: LumpedChain, max_steps: int, *, max_bytes: int | None = None) -> LeapTables:
     """The powers and alias rows that draw hitting times up to ``max_steps`` (1..2**62;
     longer rollouts are censored there). Raises SizeError, before any work, if
-    :func:`estimated_bytes` exceeds ``max_bytes``."""
+    :func:`estimated_bytes` exceeds ``max_bytes`` (default :func:`memory_limit`)."""
+    if not isinstance(lumped, LumpedChain):
+        raise InputError(f"lumped must be a LumpedChain (lumping.lump), got {type(lumped).__name__}")
     max_steps = checks.whole("max_steps", max_steps, 1, MAX_STEPS)
     n = lumped.n_transient
-    if max_bytes is not None:
-        max_bytes = checks.whole("max_bytes", max_bytes, 1)
-        need = estimated_bytes(n, max_steps)
-        if need > max_bytes:
-            raise SizeError(
-                f"leap tables for {n} lumped blocks up to max_steps = {max_steps} need about "
-                f"{need / 2**30:.3g} GiB, over the limit of {max_bytes / 2**30:.3g} GiB; use the "
-                "step method, a smaller max_steps or a larger limit")
-    started = time.perf_counter()
+    max_bytes = memory_limit() if max_bytes is None else checks.whole("max_bytes", max_bytes, 1)
+    _refuse_if_too_big(estimated_bytes(n, max_steps), max_bytes,
+                       f"leap tables for {n} lumped blocks up to max_steps = {max_steps}")
     if lumped.start == lumped.target_block:  # T = 0 surely; the kernels need no rows
-        empty = Powers([], [], [])
-        return LeapTables(lumped, max_steps, empty, np.zeros(2, np.int64), np.zeros(1, np.uint32),
-                          np.zeros(1, np.int32), np.zeros(1, np.int32), np.zeros(1, np.int32),
-                          np.zeros(1, np.uint8), HIT, 0.0, time.perf_counter() - started)
-    top = _top_level(max_steps)
-    powers = Powers.of(lumped, top)
+        return LeapTables(lumped, max_steps, Powers([], [], []), np.zeros(2, np.int64),
+                          np.zeros((1, 4), np.uint32), HIT, 0.0, 0.0)
+    powers = Powers.of(lumped, _top_level(max_steps))
     groups, expected_draws = _rows(powers, lumped.start, n, max_steps)
-    row_start, threshold, primary, alias, next_row, advance = _alias_rows(groups)
-    return LeapTables(lumped, max_steps, powers, row_start, threshold, primary, alias, next_row,
-                      advance, 0, expected_draws, time.perf_counter() - started)
+    row_start, columns = _alias_rows(groups)
+    return LeapTables(lumped, max_steps, powers, row_start, columns, 0, expected_draws, mean(lumped))
 
 
 @dataclass
@@ -314,32 +319,29 @@ def _rows(powers: Powers, start: int, n: int, max_steps: int) -> tuple[list[_Gro
     return [groups[k] for k in sorted(groups)], expected_draws
 
 
-def _alias_rows(groups: list[_Group]) -> tuple[np.ndarray, ...]:
-    """Concatenate the groups' rows, keeping only outcomes of positive weight, and build each
-    row's integer alias columns (``AliasTables.build`` over outcome numbers)."""
-    row_starts, thresholds, primaries, aliases, next_rows, advances = [np.zeros(1, np.int64)], [], [], [], [], []
+def _alias_rows(groups: list[_Group]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate the groups' rows, keeping only outcomes of positive weight, build each row's
+    integer alias columns (``AliasTables.build`` over outcome numbers) and resolve every
+    column's two outcomes to their next rows and advances: (row_start, columns)."""
+    row_starts, columns = [np.zeros(1, np.int64)], []
     offset = 0
     for group in groups:
         positive = group.weights > 0
         degree = positive.sum(axis=1)
         local_start = np.concatenate(([0], np.cumsum(degree))).astype(np.int64)
         weights = group.weights[positive]
-        outcomes = np.arange(len(weights), dtype=np.int32)
         row_of = np.repeat(np.arange(len(degree)), degree)
         sums = np.bincount(row_of, weights=weights, minlength=len(degree))
-        tables = AliasTables.build(local_start, outcomes, weights / sums[row_of])
+        tables = AliasTables.build(local_start, np.arange(len(weights), dtype=np.int32),
+                                   weights / sums[row_of])
+        next_row = group.next_row[positive].view(np.uint32)
+        advance = group.advance[positive].astype(np.uint32)
+        primary, alias = tables.primary_entry, tables.alias_entry
+        columns.append(np.column_stack([tables.threshold, next_row[primary], next_row[alias],
+                                        advance[primary] | advance[alias] << 8]))
         row_starts.append(local_start[1:] + offset)
-        thresholds.append(tables.threshold)
-        primaries.append(tables.primary_entry + offset)
-        aliases.append(tables.alias_entry + offset)
-        next_rows.append(group.next_row[positive])
-        advances.append(group.advance[positive])
         offset += len(weights)
-    if offset >= 2**31:
-        raise SizeError(f"leap tables: {offset} outcomes do not fit 32-bit indices")
-    return (np.concatenate(row_starts), np.concatenate(thresholds),
-            np.concatenate(primaries).astype(np.int32), np.concatenate(aliases).astype(np.int32),
-            np.concatenate(next_rows).astype(np.int32), np.concatenate(advances).astype(np.uint8))
+    return np.concatenate(row_starts), np.ascontiguousarray(np.concatenate(columns), dtype=np.uint32)
 
 
 def _law(law: Law, top: int) -> tuple[LumpedChain, Powers | None]:
@@ -435,11 +437,15 @@ def mean(law: Law) -> float:
     """The exact expected hitting time of the lumped chain (inf if some block it reaches never
     reaches the target), by subtraction-free GTH state reduction of the dense chain: relative
     accuracy near machine precision also at E[T] = 4e14 and beyond."""
-    lumped = law.lumped if isinstance(law, LeapTables) else law
+    if isinstance(law, LeapTables):
+        return law.exact_mean
+    lumped = law
     if not isinstance(lumped, LumpedChain):
         raise InputError(f"law must be a LumpedChain or LeapTables, got {type(law).__name__}")
     if lumped.start == lumped.target_block:
         return 0.0
+    n = lumped.n_transient
+    _refuse_if_too_big(n * n * 8, memory_limit(), f"the dense chain of {n} lumped blocks")
     order = np.concatenate([np.delete(np.arange(lumped.n_transient), lumped.start), [lumped.start]])
     return float(_gth_mean(lumped.dense_q(), lumped.absorb.copy(), order))
 
@@ -481,7 +487,7 @@ def suggest_edges(law: Law, max_steps: int, bins: int = DEFAULT_BINS) -> np.ndar
     bins = checks.whole("bins", bins, 1)
     low, high = quantile(law, np.array([1e-4, 1 - 1e-4]))
     if low > 0 and high > 0 and high > LOG_BINS_SPAN * low:
-        inner = np.unique(np.round(np.geomspace(1, max_steps + 1, bins)).astype(np.int64))
+        inner = np.unique(np.round(np.geomspace(1, max_steps + 1, bins)[:-1]).astype(np.int64))
         return np.concatenate(([0], inner[inner <= max_steps], [max_steps + 1]))
     bins = min(bins, max_steps + 1)
     width = -(-(max_steps + 1) // bins)
@@ -518,8 +524,8 @@ def run(tables: LeapTables, *, rollouts: int, seed: int = 0, first_rollout: int 
     n_bins = len(edges) - 1
     hist = np.zeros((threads, n_bins), np.int64)
     stats = np.zeros((threads, _numba_leap.NSTATS), np.uint64)
-    arrays = (tables.row_start, tables.threshold, tables.primary, tables.alias, tables.next_row,
-              tables.advance, np.int32(tables.start_row), np.uint64(kernels.seed_key(seed)))
+    arrays = (tables.row_start, tables.columns, np.int32(tables.start_row),
+              np.uint64(kernels.seed_key(seed)))
     if backend == "cython":
         def call(first: int, last: int, block_size: int) -> None:
             _native.run_leap_blocks(*arrays, first, last, block_size, edges, hist, stats, threads)
@@ -560,7 +566,7 @@ def run(tables: LeapTables, *, rollouts: int, seed: int = 0, first_rollout: int 
             "target": graph.node_names[lumped.target], "rollouts": rollouts,
             "first_rollout": first_rollout, "seed": seed, "max_steps": tables.max_steps,
             "bins": n_bins, "backend": backend, "threads": threads, "search": "none",
-            "method": "leap", "lumped_blocks": lumped.n_blocks,
+            "exact_mean": tables.exact_mean, "method": "leap", "lumped_blocks": lumped.n_blocks,
         })
 
 

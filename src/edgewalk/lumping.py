@@ -70,10 +70,6 @@ class LumpedChain:
     def target_block(self) -> int:
         return self.n_transient
 
-    def block_sizes(self) -> np.ndarray:
-        """Number of states in each block (the target's last)."""
-        return np.bincount(self.block[self.block >= 0], minlength=self.n_blocks)
-
     def dense_q(self) -> np.ndarray:
         return self.q.toarray()
 
