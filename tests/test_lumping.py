@@ -190,6 +190,7 @@ def test_block_counts_on_the_symmetric_graph_with_a_leaf_target(W, K, L):
         assert all(b == set(range(W)) - {1} for b in others), name  # the other branches merged
 
 
+@pytest.mark.slow
 def test_block_counts_on_big_graphs_do_not_depend_on_W_and_L():
     for W, K, L in ((100, 100, 10), (1000, 40, 5)):
         g = path_star(W, K, L)
