@@ -312,6 +312,14 @@ def test_backends_threads_and_rollout_ranges_agree_bit_for_bit(policy, target):
     assert not same_result(leap.run(tables, rollouts=30_000, seed=78, threads=2), runs[0])
 
 
+def test_progress_is_reported_after_each_chunk():
+    tables = tables_of(sft(PAPER))
+    calls = []
+    result = leap.run(tables, rollouts=300_000, seed=1, threads=2, progress=lambda *a: calls.append(a))
+    assert calls[-1] == (300_000, result.steps)
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})
+
+
 def test_memory_does_not_grow_with_rollouts():
     tables = tables_of(sft(PAPER))
     leap.run(tables, rollouts=10, threads=2)

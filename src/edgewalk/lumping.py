@@ -146,27 +146,27 @@ def lump(policy: Policy, target: int) -> LumpedChain:
     rank = np.empty(len(first_member), np.int64)
     rank[np.argsort(first_member)] = np.arange(len(first_member))
     local_block = rank[local_block]
-    n_blocks = len(first_member)
+    blocks = len(first_member)
 
     # the lumped rows, from one representative per block (every member has the same sums)
     representative = np.zeros(n, bool)
     representative[np.sort(first_member)] = True
     from_rep = representative[source]
     b_from = local_block[source[from_rep]]
-    b_to = np.append(local_block, n_blocks)[destination[from_rep]]
-    key = b_from * (n_blocks + 1) + b_to
+    b_to = np.append(local_block, blocks)[destination[from_rep]]
+    key = b_from * (blocks + 1) + b_to
     keys, inverse = np.unique(key, return_inverse=True)
     sums = np.zeros(len(keys), np.uint64)
     np.add.at(sums, inverse, units[kept][from_rep])
     p = units_to_probability(sums, np.ones(len(keys), bool))
-    i, j = keys // (n_blocks + 1), keys % (n_blocks + 1)
-    into_target = j == n_blocks
-    q = sp.csr_matrix((p[~into_target], (i[~into_target], j[~into_target])), shape=(n_blocks, n_blocks))
-    absorb = np.zeros(n_blocks)
+    i, j = keys // (blocks + 1), keys % (blocks + 1)
+    into_target = j == blocks
+    q = sp.csr_matrix((p[~into_target], (i[~into_target], j[~into_target])), shape=(blocks, blocks))
+    absorb = np.zeros(blocks)
     absorb[i[into_target]] = p[into_target]
 
     block[transient] = local_block
-    block[is_target] = n_blocks
+    block[is_target] = blocks  # the target block comes after the transient ones
     return LumpedChain(policy, target, block, q, absorb, 0)
 
 
