@@ -80,18 +80,20 @@ def test_sft_rollouts_per_second_on_the_paper_graph(benchmark: BenchmarkFixture,
     against the step kernel's steps/s measured in the same run."""
     mean = leap.mean(sft_tables)
     counter = [0]
-    rounds = run_pedantic(benchmark, lambda: _leap_round(sft_tables, backend, 1, LEAP_ROLLOUTS, counter), ROUNDS)
+    rounds = run_pedantic(benchmark, lambda: _leap_round(sft_tables, backend, 1, LEAP_ROLLOUTS, counter),
+                          ROUNDS)
     per_core = rate(rounds)
     step = _step_rate(backend, rates)
     ratio = per_core * mean / step
     goal = LEAP_GOAL_PER_CORE * mean / STEP_GOAL_PER_CORE
+    ns_per_draw = 1e9 / (per_core * sft_tables.expected_draws)
     benchmark.extra_info.update(
         rollouts_per_second=per_core, rollouts_per_second_median=median_rate(rounds),
         effective_steps_per_second=per_core * mean, step_steps_per_second=step,
         ratio_to_step=ratio, expected_draws=sft_tables.expected_draws, exact_mean=mean,
-        ns_per_draw=1e9 / (per_core * sft_tables.expected_draws))
+        ns_per_draw=ns_per_draw)
     report(f"leap {backend}, SFT W=K=15 L=5, 1 thread: {per_core:.3g} rollouts/s per core "
-           f"({sft_tables.expected_draws:.1f} draws each, {1e9 / (per_core * sft_tables.expected_draws):.2g} ns/draw), "
+           f"({sft_tables.expected_draws:.1f} draws each, {ns_per_draw:.2g} ns/draw), "
            f"{per_core * mean:.3g} effective steps/s = {ratio:.3g}x the step kernel's {step:.3g} steps/s "
            f"(goal: >= {goal:.3g}x, i.e. {LEAP_GOAL_PER_CORE:.0e} rollouts/s at {STEP_GOAL_PER_CORE:.0e} "
            f"steps/s; {_load()})")

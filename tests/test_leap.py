@@ -171,8 +171,8 @@ def test_the_criteria_reject_sft_with_a_off_by_0_05():
     claimed = tables_of(sft(PAPER))
     wrong = leap.build_tables(lumped_of(parametric(PAPER, a=0.95, c=1.0, name="sft-a-0.95")),
                               claimed.max_steps)
-    result = leap.run(wrong, rollouts=1_000_000, seed=11, edges=leap.suggest_edges(claimed, claimed.max_steps),
-                      threads=2)
+    edges = leap.suggest_edges(claimed, claimed.max_steps)
+    result = leap.run(wrong, rollouts=1_000_000, seed=11, edges=edges, threads=2)
     assert abs(z_score(result.mean, leap.mean(claimed), result.stderr)) > Z_LIMIT
     assert chi_square_p_value_below(result, mass_below(claimed, result.edges)) < P_LIMIT
 
@@ -294,7 +294,8 @@ def test_rollouts_follow_the_documented_stream(backend, case):
 def test_the_mean_number_of_draws_is_the_tables_expected_draws():
     tables = tables_of(sft(PAPER))
     draws = np.array([replay(tables, 9, r)[1] for r in range(3000)])
-    assert abs(z_score(draws.mean(), tables.expected_draws, draws.std(ddof=1) / math.sqrt(len(draws)))) < Z_LIMIT
+    stderr = draws.std(ddof=1) / math.sqrt(len(draws))
+    assert abs(z_score(draws.mean(), tables.expected_draws, stderr)) < Z_LIMIT
     assert 40 < tables.expected_draws < 1 + math.log2(leap.mean(tables))
 
 

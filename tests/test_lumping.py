@@ -108,7 +108,8 @@ def tabular_perturbed(graph, base, state, delta):
     p = base.probabilities.copy()
     lo, hi = graph.row_start[state], graph.row_start[state + 1]
     moves = graph.next_state[lo:hi]
-    connector = lo + int(np.flatnonzero(np.isin(graph.state_kind[moves], [StateKind.L_PLUS, StateKind.LEAF_IN]))[0])
+    forward = np.isin(graph.state_kind[moves], [StateKind.L_PLUS, StateKind.LEAF_IN])
+    connector = lo + int(np.flatnonzero(forward)[0])
     u_turn = lo + int(np.flatnonzero(moves == state + 1)[0])  # state 1 + 2e reversed is 2 + 2e
     p[connector] -= delta
     p[u_turn] += delta
@@ -123,14 +124,16 @@ def _lane_state(graph, branch, depth, lane):
 
 
 PERTURBED_GRAPH = path_star(4, 3, 3)
+PERTURBED = tabular_perturbed(PERTURBED_GRAPH, sft(PERTURBED_GRAPH), _lane_state(PERTURBED_GRAPH, 1, 1, 0), 0.05)
 PARTITION_CASES = [
     ("pretrained", pretrained(path_star(3, 2, 2)), "t1"),
     ("sft", sft(path_star(4, 3, 3)), "t2"),
     ("generic", parametric(path_star(3, 3, 2), **GENERIC), "t1"),
     ("per-depth", parametric(path_star(3, 3, 2), a=[0.9, 0.5, 0.3], b=0.6, c=[0.2, 0.8, 0.5], d=0.4), "t3"),
-    ("heterogeneous", parametric(heterogeneous([3, 2, 2, 1], [[1, 2, 3], [2, 2], [2, 2], [4]]), **GENERIC), "t1"),
+    ("heterogeneous", parametric(heterogeneous([3, 2, 2, 1], [[1, 2, 3], [2, 2], [2, 2], [4]]), **GENERIC),
+     "t1"),
     ("inner-node", pretrained(path_star(3, 3, 2)), "u(2,2,r)"),
-    ("perturbed-lane", tabular_perturbed(PERTURBED_GRAPH, sft(PERTURBED_GRAPH), _lane_state(PERTURBED_GRAPH, 1, 1, 0), 0.05), "t1"),
+    ("perturbed-lane", PERTURBED, "t1"),
 ]
 
 
@@ -215,7 +218,7 @@ def test_a_perturbed_multiedge_move_is_not_merged_where_it_must_not_be():
     changes: 6K + 3 blocks plus the 4K + 1 of branch 2 and the odd state."""
     g = PERTURBED_GRAPH
     odd = _lane_state(g, 1, 1, 0)
-    lumped = lump(tabular_perturbed(g, sft(g), odd, 0.05), g.leaf(1))
+    lumped = lump(PERTURBED, g.leaf(1))
     assert lumped.n_blocks == 6 * 3 + 3 + (4 * 3 + 1) + 1
     assert np.sum(lumped.block == lumped.block[odd]) == 1
     for b in _fork_block_and_branches(lumped, g)[1:]:

@@ -271,7 +271,8 @@ def _rows(powers: Powers, start: int, n: int, max_steps: int) -> tuple[list[_Gro
             advance = np.broadcast_to([1, 2], (n, 2))  # the hit at t + 1 or t + 2
         else:
             weights = np.column_stack([a, s * a[None, :]])
-            next_row = np.column_stack([descent_row(level - 1), np.broadcast_to(descent_row(level - 1), (n, n))])
+            lower = descent_row(level - 1)
+            next_row = np.column_stack([lower, np.broadcast_to(lower, (n, n))])
             advance = np.column_stack([np.zeros(n), np.full((n, n), level)])  # 0 or 2^(level-1)
         add(int(descent_row(level)[0]), weights, next_row, advance)
 
