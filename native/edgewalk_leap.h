@@ -56,13 +56,14 @@ static inline void ew_leap_add_square(uint64_t *w, uint64_t t) {
     w[2] += carry2;
 }
 
-/* The bin i with edges[i] <= t < edges[i + 1]. */
+/* The bin i with edges[i] <= t < edges[i + 1], by a binary search without branches on the data
+ * (edges[lo] <= t < edges[lo + n] throughout). */
 static inline int64_t ew_leap_bin(const int64_t *edges, int64_t n_bins, int64_t t) {
-    int64_t lo = 0, hi = n_bins;
-    while (hi - lo > 1) {
-        int64_t mid = (lo + hi) >> 1;
-        if (edges[mid] <= t) lo = mid;
-        else hi = mid;
+    int64_t lo = 0, n = n_bins;
+    while (n > 1) {
+        int64_t half = n >> 1;
+        lo += (edges[lo + half] <= t) ? half : 0;
+        n -= half;
     }
     return lo;
 }
@@ -88,10 +89,9 @@ static inline void ew_leap_record(int32_t end, int64_t t, const int64_t *edges, 
         x += EW_GAMMA;                                                                     \
         uint64_t z = ew_mix64(x);                                                          \
         const uint32_t *column = columns + 4 * ew_column(row_start, row, z);               \
-        int take_primary = (uint32_t)z <= column[0];                                       \
-        uint32_t advance = take_primary ? column[3] & 0xff : column[3] >> 8;               \
-        row = (int32_t)(take_primary ? column[1] : column[2]);                             \
-        t += (int64_t)(((uint64_t)1 << advance) >> 1);                                     \
+        uint32_t took_alias = (uint32_t)z > column[0];                                     \
+        row = (int32_t)column[1 + took_alias];                                             \
+        t += (int64_t)(((uint64_t)1 << ((column[3] >> (8 * took_alias)) & 0xff)) >> 1);    \
         if (row < 0) {                                                                     \
             ew_leap_record(row, t, edges, n_bins, hist, stats);                            \
             if (next_rollout < last) {                                                     \

@@ -45,13 +45,11 @@ def _add_square(stats, at, t):
 
 @_jit
 def _bin(edges, n_bins, t):
-    lo, hi = 0, n_bins
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if edges[mid] <= t:
-            lo = mid
-        else:
-            hi = mid
+    lo, n = 0, n_bins
+    while n > 1:
+        half = n >> 1
+        lo += half if edges[lo + half] <= t else 0
+        n -= half
     return lo
 
 
@@ -76,11 +74,10 @@ def _lane_step(row, t, x, next_rollout, live, last, row_start, columns, start_ro
     x += GAMMA
     z = mix64(x)
     k = _column(row_start, np.uint64(row), z)
-    if np.uint32(z & _LOW32) <= columns[k, 0]:
-        row, advance = np.int32(columns[k, 1]), columns[k, 3] & np.uint32(0xFF)
-    else:
-        row, advance = np.int32(columns[k, 2]), columns[k, 3] >> np.uint32(8)
-    t += np.int64((_ONE << np.uint64(advance)) >> _ONE)
+    took_alias = np.uint64(np.uint32(z & _LOW32) > columns[k, 0])
+    row = np.int32(columns[k, _ONE + took_alias])
+    advance = (np.uint64(columns[k, 3]) >> (np.uint64(8) * took_alias)) & np.uint64(0xFF)
+    t += np.int64((_ONE << advance) >> _ONE)
     if row < 0:
         _record(row, t, edges, n_bins, hist, stats)
         if next_rollout < last:
