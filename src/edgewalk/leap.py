@@ -72,7 +72,8 @@ LOG_BINS_SPAN = 1000.0  # log-spaced bins when the 1e-4 and 1 - 1e-4 quantiles d
 # (see estimated_seconds). A run costs the build (squarings and alias rows) + rollouts x draws per
 # rollout / (threads x PLANNING_DRAWS_PER_SECOND), draws per rollout <= 1 + log2(E[T]) (Jensen).
 PLANNING_DRAWS_PER_SECOND = 2e7
-PLANNING_FLOPS_PER_SECOND = 5e8  # squaring the n x n powers: 2 n^3 flops per level
+PLANNING_FLOPS_PER_SECOND = 5e8  # squaring the n x n powers: 2 n^3 flops per level (and the mean)
+PLANNING_SECONDS_PER_LEVEL = 2e-3  # the numpy calls of a level, whatever n
 PLANNING_COLUMNS_PER_SECOND = 5e6  # building the integer alias rows
 BYTES_PER_COLUMN_KEPT = 16  # threshold, the two outcomes' rows, their advances
 BYTES_PER_COLUMN_BUILDING = 96  # the weights, outcomes and alias intermediates of one level
@@ -192,13 +193,15 @@ def _column_bound(n: int, top: int, remainder_bits: int) -> int:
 
 def estimated_seconds(n_transient: int, max_steps: int, rollouts: int, threads: int,
                       mean: float | None = None) -> float:
-    """The planning estimate of a leap run's seconds: building the tables (squarings and alias
-    rows) plus the rollouts at PLANNING_DRAWS_PER_SECOND per thread, with 1 + log2(mean)
-    draws per rollout (an upper bound on the exact mean by Jensen's inequality) when the exact
-    mean is given, else the most a rollout can take."""
+    """The planning estimate of a leap run's seconds: building the tables (a fixed cost per
+    level, the squarings, the mean and the alias rows) plus the rollouts at
+    PLANNING_DRAWS_PER_SECOND per thread, with 1 + log2(mean) draws per rollout (an upper bound
+    on the exact mean number by Jensen's inequality) when the exact mean is given, else the
+    most a rollout can take."""
     n, top = n_transient, _top_level(max_steps)
     remainder_bits = bin(max_steps - (1 << top)).count("1")
-    build = ((top + 1) * 2.0 * n**3 / PLANNING_FLOPS_PER_SECOND
+    build = ((top + 1) * PLANNING_SECONDS_PER_LEVEL
+             + (top + 2) * 2.0 * n**3 / PLANNING_FLOPS_PER_SECOND
              + _column_bound(n, top, remainder_bits) / PLANNING_COLUMNS_PER_SECOND)
     if mean is not None and math.isfinite(mean):
         draws = 1.0 + math.log2(max(mean, 1.0))
