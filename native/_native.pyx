@@ -125,3 +125,45 @@ def run_gradient_blocks(const int64_t[::1] row_start, const uint32_t[::1] thresh
                           max_steps, buffer_steps, &stats[thread, 0], &slot_sums[thread, 0, 0],
                           &censored_visits[thread, 0], &rollout_count[thread, 0],
                           &touched[thread, 0], &buffers[thread, 0, 0])
+
+
+cdef extern from "edgewalk_leap.h" nogil:
+    enum:
+        EW_LEAP_HIT, EW_LEAP_CENSORED, EW_LEAP_IDLE, EW_LEAP_HITS, EW_LEAP_SUM, EW_LEAP_SUMSQ,
+        EW_LEAP_CENSORED_COUNT, EW_LEAP_STEPS, EW_LEAP_NSTATS
+    void ew_leap_block(const int64_t *row_start, const uint32_t *columns,
+                       int32_t start_row, uint64_t seed_key, int64_t first,
+                       int64_t last, const int64_t *edges, int64_t n_bins,
+                       int64_t *hist, uint64_t *stats)
+
+# The leap kernel's interface as edgewalk_leap.h declares it (edgewalk.leap checks the Numba
+# mirror against it).
+LEAP_ABI = {
+    "HIT": EW_LEAP_HIT, "CENSORED": EW_LEAP_CENSORED, "IDLE": EW_LEAP_IDLE, "HITS": EW_LEAP_HITS,
+    "SUM": EW_LEAP_SUM, "SUMSQ": EW_LEAP_SUMSQ, "CENSORED_COUNT": EW_LEAP_CENSORED_COUNT,
+    "STEPS": EW_LEAP_STEPS, "NSTATS": EW_LEAP_NSTATS,
+}
+
+
+def run_leap_blocks(const int64_t[::1] row_start, const uint32_t[:, ::1] columns,
+                    int32_t start_row, uint64_t seed_key, int64_t first_rollout, int64_t last_rollout,
+                    int64_t block_size, const int64_t[::1] edges,
+                    int64_t[:, ::1] hist, uint64_t[:, ::1] stats, int threads):
+    """Leap rollouts first_rollout..last_rollout-1 (see ew_leap_block) in blocks of block_size on
+    ``threads`` threads; thread i accumulates into row i of hist and stats."""
+    cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
+    cdef int64_t n_bins = edges.shape[0] - 1
+    cdef int64_t b, first, last
+    cdef int thread
+    if hist.shape[0] < threads or stats.shape[0] < threads:
+        raise ValueError("hist and stats need one row per thread")
+    if stats.shape[1] != EW_LEAP_NSTATS or hist.shape[1] != n_bins or columns.shape[1] != 4:
+        raise ValueError("columns need 4 words, stats EW_LEAP_NSTATS and hist one per bin")
+    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
+        thread = openmp.omp_get_thread_num()
+        first = first_rollout + b * block_size
+        last = first + block_size
+        if last > last_rollout:
+            last = last_rollout
+        ew_leap_block(&row_start[0], &columns[0, 0], start_row, seed_key, first, last,
+                      &edges[0], n_bins, &hist[thread, 0], &stats[thread, 0])

@@ -12,7 +12,8 @@ from edgewalk.kernels import MASK64, mix64, seed_key
 Z_LIMIT = 4.5  # two-sided P(|z| > 4.5) = 7e-6 for a correct engine
 P_LIMIT = 1e-4  # chi-square p-value below which a histogram is declared inconsistent
 
-__all__ = ["P_LIMIT", "Z_LIMIT", "chi_square_p_value", "reference_statistics", "same_result", "z_score"]
+__all__ = ["P_LIMIT", "Z_LIMIT", "chi_square_p_value", "chi_square_p_value_below",
+           "reference_statistics", "same_result", "z_score"]
 
 
 def same_result(a, b) -> bool:
@@ -26,13 +27,19 @@ def same_result(a, b) -> bool:
 
 def chi_square_p_value(result, pmf: np.ndarray) -> float:
     """Pearson chi-square of a result's histogram (any integer bin edges) against the exact PMF
-    P(T = t), t = 0..len(pmf) - 1, with the censored rollouts as one more cell (expected: the
-    mass beyond the histogram). Cells are merged from the left until each expects at least 5
-    rollouts; an observation where nothing is expected gives p = 0."""
-    n = result.rollouts
-    edges = np.asarray(result.edges, np.int64)
+    P(T = t), t = 0..len(pmf) - 1 (see :func:`chi_square_p_value_below`)."""
     cumulative = np.concatenate(([0.0], np.cumsum(pmf)))
-    mass_below = cumulative[np.minimum(edges, len(pmf))]  # P(T < edge)
+    edges = np.asarray(result.edges, np.int64)
+    return chi_square_p_value_below(result, cumulative[np.minimum(edges, len(pmf))])  # P(T < edge)
+
+
+def chi_square_p_value_below(result, mass_below: np.ndarray) -> float:
+    """Pearson chi-square of a result's histogram against the exact law given as
+    mass_below[i] = P(T < edges[i]) at each bin edge, with the censored rollouts as one more
+    cell (expected: the mass beyond the histogram). Cells are merged from the left until each
+    expects at least 5 rollouts; an observation where nothing is expected gives p = 0."""
+    n = result.rollouts
+    mass_below = np.asarray(mass_below, float)
     expected = np.append(np.diff(mass_below), max(0.0, 1.0 - mass_below[-1])) * n
     observed = np.append(result.counts, result.censored).astype(float)
     cells_obs, cells_exp, acc_o, acc_e = [], [], 0.0, 0.0

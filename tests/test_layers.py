@@ -11,8 +11,8 @@ import edgewalk
 PACKAGE = Path(edgewalk.__file__).parent
 LAYERS = [
     ["errors", "checks", "memory"],
-    ["graph", "alias", "policy"],
-    ["_numba_kernel", "kernels", "result", "engine"],
+    ["graph", "alias", "policy", "lumping"],
+    ["_numba_kernel", "_numba_leap", "kernels", "result", "engine", "leap"],
     ["_gth", "exact"],
     ["planning"],
     ["training"],

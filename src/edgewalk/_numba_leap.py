@@ -1,0 +1,139 @@
+"""Numba backend of the leap kernel: native/edgewalk_leap.h, line for line (same random streams,
+same integer arithmetic), parallel over blocks of rollouts with prange."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._numba_kernel import GAMMA, _column, _jit, mix64, rollout_key
+
+HIT, CENSORED, IDLE = -1, -2, -3
+HITS, SUM, SUMSQ, CENSORED_COUNT, STEPS, NSTATS = 0, 1, 3, 6, 7, 9
+# The interface this mirror assumes; edgewalk.leap checks it against the C header's.
+ABI = {"HIT": HIT, "CENSORED": CENSORED, "IDLE": IDLE, "HITS": HITS, "SUM": SUM, "SUMSQ": SUMSQ,
+       "CENSORED_COUNT": CENSORED_COUNT, "STEPS": STEPS, "NSTATS": NSTATS}
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+_ONE = np.uint64(1)
+_32 = np.uint64(32)
+
+
+@_jit
+def _add128(stats, at, v):
+    v = np.uint64(v)
+    stats[at] += v
+    if stats[at] < v:
+        stats[at + 1] += _ONE
+
+
+@_jit
+def _add_square(stats, at, t):
+    t = np.uint64(t)
+    a, b = t >> _32, t & _LOW32
+    low, middle, high = b * b, (a * b) << _ONE, a * a
+    lo = low + (middle << _32)
+    hi = high + (middle >> _32) + np.uint64(lo < low)
+    stats[at] += lo
+    carry = np.uint64(stats[at] < lo)
+    stats[at + 1] += hi
+    carry2 = np.uint64(stats[at + 1] < hi)
+    stats[at + 1] += carry
+    carry2 += np.uint64(stats[at + 1] < carry)
+    stats[at + 2] += carry2
+
+
+@_jit
+def _bin(edges, n_bins, t):
+    lo, n = 0, n_bins
+    while n > 1:
+        half = n >> 1
+        lo += half if edges[lo + half] <= t else 0
+        n -= half
+    return lo
+
+
+@_jit
+def _record(end, t, edges, n_bins, hist, stats):
+    if end == HIT:
+        hist[_bin(edges, n_bins, t)] += 1
+        stats[HITS] += _ONE
+        _add128(stats, SUM, t)
+        _add_square(stats, SUMSQ, t)
+    else:
+        stats[CENSORED_COUNT] += _ONE
+    _add128(stats, STEPS, t)
+
+
+@_jit
+def _lane_step(row, t, x, next_rollout, live, last, row_start, columns, start_row, seed_key,
+               edges, n_bins, hist, stats):
+    """EW_LEAP_LANE_STEP: returns the lane's new (row, t, x) and the block's (next_rollout, live)."""
+    if row < 0:
+        return row, t, x, next_rollout, live
+    x += GAMMA
+    z = mix64(x)
+    k = _column(row_start, np.uint64(row), z)
+    took_alias = np.uint64(np.uint32(z & _LOW32) > columns[k, 0])
+    row = np.int32(columns[k, _ONE + took_alias])
+    advance = (np.uint64(columns[k, 3]) >> (np.uint64(8) * took_alias)) & np.uint64(0xFF)
+    t += np.int64((_ONE << advance) >> _ONE)
+    if row < 0:
+        _record(row, t, edges, n_bins, hist, stats)
+        if next_rollout < last:
+            row, t, x = start_row, np.int64(0), rollout_key(seed_key, next_rollout)
+            next_rollout += 1
+        else:
+            row = np.int32(IDLE)
+            live -= 1
+    return row, t, x, next_rollout, live
+
+
+@_jit
+def _lane_start(next_rollout, last, live, start_row, seed_key):
+    if next_rollout < last:
+        return start_row, rollout_key(seed_key, next_rollout), next_rollout + 1, live + 1
+    return np.int32(IDLE), np.uint64(0), next_rollout, live
+
+
+@_jit
+def leap_block(row_start, columns, start_row, seed_key, first, last, edges, n_bins, hist, stats):
+    """ew_leap_block: four rollouts interleaved, each lane's (row, time, counter) in locals."""
+    if start_row < 0:
+        for _ in range(first, last):
+            _record(HIT, 0, edges, n_bins, hist, stats)
+        return
+    live = 0
+    t0 = t1 = t2 = t3 = np.int64(0)
+    row0, x0, next_rollout, live = _lane_start(first, last, live, start_row, seed_key)
+    row1, x1, next_rollout, live = _lane_start(next_rollout, last, live, start_row, seed_key)
+    row2, x2, next_rollout, live = _lane_start(next_rollout, last, live, start_row, seed_key)
+    row3, x3, next_rollout, live = _lane_start(next_rollout, last, live, start_row, seed_key)
+    while live > 0:
+        row0, t0, x0, next_rollout, live = _lane_step(
+            row0, t0, x0, next_rollout, live, last, row_start, columns, start_row, seed_key,
+            edges, n_bins, hist, stats)
+        row1, t1, x1, next_rollout, live = _lane_step(
+            row1, t1, x1, next_rollout, live, last, row_start, columns, start_row, seed_key,
+            edges, n_bins, hist, stats)
+        row2, t2, x2, next_rollout, live = _lane_step(
+            row2, t2, x2, next_rollout, live, last, row_start, columns, start_row, seed_key,
+            edges, n_bins, hist, stats)
+        row3, t3, x3, next_rollout, live = _lane_step(
+            row3, t3, x3, next_rollout, live, last, row_start, columns, start_row, seed_key,
+            edges, n_bins, hist, stats)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def run_leap_blocks(row_start, columns, start_row, seed_key, first_rollout, last_rollout,
+                    block_size, edges, hist, stats):
+    """Run rollouts first_rollout..last_rollout-1 in blocks of block_size; the calling thread
+    count is numba.get_num_threads() and thread i accumulates into row i of hist and stats."""
+    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
+    n_bins = len(edges) - 1
+    for b in numba.prange(n_blocks):
+        thread = numba.get_thread_id()
+        first = first_rollout + b * block_size
+        last = min(first + block_size, last_rollout)
+        leap_block(row_start, columns, start_row, seed_key, first, last, edges, n_bins,
+                   hist[thread], stats[thread])
