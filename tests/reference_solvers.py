@@ -109,7 +109,7 @@ class SuperLUSystem:
     order: np.ndarray  # CSC data = concat(-p[inner], ones)[order]
 
     @classmethod
-    def build(cls, graph: Graph, target: int) -> "_TargetSystem":
+    def build(cls, graph: Graph, target: int) -> "SuperLUSystem":
         # Softmax policies give every valid move positive probability, so the transient set is the
         # one exact.py finds for the pretrained policy (reachable from the start, not a target).
         Q, _, transient = transient_system(pretrained(graph), target)

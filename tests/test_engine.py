@@ -7,7 +7,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from edgewalk import exact
 from conftest import P_LIMIT, Z_LIMIT, chi_square_p_value, same_result, z_score

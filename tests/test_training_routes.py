@@ -132,7 +132,6 @@ def _sample_detour_traces(graph, rate, traces_per_target, rng):
     """Detour traces drawn one move at a time in plain Python, as traces.detours describes them:
     the mean move counts per trace, targets averaged."""
     counts = np.zeros(graph.n_transitions)
-    rows = graph.entry_state
     for target, golden in traces.golden_by_target(graph).items():
         for _ in range(traces_per_target):
             s = 0
@@ -140,7 +139,6 @@ def _sample_detour_traces(graph, rate, traces_per_target, rng):
                 lo, hi = graph.row_start[s], graph.row_start[s + 1]
                 weights = golden[lo:hi]
                 wrong = [k for k in range(lo, hi) if golden[k] == 0 and graph.next_state[k] != 0]
-                decide_from = s
                 if wrong and rng.random() < rate:
                     k = wrong[rng.integers(len(wrong))]
                     counts[k] += 1

@@ -44,7 +44,6 @@ pretrained policy and 6e-9 for RLVR.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Union
@@ -52,9 +51,9 @@ from typing import Callable, Union
 import numba
 import numpy as np
 
-from . import _native, _numba_leap, checks, kernels
+from . import _native, _numba_leap, checks, kernels, memory
 from .alias import AliasTables
-from .errors import InputError, SizeError
+from .errors import InputError
 from .lumping import LumpedChain
 from .result import HittingTimes, regular_edges
 
@@ -98,8 +97,7 @@ class Powers:
     def of(cls, lumped: LumpedChain, top: int) -> "Powers":
         """Levels 0..top of the lumped chain (SizeError if they would not fit in memory)."""
         n = lumped.n_transient
-        _refuse_if_too_big((top + 1) * (n * n + 2 * n) * 8, memory_limit(),
-                           f"the powers of {n} lumped blocks up to Q^(2^{top})")
+        memory.require((top + 1) * (n * n + 2 * n) * 8, f"the powers of {n} lumped blocks up to Q^(2^{top})")
         survive = lumped.dense_q()
         absorb = lumped.absorb.copy()
         total = survive.sum(axis=1) + absorb
@@ -159,21 +157,6 @@ def _top_level(max_steps: int) -> int:
     return max_steps.bit_length() - 1
 
 
-def memory_limit() -> int | None:
-    """The default memory limit: the machine's physical memory (None where unknown)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _refuse_if_too_big(need: int, limit: int | None, what: str) -> None:
-    if limit is not None and need > limit:
-        raise SizeError(f"{what} need about {need / 2**30:.3g} GiB, over the limit of "
-                        f"{limit / 2**30:.3g} GiB; use the step method, a smaller max_steps or "
-                        "a larger limit")
-
-
 def estimated_bytes(n_transient: int, max_steps: int) -> int:
     """An upper bound on the memory :func:`build_tables` needs at its peak for a lumped chain of
     ``n_transient`` transient blocks (every outcome counted as if its weight were positive)."""
@@ -213,14 +196,14 @@ def estimated_seconds(n_transient: int, max_steps: int, rollouts: int, threads: 
 def build_tables(lumped: LumpedChain, max_steps: int, *, max_bytes: int | None = None) -> LeapTables:
     """The powers and alias rows that draw hitting times up to ``max_steps`` (1..2**62;
     longer rollouts are censored there). Raises SizeError, before any work, if
-    :func:`estimated_bytes` exceeds ``max_bytes`` (default :func:`memory_limit`)."""
+    :func:`estimated_bytes` exceeds ``max_bytes`` (default ``memory.limit()``)."""
     if not isinstance(lumped, LumpedChain):
         raise InputError(f"lumped must be a LumpedChain (lumping.lump), got {type(lumped).__name__}")
     max_steps = checks.whole("max_steps", max_steps, 1, MAX_STEPS)
     n = lumped.n_transient
-    max_bytes = memory_limit() if max_bytes is None else checks.whole("max_bytes", max_bytes, 1)
-    _refuse_if_too_big(estimated_bytes(n, max_steps), max_bytes,
-                       f"leap tables for {n} lumped blocks up to max_steps = {max_steps}")
+    max_bytes = None if max_bytes is None else checks.whole("max_bytes", max_bytes, 1)
+    memory.require(estimated_bytes(n, max_steps),
+                   f"leap tables for {n} lumped blocks up to max_steps = {max_steps}", allowed=max_bytes)
     if lumped.start == lumped.target_block:  # T = 0 surely; the kernels need no rows
         return LeapTables(lumped, max_steps, Powers([], [], []), np.zeros(2, np.int64),
                           np.zeros((1, 4), np.uint32), HIT, 0.0, 0.0)
@@ -456,7 +439,7 @@ def mean(law: Law) -> float:
     if lumped.start == lumped.target_block:
         return 0.0
     n = lumped.n_transient
-    _refuse_if_too_big(n * n * 8, memory_limit(), f"the dense chain of {n} lumped blocks")
+    memory.require(n * n * 8, f"the dense chain of {n} lumped blocks")
     order = np.concatenate([np.delete(np.arange(lumped.n_transient), lumped.start), [lumped.start]])
     return float(_gth_mean(lumped.dense_q(), lumped.absorb.copy(), order))
 

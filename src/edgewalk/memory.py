@@ -59,10 +59,10 @@ def format_bytes(n: float) -> str:
     return f"{n:.3g} EiB"
 
 
-def require(needed: float, what: str, parameter: str | None = None) -> None:
+def require(needed: float, what: str, parameter: str | None = None, allowed: int | None = None) -> None:
     """Raise SizeError naming ``what`` (it starts with the parameter that sets the size) and the
-    estimate if ``needed`` bytes exceed :func:`limit`."""
-    allowed = limit()
+    estimate if ``needed`` bytes exceed ``allowed`` (default :func:`limit`)."""
+    allowed = limit() if allowed is None else allowed
     if needed > allowed:
         raise SizeError(f"{what} needs about {format_bytes(needed)} of memory, more than the "
                         f"{format_bytes(allowed)} allowed (the memory available, or --max-memory); "

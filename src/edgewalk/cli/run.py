@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from .. import checks, engine, exact, kernels, memory, planning
+from .. import engine, exact, kernels, memory, planning
 from ..engine import RunPlan
 from ..errors import InputError
 from ..graph import Graph, in_words, path_star

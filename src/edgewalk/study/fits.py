@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize, stats
@@ -30,6 +31,9 @@ from scipy import optimize, stats
 from ..result import HittingTimes
 from .grid import PARAMETERS, Grid
 from .variants import THETA_W_L_K, VARIANTS
+
+if TYPE_CHECKING:
+    from .sweep import Cell
 
 LEVEL = 0.95  # confidence level of every interval
 EXPONENT_TOLERANCE = 0.25  # lower-order terms may move a fitted exponent this far on a finite range
