@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from edgewalk.checks import z_score  # the one definition of z, also the package's
+from edgewalk.statistics import z_score  # the one definition of z, also the package's
 from edgewalk.kernels import MASK64, mix64, seed_key
 
 Z_LIMIT = 4.5  # two-sided P(|z| > 4.5) = 7e-6 for a correct engine

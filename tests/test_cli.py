@@ -85,7 +85,7 @@ def test_unknown_choices_are_refused_with_the_allowed_ones(capsys, argv):
 
 def test_a_hopeless_run_is_refused_with_the_exact_value(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["run", "--policy", "sft", "--rollouts", "10", "--out", str(tmp_path / "x.h5")])
+        main(["run", "--policy", "sft", "--rollouts", "10", "--method", "step", "--out", str(tmp_path / "x.h5")])
     assert exit_info.value.code == 3
     assert "exact expected hitting time is 4.318" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()

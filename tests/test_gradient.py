@@ -29,7 +29,7 @@ def exact_objective(graph, logits, beta):
 def test_same_streams_as_simulate():
     graph = ew.path_star(4, 2, 3)
     policy = ew.sft(graph)
-    plain = ew.simulate(policy, target="t1", rollouts=3000, seed=11, threads=2)
+    plain = ew.simulate(policy, target="t1", rollouts=3000, seed=11, threads=2, method="step")
     stats = gradient_statistics(policy, ["t1"], rollouts=3000, seed=11, threads=2)
     assert (stats.steps, stats.hits, stats.censored) == (plain.steps, plain.hits, plain.censored)
     assert int(stats.visits.sum()) == plain.steps

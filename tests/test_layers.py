@@ -10,7 +10,7 @@ import edgewalk
 
 PACKAGE = Path(edgewalk.__file__).parent
 LAYERS = [
-    ["errors", "checks", "memory"],
+    ["errors", "checks", "memory", "statistics"],
     ["graph", "alias", "policy", "lumping"],
     ["_numba_kernel", "_numba_leap", "kernels", "result", "engine", "leap"],
     ["_gth", "exact"],

@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import checks, exact, io
+from . import exact, io, statistics
 from .errors import InputError
 from .graph import PathStar, StateKind
 from .policy import Policy
@@ -236,7 +236,7 @@ def runs_dataset(results: dict[str, HittingTimes], source: str = "") -> "xarray.
         p = result.parameters
         exact_mean = _number(p.get("exact_mean"))
         stderr = result.stderr
-        z = checks.z_score(result.mean, exact_mean, stderr)
+        z = statistics.z_score(result.mean, exact_mean, stderr)
         row = {"mean": result.mean, "stderr": stderr, "mean_draws": result.mean_draws,
                "stderr_draws": result.stderr_draws, "exact_mean": exact_mean, "z": z,
                "rollouts": result.rollouts, "hits": result.hits, "censored": result.censored,
@@ -252,8 +252,8 @@ def runs_dataset(results: dict[str, HittingTimes], source: str = "") -> "xarray.
                            "seed": int(p.get("seed", 0)), "graph": json.dumps(graph),
                            "W": W, "K": K, "L": L}.items():
             coords[key].append(value)
-    ints = {"rollouts", "hits", "censored", "steps", "max_steps", "bin_width"}
-    data = {key: ("run", np.array(values, dtype=np.uint64 if key == "steps" else np.int64 if key in ints else float))
+    ints = {"rollouts", "hits", "censored", "max_steps", "bin_width"}  # steps: float (it can pass 2**64)
+    data = {key: ("run", np.array(values, dtype=float if key == "steps" else np.int64 if key in ints else float))
             for key, values in columns.items()}
     coord_arrays: dict[str, Any] = {"run": ("run", np.array(names, dtype=str))}
     for key, values in coords.items():

@@ -79,17 +79,6 @@ def distinct(name: str, values: Iterable[Any]) -> tuple:
     return values
 
 
-def z_score(mean: float, exact: float, stderr: float) -> float:
-    """(mean - exact) / stderr, the one definition used everywhere: nan when either value is
-    missing (nan), 0 when a zero standard error meets the exact value, +-inf when it misses it."""
-    if math.isnan(mean) or math.isnan(exact) or math.isnan(stderr):
-        return math.nan
-    difference = mean - exact
-    if stderr > 0:
-        return difference / stderr
-    return 0.0 if difference == 0 else math.copysign(math.inf, difference)
-
-
 def _range(low: int | None, high: int | None) -> str:
     if low is not None and high is not None:
         return f"in [{_number(low)}, {_number(high)}]"

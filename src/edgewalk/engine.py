@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels
+from . import kernels, leap
+from .leap import LeapTables
 from .policy import Policy
 from .result import GradientStatistics, HittingTimes
 
@@ -54,6 +55,10 @@ class RunPlan:
     search: str
     exact_mean: float
     expected_steps: float
+    method: str = "step"  # "step": walk every transition; "leap": draw T from its exact law
+    leap_tables: LeapTables | None = field(default=None, repr=False)
+    exact_mass_below: np.ndarray | None = field(default=None, repr=False)  # P(T < edge), if known
+    estimated_seconds: float = 0.0
 
     @property
     def bins(self) -> int:
@@ -68,17 +73,19 @@ class RunPlan:
         return self.rollouts * min(self.expected_steps, self.max_steps)
 
     @property
-    def estimated_seconds(self) -> float:
-        return self.estimated_steps / (PLANNING_STEPS_PER_SECOND * self.threads)
+    def lumped_blocks(self) -> int:
+        return 0 if self.leap_tables is None else self.leap_tables.lumped.n_blocks
 
     def part(self, first: int, count: int) -> "RunPlan":
         """The same run restricted to rollouts ``first_rollout + first`` ..
         ``first_rollout + first + count - 1``: parts of a plan add up to the plan's result."""
-        return replace(self, first_rollout=self.first_rollout + first, rollouts=count)
+        return replace(self, first_rollout=self.first_rollout + first, rollouts=count,
+                       estimated_seconds=self.estimated_seconds * count / self.rollouts)
 
     def on(self, backend: str, threads: int) -> "RunPlan":
         """The same run on another backend or thread count (the same result, bit for bit)."""
-        return replace(self, backend=backend, threads=threads)
+        return replace(self, backend=backend, threads=threads,
+                       estimated_seconds=self.estimated_seconds * self.threads / threads)
 
     def describe(self) -> dict[str, object]:
         """The parameters of the run, as a result and its file record them."""
@@ -87,14 +94,21 @@ class RunPlan:
             "target": self.target_name, "rollouts": self.rollouts,
             "first_rollout": self.first_rollout, "seed": self.seed, "max_steps": self.max_steps,
             "bins": self.bins, "backend": self.backend, "threads": self.threads,
-            "search": self.search, "exact_mean": self.exact_mean,
+            "search": self.search, "exact_mean": self.exact_mean, "method": self.method,
+            "lumped_blocks": self.lumped_blocks,
         }
 
 
 def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
     """Run the plan's rollouts from the start state until the target is entered or max_steps
-    transitions are made; ``progress(done, steps)`` is called after each chunk. Memory does not
-    grow with the number of rollouts."""
+    transitions are made (the step method), or draw their hitting times from the exact law of
+    the lumped chain (the leap method); ``progress(done, steps)`` is called after each chunk.
+    Memory does not grow with the number of rollouts."""
+    if plan.method == "leap":
+        result = leap.run(plan.leap_tables, rollouts=plan.rollouts, seed=plan.seed,
+                          first_rollout=plan.first_rollout, edges=plan.edges, backend=plan.backend,
+                          threads=plan.threads, progress=progress)
+        return replace(result, parameters=plan.describe(), exact_mass_below=plan.exact_mass_below)
     graph = plan.policy.graph
     tables = plan.policy.alias
     is_target = graph.target_states(plan.target).astype(np.uint8)
@@ -132,6 +146,7 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
         seconds=seconds,
         compile_seconds=compile_seconds,
         parameters=plan.describe(),
+        exact_mass_below=plan.exact_mass_below,
     )
 
 

@@ -12,15 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import checks, engine, exact, kernels, memory
+from . import checks, engine, exact, kernels, leap, lumping, memory, statistics
 from .engine import PLANNING_STEPS_PER_SECOND, GradientPlan, Progress, RunPlan
-from .errors import CostError, InputError
+from .errors import CostError, InputError, SizeError
 from .policy import Policy
 from .result import GradientStatistics, HittingTimes, regular_edges
 
 DEFAULT_BINS = 4096
 MAX_STEPS = 2**62
 MAX_PLANNED_SECONDS = 3600.0  # a run estimated to take longer is refused unless forced
+METHODS = ("auto", "step", "leap")
+# "auto" leaps where the lumped chain has at most this many transient blocks: their powers then
+# take seconds at most (about 3 s and 100 MB for 400 blocks up to 2**40 steps).
+AUTO_LEAP_BLOCKS = 512
 
 
 def resolve_target(policy: Policy, target: int | str | None) -> int:
@@ -50,16 +54,24 @@ def plan(
     search: str = "none",
     first_rollout: int = 0,
     force: bool = False,
+    method: str = "auto",
 ) -> RunPlan:
     """Check a run's parameters, fill in its defaults and estimate its cost.
 
+    ``method``: "step" walks every transition; "leap" draws each rollout's hitting time from its
+    exact law by binary lifting over the lumped chain (:mod:`edgewalk.leap`), at a cost that
+    grows like log T; "auto" leaps wherever there is no search wrapper (not a Markov chain on
+    states) and the lumped chain has at most AUTO_LEAP_BLOCKS blocks. Leap and step runs of the
+    same seed draw different rollouts of the same law.
+
     ``target`` defaults to the first leaf (t1). ``max_steps`` defaults to 50 times the exact
-    expected hitting time (at least 1000), so censoring is negligible, or under the search
-    wrapper to 2 * n_states, which it never reaches. ``bins`` defaults to
-    min(max_steps + 1, 4096) bins of equal integer width covering [0, max_steps].
+    expected hitting time (at least 1000, at most 2**62), so censoring is negligible, or under
+    the search wrapper to 2 * n_states, which it never reaches. ``bins`` defaults to
+    min(max_steps + 1, 4096) bins of equal integer width covering [0, max_steps], or for leap
+    runs to log-spaced bins where the law spans several decades (``leap.suggest_edges``).
     ``first_rollout`` starts the run at that rollout of the seed's sequence (parts of a run add
-    up to the whole). Raises InputError naming a bad parameter, and CostError for a run
-    estimated to take over an hour unless ``force``."""
+    up to the whole). Raises InputError naming a bad parameter, SizeError for a problem too big
+    for memory, and CostError for a run estimated to take over an hour unless ``force``."""
     target = resolve_target(policy, target)
     rollouts = checks.whole("rollouts", rollouts, 1)
     seed = checks.seed("seed", seed)
@@ -67,31 +79,64 @@ def plan(
     search = checks.choice("search", search, kernels.SEARCH_MODES)
     threads = kernels.check_threads(threads)
     first_rollout = checks.whole("first_rollout", first_rollout, 0, MAX_STEPS)
+    method = checks.choice("method", method, METHODS)
+    if method == "leap" and search != "none":
+        raise InputError("method: leap cannot run the search wrapper (a rollout under it depends on "
+                         "every state it entered, not on its state alone); use --method step")
     if search == "none":
         exact_mean = exact.expected_hitting_time(policy, target)
         expected_steps = exact_mean
         if max_steps is None and not math.isfinite(exact_mean):
             raise InputError("max_steps: the target is not hit surely, so give max_steps >= 1")
-        default_max_steps = max(1000, 50 * math.ceil(exact_mean)) if math.isfinite(exact_mean) else 0
+        default_max_steps = (min(MAX_STEPS, max(1000, 50 * math.ceil(exact_mean)))
+                             if math.isfinite(exact_mean) else 0)
     else:
         # The wrapper enters each state at most once and leaves it by a pop at most once.
         exact_mean = math.nan
         expected_steps = default_max_steps = 2 * policy.graph.n_states
     max_steps = checks.whole("max_steps", default_max_steps if max_steps is None else max_steps,
                              1, MAX_STEPS)
-    bins = min(max_steps + 1, DEFAULT_BINS) if bins is None else checks.whole("bins", bins, 1)
-    bins = min(bins, max_steps + 1)
-    width = -(-(max_steps + 1) // bins)
-    bins = -(-(max_steps + 1) // width)
-    memory.require(8.0 * (threads + 4) * bins, f"bins = {bins:,} histogram bins on {threads} threads", "bins")
+    if bins is not None:
+        bins = checks.whole("bins", bins, 1)
+    lumped = None if search != "none" else lumping.lump(policy, target)
+    small = lumped is not None and lumped.n_transient <= AUTO_LEAP_BLOCKS
+    tables = None
+    if lumped is not None and (method == "leap" or (method == "auto" and small)):
+        tables = _leap_tables(lumped, max_steps, method)
+    if tables is not None and bins is None:
+        edges = leap.suggest_edges(tables, max_steps)
+    else:
+        bins = min(max_steps + 1, DEFAULT_BINS if bins is None else bins)
+        width = -(-(max_steps + 1) // bins)
+        bins = -(-(max_steps + 1) // width)
+        memory.require(8.0 * (threads + 5) * bins, f"bins = {bins:,} histogram bins on {threads} threads", "bins")
+        edges = regular_edges(bins, width)
     if search != "none":
         n = policy.graph.n_states
         memory.require(threads * (n / 8 + 4 * (n + 1)), f"the search wrapper's scratch for {n:,} states")
+    if tables is not None:
+        seconds = leap.estimated_seconds(tables.lumped.n_transient, max_steps, rollouts, threads, exact_mean)
+    else:
+        seconds = rollouts * min(expected_steps, max_steps) / (PLANNING_STEPS_PER_SECOND * threads)
+    # the exact law at the bin edges, from the lumped chain's powers where it is small
+    law = tables if tables is not None else lumped if small else None
+    mass_below = None if law is None else np.concatenate(([0.0], leap.cdf(law, edges[1:] - 1)))
     run = RunPlan(policy, target, policy.graph.node_names[target], rollouts, first_rollout, seed,
-                  max_steps, regular_edges(bins, width), backend, threads, search, exact_mean,
-                  expected_steps)
+                  max_steps, edges, backend, threads, search, exact_mean, expected_steps,
+                  "leap" if tables is not None else "step", tables, mass_below, seconds)
     _refuse_if_too_slow(run.estimated_steps, run.estimated_seconds, threads, exact_mean, force)
     return run
+
+
+def _leap_tables(lumped: lumping.LumpedChain, max_steps: int, method: str) -> leap.LeapTables | None:
+    """The leap tables of a run, or None where "auto" prefers the step method because the
+    tables would not fit in memory."""
+    try:
+        return leap.build_tables(lumped, max_steps)
+    except SizeError:
+        if method == "auto":
+            return None
+        raise
 
 
 def _refuse_if_too_slow(steps: float, seconds: float, threads: int, exact_mean: float,
@@ -99,9 +144,9 @@ def _refuse_if_too_slow(steps: float, seconds: float, threads: int, exact_mean: 
     if seconds > MAX_PLANNED_SECONDS and not force:
         raise CostError(
             f"this run needs about {steps:.3g} steps (~{seconds / 3600:.3g} hours on {threads} "
-            f"threads at {PLANNING_STEPS_PER_SECOND:.0e} steps/s each); the exact expected "
-            f"hitting time is {exact_mean:.6g} (edgewalk.exact.expected_hitting_time, or "
-            "`edgewalk exact`). Fewer rollouts or a smaller graph will do, or force it "
+            f"threads, estimated at a deliberately low speed); the exact expected hitting time is "
+            f"{exact_mean:.6g} (edgewalk.exact.expected_hitting_time, or `edgewalk exact`). Fewer "
+            "rollouts, a smaller graph or the leap method (--method leap) will do, or force it "
             "(force=True, --force)."
         )
 
@@ -166,47 +211,63 @@ def gradient_statistics(policy: Policy, targets: Sequence[int | str] | None = No
     return engine.execute_gradient(plan_gradient(policy, targets, **options), progress)
 
 
-CENSORED_LAW_COST = 2e8  # most multiply-adds spent on the exact law of a censored run
+CENSORED_LAW_COST = 2e8  # most multiply-adds spent on the exact law of a censored step run
 
 
 @dataclass(frozen=True)
 class ExactComparison:
-    """A run's Monte Carlo mean against the exact value it estimates. Where censoring is
-    negligible (fewer than one censored rollout expected) that is the exact mean; otherwise the
-    mean over hits estimates E[T | T <= max_steps], which the exact censored law gives. ``z`` is
-    nan where there is nothing exact to compare with, and ``note`` says why."""
+    """A run's Monte Carlo results against the exact law. Where censoring is negligible (fewer
+    than one censored rollout expected) the mean is compared with the exact mean; otherwise the
+    mean over hits estimates E[T | T <= max_steps], which the exact censored law gives. The
+    histogram is compared with the exact law at its bin edges (``chi2_p``) where that is known.
+    ``z`` and ``chi2_p`` are nan where there is nothing exact to compare with; ``note`` says why."""
 
     reference: str  # "exact_mean", "exact_mean_given_hit" or "" (none)
     exact: float  # the reference value, nan if none
     z: float
+    chi2_p: float
     censored_fraction: float
     exact_censored_fraction: float  # P(T > max_steps), nan where not computed
     note: str
 
 
+def censored_law(plan: RunPlan) -> tuple[float, float]:
+    """(P(T > max_steps), E[T | T <= max_steps]) of the plan's run, exact: from the leap tables'
+    powers where the plan has them, else by propagation where that is cheap, else (nan, nan)."""
+    m = plan.max_steps
+    if plan.leap_tables is not None:
+        q = 1.0 - float(leap.cdf(plan.leap_tables, m))
+        hit_part = leap.truncated_mean(plan.leap_tables, m) - m * q  # E[T 1{T <= m}]
+        return q, hit_part / (1.0 - q) if q < 1 else math.nan
+    if exact.propagation_cost(plan.policy, m) <= CENSORED_LAW_COST:
+        return exact.censored_law(plan.policy, plan.target, m)
+    return math.nan, math.nan
+
+
 def compare_with_exact(plan: RunPlan, result: HittingTimes) -> ExactComparison:
     """Compare a run of ``plan`` with the exact law (see :class:`ExactComparison`)."""
     fraction = result.censored / result.rollouts if result.rollouts else math.nan
+    chi2_p = (math.nan if plan.exact_mass_below is None else
+              statistics.chi_square_p_value(result.counts, result.censored, plan.exact_mass_below))
     if plan.search != "none":
-        return ExactComparison("", math.nan, math.nan, fraction, math.nan,
+        return ExactComparison("", math.nan, math.nan, chi2_p, fraction, math.nan,
                                "no exact solver under the search wrapper")
-    q = mean_given_hit = math.nan
-    if exact.propagation_cost(plan.policy, plan.max_steps) <= CENSORED_LAW_COST:
-        q, mean_given_hit = exact.censored_law(plan.policy, plan.target, plan.max_steps)
+    q, mean_given_hit = censored_law(plan)
     if result.hits == 0:
-        return ExactComparison("", math.nan, math.nan, fraction, q,
+        return ExactComparison("", math.nan, math.nan, chi2_p, fraction, q,
                                f"every rollout was censored at max_steps = {plan.max_steps}")
     negligible = (q * result.rollouts < 1) if not math.isnan(q) else result.censored == 0
     if negligible and math.isfinite(plan.exact_mean):
         return ExactComparison("exact_mean", plan.exact_mean,
-                               checks.z_score(result.mean, plan.exact_mean, result.stderr), fraction, q, "")
+                               statistics.z_score(result.mean, plan.exact_mean, result.stderr),
+                               chi2_p, fraction, q, "")
     if math.isnan(q):
-        return ExactComparison("", math.nan, math.nan, fraction, q,
+        return ExactComparison("", math.nan, math.nan, chi2_p, fraction, q,
                                f"{result.censored} rollouts were censored and the exact law at "
                                f"max_steps = {plan.max_steps} is too costly to compute here")
     return ExactComparison(
-        "exact_mean_given_hit", mean_given_hit, checks.z_score(result.mean, mean_given_hit, result.stderr),
-        fraction, q,
+        "exact_mean_given_hit", mean_given_hit, statistics.z_score(result.mean, mean_given_hit, result.stderr),
+        chi2_p, fraction, q,
         f"censoring is not negligible ({result.censored} of {result.rollouts} rollouts censored at "
         f"max_steps = {plan.max_steps}, {100 * q:.3g}% expected): the mean over hits is compared with "
         f"E[T | T <= max_steps] = {mean_given_hit:.6g}")

@@ -36,6 +36,8 @@ class HittingTimes:
     seconds: float = 0.0  # time spent in the simulation kernels
     compile_seconds: float = 0.0  # time spent compiling or loading the kernel before that
     parameters: dict = field(default_factory=dict)
+    # The exact law at the bin edges where it is known: P(T < edges[i]) for every edge.
+    exact_mass_below: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def rollouts(self) -> int:
@@ -94,9 +96,13 @@ class HittingTimes:
         return h
 
     def __add__(self, other: "HittingTimes") -> "HittingTimes":
-        """Pool two results with the same binning (for example two disjoint rollout ranges)."""
+        """Pool two results with the same binning and method (for example two disjoint rollout
+        ranges of one run)."""
         if not np.array_equal(self.edges, other.edges):
             raise ValueError("only results with the same histogram binning can be added")
+        if self.parameters.get("method", "step") != other.parameters.get("method", "step"):
+            raise ValueError("results of the step and the leap method draw different rollouts: "
+                             "they cannot be added")
         return replace(
             self,
             counts=self.counts + other.counts,

@@ -18,8 +18,9 @@ from ..result import HittingTimes
 from .common import BIG_CHAIN, add_graph_options, build_graph, dumps, progress_bar, stage
 
 MAIN_JOB_POLICIES = ("pretrained", "sft", "rlvr")
-# In the main job SFT runs on the deepest graph whose estimate stays under this (SFT's hitting
-# time grows about 7x per unit of depth at L = 5; at K = 15 it is about 4e14 steps).
+# If SFT is run step by step (--method step), the main job runs it on the deepest graph whose
+# estimate stays under this (its hitting time grows about 7x per unit of depth at L = 5; at
+# K = 15 it is about 4e14 steps); the leap method runs it on the paper's graph itself.
 MAIN_JOB_SECONDS_PER_RUN = 30.0
 
 
@@ -46,6 +47,11 @@ def add_commands(commands) -> None:
     run.add_argument("--search", choices=tuple(kernels.SEARCH_MODES), default="none",
                      help="no-revisit search wrapper (docs/model.md section 6): mask renormalises over "
                      "unvisited moves, reject redraws and counts every policy draw (default none)")
+    run.add_argument("--method", choices=planning.METHODS, default="auto",
+                     help="step walks every transition; leap draws each hitting time from its exact law "
+                     "(binary lifting over the lumped chain: a rollout costs about log2 T draws); auto "
+                     "leaps wherever it can (no search wrapper, a lumped chain of at most "
+                     f"{planning.AUTO_LEAP_BLOCKS} blocks) (default auto)")
     run.add_argument("--backend", choices=kernels.BACKENDS, default="numba", help="simulation kernel (default numba)")
     run.add_argument("--threads", type=int, default=None, help="threads (default: all cores this process may use)")
     run.add_argument("--out", default="edgewalk-results.h5", metavar="PATH", help="HDF5 output (default edgewalk-results.h5)")
@@ -97,19 +103,18 @@ def _plans(args: argparse.Namespace) -> list[RunPlan]:
 
 def _plans_on(args: argparse.Namespace, graph: Graph) -> list[RunPlan]:
     options = dict(rollouts=args.rollouts, seed=args.seed, max_steps=args.max_steps, bins=args.bins,
-                   backend=args.backend, threads=args.threads, search=args.search)
+                   backend=args.backend, threads=args.threads, search=args.search, method=args.method)
     if args.policy_file is not None:
         if args.policy is not None:
             raise InputError("--policy-file and --policy: give one of them")
         return [planning.plan(_policy_file(args.policy_file, graph), args.target, force=args.force, **options)]
     if args.policy is not None:
         return [planning.plan(named(graph, args.policy), args.target, force=args.force, **options)]
-    plans = {name: planning.plan(named(graph, name), args.target, force=args.force, **options)
-             for name in MAIN_JOB_POLICIES if name != "sft"}
-    if args.depths is not None:
-        plans["sft"] = planning.plan(named(graph, "sft"), args.target, force=args.force, **options)
-    else:  # SFT on the deepest symmetric graph that finishes in time
-        for depth in range(args.depth, 0, -1):
+    plans = {name: planning.plan(named(graph, name), args.target, force=name == "sft" or args.force,
+                                 **options) for name in MAIN_JOB_POLICIES}
+    if plans["sft"].estimated_seconds > MAIN_JOB_SECONDS_PER_RUN and args.depths is None:
+        # the step method cannot reach SFT's depth: run it on the deepest graph that finishes
+        for depth in range(args.depth - 1, 0, -1):
             plans["sft"] = planning.plan(named(path_star(args.branches, depth, args.lanes), "sft"),
                                          args.target, force=True, **options)
             if plans["sft"].estimated_seconds <= MAIN_JOB_SECONDS_PER_RUN:
@@ -137,9 +142,11 @@ def summary(plan: RunPlan, result: HittingTimes) -> dict[str, object]:
         notes.append(comparison.note)
     return {
         "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"], "search": p["search"],
+        "method": p["method"], "lumped_blocks": p["lumped_blocks"],
         "mean": result.mean, "stderr": result.stderr,
         "exact_mean": exact_mean if math.isfinite(exact_mean) else math.nan,
         "z": comparison.z, "z_against": comparison.reference or None, "z_exact": comparison.exact,
+        "chi2_p": comparison.chi2_p,
         "mean_draws": result.mean_draws, "stderr_draws": result.stderr_draws,
         "rollouts": result.rollouts, "hits": result.hits, "censored": result.censored,
         "censored_fraction": comparison.censored_fraction,
@@ -167,10 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}))
     else:
-        print(f"{'run':<32} {'mean':>12} {'stderr':>9} {'exact':>12} {'z':>6} {'draws':>12} {'censored':>8} {'steps/s':>9}")
-        for s in summaries:
-            print(f"{s['run']:<32} {s['mean']:>12.6g} {s['stderr']:>9.3g} {s['z_exact']:>12.6g} "
-                  f"{s['z']:>6.2f} {s['mean_draws']:>12.6g} {s['censored']:>8d} {s['steps_per_second']:>9.3g}")
+        print("\n".join(_table(summaries)))
         for s in summaries:
             for note in s["notes"]:
                 print(f"note: {s['run']}: {note}")
@@ -181,6 +185,29 @@ def _run(args: argparse.Namespace) -> int:
               "raise --max-steps", file=sys.stderr)
         return 1
     return 0
+
+
+def _table(summaries: list[dict]) -> list[str]:
+    """The printed summary, one row per run: the policy draws only where a search wrapper made
+    them differ from the steps; the exact column is what z compares with."""
+    draws = any(s["search"] != "none" for s in summaries)
+    width = max(32, *(len(s["run"]) for s in summaries))
+    lines = [f"{'run':<{width}} {'method':<6} {'mean':>12} {'stderr':>9} {'exact':>12} {'z':>6} "
+             f"{'chi2 p':>7}{' ' + format('draws', '>12') if draws else ''} {'censored':>8} {'steps/s':>9}"]
+
+    def number(value: float, spec: str, width: int) -> str:
+        return format("-", f">{width}") if not math.isfinite(value) else format(value, f">{width}{spec}")
+
+    for s in summaries:
+        lines.append(
+            f"{s['run']:<{width}} {s['method']:<6} {number(s['mean'], '.6g', 12)} {number(s['stderr'], '.3g', 9)} "
+            f"{number(s['z_exact'], '.6g', 12)} {number(s['z'], '.2f', 6)} {number(s['chi2_p'], '.2g', 7)}"
+            + (f" {number(s['mean_draws'], '.6g', 12)}" if draws else "")
+            + f" {s['censored']:>8d} {number(s['steps_per_second'], '.3g', 9)}")
+    if any(s["method"] == "leap" for s in summaries):
+        lines.append("(leap runs draw T from its exact law: their steps/s counts the transitions the "
+                     "rollouts stand for)")
+    return lines
 
 
 def _exact(args: argparse.Namespace) -> int:

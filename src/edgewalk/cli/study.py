@@ -9,7 +9,7 @@ import contextlib
 import sys
 import time
 
-from .. import checks, kernels, study
+from .. import checks, kernels, statistics, study
 from ..errors import InputError
 from ..io import check_new_output, read_study, write_study
 from ..plots import claim, study_plot_names, write_plots
@@ -138,7 +138,7 @@ def _cell_json(study_result, cell) -> dict[str, object]:
     result = study_result.mc(cell)
     mean = result.mean if result else math.nan
     stderr = result.stderr if result else math.nan
-    z = checks.z_score(mean, cell.exact, stderr)
+    z = statistics.z_score(mean, cell.exact, stderr)
     return {"variant": cell.variant, "W": cell.W, "K": cell.K, "L": cell.L, "exact": cell.exact,
             "mc_mean": mean, "mc_stderr": stderr, "z": z,
             "rollouts": result.rollouts if result else 0, "censored": result.censored if result else 0,

@@ -14,11 +14,12 @@ Attributes of ``/runs/<name>``:
 * ``parameters``: the whole ``HittingTimes.parameters`` dict as JSON (what :func:`read` uses).
 * one attribute per parameter key, for direct inspection: nested dicts and lists as JSON strings,
   non-negative ints as uint64 (so a seed up to 2**64 - 1 survives), other values as they are.
-* ``bin_width`` (equal bins only), ``hits``, ``censored``, ``steps``, ``total``,
-  ``draws_total``: uint64, exact (write raises OverflowError, leaving no file, if one is 2**64 or
-  more).
+* ``bin_width`` (equal bins only), ``hits``, ``censored``: uint64.
+* ``steps``, ``total``, ``draws_total``: exact, uint64 where below 2**64, else decimal strings
+  (leap runs of deep SFT sum past 2**64).
 * ``total_of_squares``, ``draws_total_of_squares``: exact decimal strings (they can exceed 2**64);
   ``total_of_squares_float``: the first as a float, for convenience.
+* ``/runs/<name>/exact_mass_below`` (where the exact law is known): P(T < edge) per bin edge.
 * ``mean``, ``variance``, ``stderr``, ``mean_draws``, ``stderr_draws``, ``seconds``,
   ``compile_seconds``: floats (policy draws differ from steps only under the search wrapper).
 * ``edgewalk_version`` and ``versions`` (JSON: edgewalk, python, numpy, scipy, numba, h5py, hist,
@@ -132,8 +133,13 @@ def _write_run(group: h5py.Group, result: HittingTimes) -> None:
         attrs["bin_width"] = np.uint64(result.bin_width)
     else:
         group.create_dataset("edges", data=result.edges.astype(np.int64))
-    for key in ("hits", "censored", "steps", "total", "draws_total"):
+    for key in ("hits", "censored"):
         attrs[key] = np.uint64(getattr(result, key))
+    for key in ("steps", "total", "draws_total"):
+        value = getattr(result, key)
+        attrs[key] = np.uint64(value) if 0 <= value < 2**64 else str(value)
+    if result.exact_mass_below is not None:
+        group.create_dataset("exact_mass_below", data=np.asarray(result.exact_mass_below, float))
     attrs["total_of_squares"] = str(result.total_of_squares)
     attrs["total_of_squares_float"] = float(result.total_of_squares)
     attrs["draws_total_of_squares"] = str(result.draws_total_of_squares)
@@ -188,6 +194,7 @@ def read_run(group: h5py.Group, where: str) -> HittingTimes:
             seconds=float(attrs["seconds"]),
             compile_seconds=float(attrs["compile_seconds"]),
             parameters=json.loads(attrs["parameters"]),
+            exact_mass_below=np.asarray(group["exact_mass_below"]) if "exact_mass_below" in group else None,
         )
         overflow = int(values[-1])
     except (KeyError, TypeError, ValueError, OSError) as error:
@@ -215,6 +222,10 @@ def _inconsistency(r: HittingTimes, overflow: int) -> str | None:
         return f"steps {r.steps} < total hitting time {r.total}"
     if r.hits and not (int(r.edges[0]) * r.hits <= r.total <= int(r.edges[-1]) * r.hits):
         return "the total hitting time lies outside the histogram's range"
+    if r.exact_mass_below is not None and (len(r.exact_mass_below) != len(r.edges) or np.any(
+            np.diff(r.exact_mass_below) < -1e-12) or np.any(r.exact_mass_below < 0)
+            or np.any(r.exact_mass_below > 1 + 1e-12)):
+        return "its exact law at the bin edges is not a distribution function"
     return None
 
 

@@ -11,7 +11,8 @@ The study file is written and read by :mod:`edgewalk.io.study`.
 from .fits import (EXACT_SLACK, EXPONENT_TOLERANCE, LEVEL, Fit, LineFit, PowerFit, fit_growth,
                    fit_line, fit_power, fit_study)
 from .grid import PARAMETERS, Grid, cell_seed, parse_list, run_name
-from .sweep import (Cell, Comparison, PlannedCell, Study, assemble, bonferroni_threshold,
+from ..statistics import bonferroni_threshold
+from .sweep import (Cell, Comparison, PlannedCell, Study, assemble,
                     check_grid_size, check_variants, compare_with_exact, grid_of, plan_cells, study_parameters, sweep)
 from .variants import (DISTILLED_NOTE, POLICY_SOURCES, PRETRAINED_FORMULA, THETA_W_L_K, THETA_WK,
                        THETA_WKL, VARIANTS, Bound, Variant, training_settings, variant_policies)

@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ContextManager
 
-from scipy import stats
 
-from .. import checks, engine, memory, planning
+from .. import checks, engine, memory, planning, statistics
 from ..errors import CostError, InputError
 from ..graph import symmetric_size
 from ..engine import RunPlan
@@ -239,12 +238,7 @@ def compare_with_exact(study: Study) -> list[Comparison]:
         result = study.mc(cell)
         if result is None or not math.isfinite(cell.exact):
             continue
-        z = checks.z_score(result.mean, cell.exact, result.stderr)
+        z = statistics.z_score(result.mean, cell.exact, result.stderr)
         found.append(Comparison(cell.variant, cell.W, cell.K, cell.L, result.mean, result.stderr,
                                 cell.exact, z, result.censored))
     return found
-
-
-def bonferroni_threshold(comparisons: int, alpha: float = 1e-3) -> float:
-    """The |z| beyond which one of ``comparisons`` two-sided tests fails at family-wise ``alpha``."""
-    return float(stats.norm.isf(alpha / (2 * max(comparisons, 1))))
