@@ -27,7 +27,7 @@ from .config import SweepConfig
 
 BUDGET_THREADS = 1  # the budget is judged at this many threads: the same cells on every machine
 # What a stored unit must record, equal to what the unit needs, to be reused.
-SIGNATURE_KEYS = ("graph", "policy", "target", "seed", "max_steps", "bins", "search",
+SIGNATURE_KEYS = ("graph", "policy", "target", "seed", "max_steps", "bins", "search", "method",
                   "first_rollout", "rollouts")
 
 

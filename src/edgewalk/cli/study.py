@@ -145,20 +145,35 @@ def _cell_json(study_result, cell) -> dict[str, object]:
             "run": cell.run or None, "estimated_seconds": cell.estimated_seconds}
 
 
-def _agreement(comparisons, threshold: float, variant: str, show_all: bool) -> tuple[str, list[str], bool]:
-    """(summary, per-cell lines, ok) of one variant's Monte Carlo means against exact values."""
+def _criteria(comparisons, alpha: float) -> tuple[float, float, int]:
+    """(|z| threshold, p-value limit, number of tests): Bonferroni over every z-score and every
+    chi-square test in the file, at family-wise two-sided ``alpha``."""
+    tests = len(comparisons) + sum(1 for c in comparisons if not math.isnan(c.chi2_p))
+    return statistics.bonferroni_threshold(tests, alpha), alpha / max(tests, 1), tests
+
+
+def _agreement(comparisons, threshold: float, p_limit: float, variant: str, show_all: bool
+               ) -> tuple[str, list[str], bool]:
+    """(summary, per-cell lines, ok) of one variant's Monte Carlo results against the exact
+    means (z) and the exact laws (chi-square p-values)."""
     mine = [c for c in comparisons if c.variant == variant]
     if not mine:
         reason = ("no exact solver under the search wrapper" if VARIANTS[variant].search != "none"
                   else "no cell with both")
         return f"none compared ({reason})", [], True
+
+    def fails(c) -> bool:
+        return not abs(c.z) <= threshold or c.chi2_p < p_limit
+
     worst = max(mine, key=lambda c: abs(c.z))
-    bad = [c for c in mine if not abs(c.z) <= threshold]
-    summary = (f"{len(mine)} cells, max |z| = {abs(worst.z):.2f} at W={worst.W} K={worst.K} L={worst.L}: "
-               f"{'FAIL' if bad else 'ok'}")
+    laws = [c.chi2_p for c in mine if not math.isnan(c.chi2_p)]
+    bad = [c for c in mine if fails(c)]
+    summary = (f"{len(mine)} cells, max |z| = {abs(worst.z):.2f} at W={worst.W} K={worst.K} L={worst.L}"
+               + (f", smallest chi-square p {min(laws):.2g} of {len(laws)}" if laws else "")
+               + f": {'FAIL' if bad else 'ok'}")
     details = [f"    W={c.W:<3} K={c.K:<3} L={c.L:<3} mean {c.mean:>14.7g} +- {c.stderr:<10.3g} "
-               f"exact {c.exact:>14.7g}  z {c.z:>7.2f}  censored {c.censored}"
-               f"{'  <-- beyond threshold' if not abs(c.z) <= threshold else ''}"
+               f"exact {c.exact:>14.7g}  z {c.z:>7.2f}  chi2 p {c.chi2_p:>8.2g}  censored {c.censored}"
+               f"{'  <-- beyond threshold' if fails(c) else ''}"
                for c in (mine if show_all else bad)]
     return summary, details, not bad
 
@@ -194,19 +209,20 @@ def _sweep(args: argparse.Namespace) -> int:
 def _print_study(result, out: str, written: list[str], plots: str | None, seconds: float, as_json: bool) -> None:
     """The report of `edgewalk sweep` and `edgewalk merge`: the fits and Monte Carlo against exact."""
     comparisons = study.compare_with_exact(result)
-    threshold = study.bonferroni_threshold(len(comparisons))
+    threshold, p_limit, _ = _criteria(comparisons, 1e-3)
     if as_json:
         print(dumps({"fits": [f.to_json() for f in result.fits],
                      "cells": [_cell_json(result, c) for c in result.cells],
-                     "threshold": threshold, "out": str(out), "plots": written, "seconds": seconds,
+                     "threshold": threshold, "p_limit": p_limit, "out": str(out), "plots": written, "seconds": seconds,
                      "parameters": result.parameters}))
         return
     variants = result.parameters["variants"]
     print("\n".join(_fits_table(result.fits)))
     print()
-    print(f"Monte Carlo against exact (Bonferroni |z| threshold {threshold:.2f}; `edgewalk check {out}` lists cells):")
+    print(f"Monte Carlo against exact (Bonferroni: |z| <= {threshold:.2f}, chi-square p >= {p_limit:.2g}; "
+          f"`edgewalk check {out}` lists cells):")
     for variant in variants:
-        summary, details, _ = _agreement(comparisons, threshold, variant, False)
+        summary, details, _ = _agreement(comparisons, threshold, p_limit, variant, False)
         print("\n".join([f"{variant:<12} {summary}", *details]))
     mc_cells = sum(1 for c in result.cells if c.run)
     print(f"\n{len(result.cells)} cells ({mc_cells} with {result.parameters['rollouts']} Monte Carlo rollouts, "
@@ -267,7 +283,7 @@ def _check(args: argparse.Namespace) -> int:
     alpha = checks.real("--alpha", args.alpha, 0.0, 1.0, low_open=True, high_open=True)
     result = read_study(args.file)
     comparisons = study.compare_with_exact(result)
-    threshold = study.bonferroni_threshold(len(comparisons), alpha)
+    threshold, p_limit, tests = _criteria(comparisons, alpha)
     variants = result.parameters["variants"]
     ok = True
     for variant in variants:
@@ -278,11 +294,12 @@ def _check(args: argparse.Namespace) -> int:
                 print(f"  {f.parameter} at {f.held} ({f.source}): {f.kind} {f.estimate:.6g} "
                       f"[{f.ci_low:.6g}, {f.ci_high:.6g}], R^2 {f.r2:.5f}; stated: {f.stated}\n"
                       f"      -> {f.verdict}")
-        summary, details, variant_ok = _agreement(comparisons, threshold, variant, args.all)
+        summary, details, variant_ok = _agreement(comparisons, threshold, p_limit, variant, args.all)
         ok = ok and variant_ok
         print("\n".join([f"  Monte Carlo against exact: {summary}", *details]))
     disagreements = sum(1 for f in result.fits if f.agrees is False)
-    print(f"{len(comparisons)} Monte Carlo means against exact, Bonferroni |z| threshold {threshold:.2f} "
-          f"(two-sided alpha {alpha:g}): {'all agree' if ok else 'DISAGREEMENT beyond chance'}; "
+    print(f"{tests} tests of Monte Carlo against exact ({len(comparisons)} means, {tests - len(comparisons)} "
+          f"laws), Bonferroni |z| <= {threshold:.2f} and p >= {p_limit:.2g} (family-wise alpha {alpha:g}): "
+          f"{'all agree' if ok else 'DISAGREEMENT beyond chance'}; "
           f"{disagreements} of {len(result.fits)} fits disagree with the stated bound")
     return 0 if ok else 1

@@ -215,7 +215,7 @@ def _describe_fit(variant: str, parameter: str, base: tuple[int, int, int], x: l
         stated_value = fit_growth(fit_x, shape[-n:], None, kind)[0]
         stated = f"{bound.label}: base {'L = ' if bound is THETA_W_L_K else ''}{stated_value:.6g}"
     elif bound.is_formula:
-        stated_value = fit_line(x, shape).slope
+        stated_value = fit_line(x, shape, sigma).slope  # the same weights as the fit
         stated = f"exact formula {bound.label}: slope {stated_value:.6g} on these points"
     elif constant:
         stated_value = 0.0
@@ -270,31 +270,27 @@ def _judge_exponent(power: PowerFit, stated: float, parameter: str) -> tuple[boo
 
 def fit_study(cells: Sequence[Cell], runs: Mapping[str, HittingTimes], grid: Grid, tail: int = 4
               ) -> list[Fit]:
-    """One Fit per variant and parameter with at least 2 points: on the exact values where the
-    variant has them, else on the Monte Carlo means (cells without either are left out)."""
+    """One Fit per variant and parameter with at least 2 points: on the Monte Carlo means where
+    every point of the axis has them (weighted by their standard errors), else on the exact
+    values where every point has one, else on the points with Monte Carlo means."""
     by_point = {(c.variant, c.point): c for c in cells}
     fits = []
     for variant in dict.fromkeys(c.variant for c in cells):
         for parameter in PARAMETERS:
-            x, y, sigma = [], [], []
-            for point in grid.axis(parameter):
-                cell = by_point.get((variant, point))
-                if cell is None:
-                    continue
+            simulated, solved = [], []
+            axis = [by_point[(variant, p)] for p in grid.axis(parameter) if (variant, p) in by_point]
+            for cell in axis:
+                x = cell.point[PARAMETERS.index(parameter)]
                 result = runs.get(cell.run) if cell.run else None
+                if result is not None and result.hits >= 2:
+                    simulated.append((x, result.mean, result.stderr))
                 if math.isfinite(cell.exact):
-                    value, error = cell.exact, None
-                elif result is not None and result.hits >= 2:
-                    value, error = result.mean, result.stderr
-                else:
-                    continue
-                x.append(point[PARAMETERS.index(parameter)])
-                y.append(value)
-                sigma.append(error)
-            if len(x) < 2:
+                    solved.append((x, cell.exact, None))
+            points = (simulated if len(simulated) == len(axis) else
+                      solved if len(solved) == len(axis) else simulated)
+            if len(points) < 2:
                 continue
-            exact_data = all(s is None for s in sigma)
-            if not exact_data and any(s is None for s in sigma):  # cannot happen: one source per variant
-                raise AssertionError(f"{variant}: mixed exact and Monte Carlo values along {parameter}")
+            x, y, sigma = (list(v) for v in zip(*points))
+            exact_data = points is solved
             fits.append(_describe_fit(variant, parameter, grid.base, x, y, None if exact_data else sigma, tail))
     return fits

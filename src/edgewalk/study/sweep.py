@@ -228,17 +228,21 @@ class Comparison:
     exact: float
     z: float
     censored: int
+    chi2_p: float = math.nan  # the histogram against the exact law at its bin edges (nan: unknown)
 
 
 def compare_with_exact(study: Study) -> list[Comparison]:
     """z = (Monte Carlo mean - exact) / stderr for every cell that has both (the means are
-    recomputed from each run's exact integer sums)."""
+    recomputed from each run's exact integer sums), and the chi-square p-value of its histogram
+    against the exact law where the run carries it."""
     found = []
     for cell in study.cells:
         result = study.mc(cell)
         if result is None or not math.isfinite(cell.exact):
             continue
         z = statistics.z_score(result.mean, cell.exact, result.stderr)
+        chi2_p = (math.nan if result.exact_mass_below is None else statistics.chi_square_p_value(
+            result.counts, result.censored, result.exact_mass_below))
         found.append(Comparison(cell.variant, cell.W, cell.K, cell.L, result.mean, result.stderr,
-                                cell.exact, z, result.censored))
+                                cell.exact, z, result.censored, chi2_p))
     return found
