@@ -14,7 +14,7 @@ LAYERS = [
     ["graph", "alias", "policy"],
     ["_numba_kernel", "kernels", "result", "engine"],
     ["_gth", "exact"],
-    ["planning"],
+    ["planning", "targets"],
     ["training"],
     ["study", "batch.config", "batch.units"],
     ["io"],

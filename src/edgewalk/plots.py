@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from . import exact
-from .graph import path_star
+from .graph import brief, path_star
 from .errors import InputError
 from .result import HittingTimes, TrainingRun
 from .study import VARIANTS, Cell, Study, grid_of
@@ -250,8 +250,9 @@ def write_training_plots(run: TrainingRun, directory: str | os.PathLike[str],
     axes.plot(run.iteration, run.hitting_time, color="C0", label=f"{run.method} (exact E[T])")
     if optimum is not None:
         axes.axhline(optimum, color="k", linestyle="--", linewidth=1, label=f"optimum {optimum:.6g}")
-    axes.set(yscale="log", xlabel="iteration", ylabel="expected hitting time (leaves as targets)",
-             title=f"{run.method} on {run.graph}")
+    targets = ", ".join(run.settings.get("targets", ["leaves"]))
+    axes.set(yscale="log", xlabel="iteration", ylabel=f"expected hitting time (targets: {targets[:40]})",
+             title=f"{run.method} on {brief(run.graph)}")
     axes.legend()
     paths = [_save(figure, directory / f"{run.method}_hitting_time.png")]
 
@@ -259,12 +260,16 @@ def write_training_plots(run: TrainingRun, directory: str | os.PathLike[str],
     for index, name in enumerate("abcd"):
         axes = figure.add_subplot(2, 2, index + 1)
         values = getattr(run, name)
+        if values.size == 0:
+            axes.text(0.5, 0.5, "no a, b, c, d off the path-star", ha="center", transform=axes.transAxes)
+            continue
         if values.ndim == 3:  # per branch: average over the branches that reach each depth
             values = np.nanmean(values, axis=1)
         for depth in range(values.shape[1]):
             axes.plot(run.iteration, values[:, depth], color=f"C{depth % 10}", label=f"j={depth + 1}")
         axes.set(ylim=(-0.02, 1.02), xlabel="iteration", title=name)
-    figure.axes[0].legend(fontsize="x-small", ncol=2)
+    if run.a.size:
+        figure.axes[0].legend(fontsize="x-small", ncol=2)
     figure.suptitle(f"{run.method}: per-depth probabilities of the desired move")
     paths.append(_save(figure, directory / f"{run.method}_abcd.png"))
     return paths

@@ -8,13 +8,13 @@ import sys
 
 import numpy as np
 
-from .. import checks, engine, exact, kernels, memory, planning
-from ..engine import RunPlan
+from .. import exact, kernels, memory, targets
 from ..errors import InputError
-from ..graph import Graph, path_star
+from ..graph import Graph, PathStar, brief, path_star, short_name
 from ..io import add_runs, check_runs_output, read_training
 from ..policy import NAMED, Policy, from_table, named
 from ..result import HittingTimes
+from ..targets import TargetsPlan
 from .common import BIG_CHAIN, add_graph_options, build_graph, dumps, progress_bar, stage
 
 MAIN_JOB_POLICIES = ("pretrained", "sft", "rlvr")
@@ -87,7 +87,7 @@ def _policy_file(path: str, graph: Graph) -> Policy:
         raise type(error)(f"--policy-file: {error}") from None
 
 
-def _plans(args: argparse.Namespace) -> list[RunPlan]:
+def _plans(args: argparse.Namespace) -> list[TargetsPlan]:
     """The plans of the runs the arguments ask for: every check and cost estimate before any
     simulation."""
     graph = build_graph(args)
@@ -95,40 +95,41 @@ def _plans(args: argparse.Namespace) -> list[RunPlan]:
         return _plans_on(args, graph)
 
 
-def _plans_on(args: argparse.Namespace, graph: Graph) -> list[RunPlan]:
+def _plans_on(args: argparse.Namespace, graph: Graph) -> list[TargetsPlan]:
     options = dict(rollouts=args.rollouts, seed=args.seed, max_steps=args.max_steps, bins=args.bins,
                    backend=args.backend, threads=args.threads, search=args.search)
     if args.policy_file is not None:
         if args.policy is not None:
             raise InputError("--policy-file and --policy: give one of them")
-        return [planning.plan(_policy_file(args.policy_file, graph), args.target, force=args.force, **options)]
+        return [targets.plan(_policy_file(args.policy_file, graph), args.target, force=args.force, **options)]
     if args.policy is not None:
-        return [planning.plan(named(graph, args.policy), args.target, force=args.force, **options)]
-    plans = {name: planning.plan(named(graph, name), args.target, force=args.force, **options)
+        return [targets.plan(named(graph, args.policy), args.target, force=args.force, **options)]
+    if not isinstance(graph, PathStar):
+        raise InputError("--policy: the main job (pretrained, sft, rlvr) is defined on the path-star; on "
+                         "another graph run --policy pretrained, or train a policy (edgewalk train) and run "
+                         "it with --policy-file")
+    plans = {name: targets.plan(named(graph, name), args.target, force=args.force, **options)
              for name in MAIN_JOB_POLICIES if name != "sft"}
-    if args.depths is not None:
-        plans["sft"] = planning.plan(named(graph, "sft"), args.target, force=args.force, **options)
+    if not graph.is_symmetric or "W" not in graph.describe():
+        plans["sft"] = targets.plan(named(graph, "sft"), args.target, force=args.force, **options)
     else:  # SFT on the deepest symmetric graph that finishes in time
-        for depth in range(args.depth, 0, -1):
-            plans["sft"] = planning.plan(named(path_star(args.branches, depth, args.lanes), "sft"),
-                                         args.target, force=True, **options)
+        W, K, L = (graph.describe()[k] for k in "WKL")
+        for depth in range(K, 0, -1):
+            plans["sft"] = targets.plan(named(path_star(W, depth, L), "sft"), args.target, force=True, **options)
             if plans["sft"].estimated_seconds <= MAIN_JOB_SECONDS_PER_RUN:
                 break
     return [plans[name] for name in MAIN_JOB_POLICIES]
 
 
 def run_name(policy: Policy, search: str) -> str:
-    graph = policy.graph.describe()
-    shape = (f"W{graph['W']}_K{graph['K']}_L{graph['L']}" if "W" in graph
-             else "depths" + "-".join(map(str, graph["depths"])))
     wrapper = "" if search == "none" else f"+search-{search}"
-    return f"{policy.name}{wrapper}_{shape}"
+    return f"{policy.name}{wrapper}_{short_name(policy.graph)}"
 
 
-def summary(plan: RunPlan, result: HittingTimes) -> dict[str, object]:
+def summary(plan: TargetsPlan, result: HittingTimes) -> dict[str, object]:
     """The run's summary: what --json prints (undefined numbers null, with a note saying why)."""
     p = result.parameters
-    comparison = planning.compare_with_exact(plan, result)
+    comparison = targets.compare_with_exact(plan, result)
     exact_mean = p["exact_mean"]
     notes = []
     if exact_mean == math.inf:
@@ -136,7 +137,8 @@ def summary(plan: RunPlan, result: HittingTimes) -> dict[str, object]:
     if comparison.note:
         notes.append(comparison.note)
     return {
-        "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"], "search": p["search"],
+        "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"],
+        "targets": list(plan.targets.names), "search": p["search"],
         "mean": result.mean, "stderr": result.stderr,
         "exact_mean": exact_mean if math.isfinite(exact_mean) else math.nan,
         "z": comparison.z, "z_against": comparison.reference or None, "z_exact": comparison.exact,
@@ -159,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
     for name, plan in zip(names, plans):
         bar, update = progress_bar(plan.rollouts, name, args.progress)
         with bar:
-            results[name] = engine.execute(plan, update)
+            results[name] = targets.execute(plan, update)
     add_runs(args.out, results, replace=args.overwrite)
 
     summaries = [{"run": name, **summary(plan, r)} for (name, r), plan in zip(results.items(), plans)]
@@ -174,6 +176,8 @@ def _run(args: argparse.Namespace) -> int:
         for s in summaries:
             for note in s["notes"]:
                 print(f"note: {s['run']}: {note}")
+        for described in dict.fromkeys(p.targets.describe() for p in plans):
+            print(f"target: {described}")
         print(f"{len(results)} run(s) of {args.rollouts} rollouts, seed {args.seed}, "
               f"{summaries[0]['backend']} on {summaries[0]['threads']} thread(s), written to {args.out}")
     if all_censored:
@@ -185,19 +189,21 @@ def _run(args: argparse.Namespace) -> int:
 
 def _exact(args: argparse.Namespace) -> int:
     policy = named(build_graph(args), args.policy)
-    target = planning.resolve_target(policy, args.target)
-    solution = exact.solve(policy, target)
-    value = float(solution.values[0])
-    described = {"policy": policy.name, "graph": policy.graph.describe(),
-                 "target": policy.graph.node_names[target], "exact_mean": value,
-                 "states": policy.graph.n_states, "solve_seconds": solution.seconds,
-                 "solve_memory_bytes": solution.memory_bytes}
+    chosen = targets.resolve(policy.graph, args.target)
+    solutions = [exact.solve(policy, t) for t in chosen.nodes]
+    values = [float(solution.values[0]) for solution in solutions]
+    value = float(np.mean(values))
+    seconds = sum(solution.seconds for solution in solutions)
+    held = max(solution.memory_bytes for solution in solutions)
+    described = {"policy": policy.name, "graph": policy.graph.describe(), "target": chosen.label,
+                 "targets": list(chosen.names), "exact_mean": value, "exact_means": values,
+                 "states": policy.graph.n_states, "solve_seconds": seconds, "solve_memory_bytes": held}
     if not math.isfinite(value):
         described["notes"] = ["the target is not hit surely from the start: the exact mean is infinite"]
     if args.json:
         print(dumps(described))
     else:
-        print(f"{policy.name} on {policy.graph.describe()}, target {policy.graph.node_names[target]}: "
-              f"expected hitting time {value:.10g} ({policy.graph.n_states:,} states, solved in "
-              f"{solution.seconds:.2g} s holding {memory.format_bytes(solution.memory_bytes)})")
+        print(f"{policy.name} on {brief(policy.graph.describe())}, "
+              f"target {chosen.describe()}: expected hitting time {value:.10g} "
+              f"({policy.graph.n_states:,} states, solved in {seconds:.2g} s holding {memory.format_bytes(held)})")
     return 0

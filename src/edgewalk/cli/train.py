@@ -4,12 +4,14 @@ policies (docs/model.md section 5) from the command line."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import numpy as np
 
-from .. import checks, kernels, training
+from .. import checks, kernels, targets as target_sets, training
 from ..errors import InputError
+from ..graph import PathStar, brief
 from ..io import check_new_output, read_training, write_training
 from ..training import METHODS, PARAMETRISATIONS
 from ..plots import claim, training_plot_names
@@ -39,7 +41,7 @@ def add_commands(commands) -> None:
                                 description=TRAIN_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--method", choices=tuple(METHODS), required=True, help="training method")
-    add_graph_options(train, target=False)
+    add_graph_options(train)
     train.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {_defaults('lr')})")
     train.add_argument("--iterations", type=int, default=None,
                        help=f"iterations (default: {_defaults('iterations')})")
@@ -120,7 +122,9 @@ def _train(args: argparse.Namespace) -> int:
     plots_directory = None if args.no_plots else claim(
         args.plots or plots_beside(args.out), training_plot_names(args.method), args.overwrite)
 
-    common = {"parametrisation": args.parametrisation, "record_every": args.record_every}
+    chosen = target_sets.resolve(graph, args.target)
+    nodes = None if chosen.label == target_sets.LEAVES else list(chosen.nodes)
+    common = {"parametrisation": args.parametrisation, "record_every": args.record_every, "targets": nodes}
     mc = {"rollouts": rollouts, "seed": seed, "backend": args.backend, "threads": threads}
     if args.method == "sft":
         supervised = (training.backward_supervision(graph, supervise, np.random.default_rng(seed))
@@ -131,16 +135,19 @@ def _train(args: argparse.Namespace) -> int:
     elif args.method == "rlvr-mc":
         run = training.train_rlvr_mc(graph, iterations, lr, beta, **mc, **common)
     elif args.method == "ppo":
-        run = training.train_ppo(graph, iterations, lr, beta, record_every=args.record_every, **mc)
+        run = training.train_ppo(graph, iterations, lr, beta, record_every=args.record_every, targets=nodes, **mc)
     else:
         if teacher is None:
             print(f"training the teacher: exact RLVR, {args.teacher_iterations} iterations", file=sys.stderr)
-            teacher = training.train_rlvr(graph, args.teacher_iterations, record_every=args.teacher_iterations).policy
+            teacher = training.train_rlvr(graph, args.teacher_iterations, record_every=args.teacher_iterations,
+                                          targets=nodes).policy
         run = training.train_distill(graph, teacher, iterations, lr, **mc, **common)
 
-    optimum = training.rlvr_optimum(graph, args.parametrisation)
-    first = run.first_within(optimum, 0.01)
-    result = {"method": run.method, "graph": run.graph, "iterations": iterations,
+    has_optimum = isinstance(graph, PathStar) and nodes is None
+    optimum = training.rlvr_optimum(graph, args.parametrisation) if has_optimum else math.nan
+    first = run.first_within(optimum, 0.01) if has_optimum else None
+    result = {"method": run.method, "graph": run.graph, "target": chosen.label, "targets": list(chosen.names),
+              "iterations": iterations,
               "final_hitting_time": float(run.hitting_time[-1]), "optimum": optimum,
               "first_iteration_within_1pct": first,
               "seconds_per_iteration": run.seconds_per_iteration, "out": args.out}
@@ -149,14 +156,15 @@ def _train(args: argparse.Namespace) -> int:
     if plots_directory is not None:
         from ..plots import write_training_plots
 
-        plots = [str(p) for p in write_training_plots(run, plots_directory, optimum, args.overwrite)]
+        plots = [str(p) for p in write_training_plots(run, plots_directory, optimum if has_optimum else None, args.overwrite)]
     result["plots"] = plots
     if args.json:
         print(dumps(result))
         return 0
-    print(f"{run.method} on {run.graph}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} "
-          f"after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each); "
-          f"RLVR optimum {optimum:.6g}, first within 1% at iteration {first}")
+    print(f"{run.method} on {brief(run.graph)}, target {chosen.describe()}: E[T] {run.hitting_time[0]:.6g} -> "
+          f"{run.hitting_time[-1]:.6g} after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each)"
+          + (f"; RLVR optimum {optimum:.6g}, first within 1% at iteration {first}" if has_optimum else
+             "; no closed-form RLVR optimum on this graph or target"))
     print(f"history written to {args.out}" + (f", plots to {plots_directory}" if plots else ""))
     return 0
 

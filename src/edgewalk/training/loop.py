@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
@@ -58,10 +59,17 @@ def training_run(graph: Graph, method: str, parametrisation: str, settings: dict
     )
 
 
+def target_settings(graph: Graph, targets: Sequence[int] | None) -> dict:
+    """What a training record says about its targets: {} for the leaves (the default), else the
+    target node names."""
+    return {} if targets is None else {"targets": [graph.node_names[t] for t in targets]}
+
+
 def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: Parametrisation,
-        record_every: int, logits: np.ndarray | None, settings: dict, gradient: Gradient
-        ) -> TrainingRun:
-    """``iterations`` steps of ``optimiser`` from the pretrained logits (or ``logits``).
+        record_every: int, logits: np.ndarray | None, settings: dict, gradient: Gradient,
+        targets: Sequence[int] | None = None) -> TrainingRun:
+    """``iterations`` steps of ``optimiser`` from the pretrained logits (or ``logits``), the
+    recorded hitting time averaged over ``targets`` (node indices; default the leaves).
     ``gradient(probabilities, solver)`` returns the objective's gradient per CSR entry (masked
     here to the trainable rows, then pulled back to the parameters) and the policy's mean hitting
     time if it came for free (else None: it is then solved for outside the timed part, when
@@ -74,7 +82,7 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
         if not np.array_equal(tie.logits(tie.parameters_of(start)), start):
             raise InputError("logits: a tied run needs logits that are equal within every group")
     theta = tie.parameters_of(start) if parametrisation == "tied" else start.copy()
-    solver = ExactSolver(graph)
+    solver = ExactSolver(graph, targets)
     recorder = Recorder(graph, record_every, iterations)
     seconds = 0.0
     for n in range(iterations + 1):
@@ -91,6 +99,7 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
             if hitting_time is None:
                 hitting_time = solver.mean_hitting_time(p)
             recorder.add(n, p, hitting_time)
-    settings = {"lr": optimiser.lr, **settings, "iterations": iterations, "record_every": record_every}
+    settings = {"lr": optimiser.lr, **settings, "iterations": iterations, "record_every": record_every,
+                **target_settings(graph, targets)}
     return training_run(graph, method, tie.name, settings, recorder, tie.logits(theta),
                         seconds / iterations if iterations else 0.0)

@@ -6,6 +6,11 @@ the command line and the study alike.
 - ``rlvr-mc``: the same with REINFORCE estimates from the native engine.
 - ``ppo``: PPO on the tabular policy (paper Fig. 6).
 - ``distill``: cross-entropy on a teacher's traces sampled by the engine.
+
+Every method takes ``targets`` (node indices, drawn uniformly; default the graph's leaves): the
+exact methods average over them, the Monte Carlo ones cycle through them (rollout r aims at
+``targets[r % len(targets)]``), and the recorded hitting time is the exact average over them.
+Only the graph's trainable rows change (``Graph.trainable``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
@@ -74,6 +80,7 @@ def train_sft(
     parametrisation: Parametrisation = "tabular",
     record_every: int = 1,
     logits: np.ndarray | None = None,
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """Gradient descent ``theta -= lr * dCE/dtheta`` on the exact golden-path cross-entropy from
     the pretrained logits (or ``logits``). Rows golden paths never condition on (all R- and L-
@@ -82,11 +89,11 @@ def train_sft(
     monotonically toward its label (a vertex, or uniform over moves the policy treats alike), so
     no lr > 0 overshoots; larger lr only moves faster (the logit gaps grow like log(lr * steps)).
     The tied gradient sums over a group's entries, so it wants a smaller lr than tabular."""
-    counts = golden_counts(graph, supervised_backward)
+    counts = golden_counts(graph, supervised_backward, targets)
     supervised = 0 if supervised_backward is None else int(np.sum(supervised_backward))
     return loop.run(graph, "sft", iterations, GradientDescent(_lr(lr)), parametrisation,
                     record_every, logits, {"supervised_backward": supervised},
-                    lambda p, solver: (cross_entropy_gradient(graph, p, counts), None))
+                    lambda p, solver: (cross_entropy_gradient(graph, p, counts), None), targets)
 
 
 def train_rlvr(
@@ -97,6 +104,7 @@ def train_rlvr(
     parametrisation: Parametrisation = "tabular",
     record_every: int = 1,
     logits: np.ndarray | None = None,
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """Sign gradient ascent ``theta += lr * sign(dJ/dtheta)`` (sign(0) = 0) on J = 1 - beta E_x[T_x]
     with the exact population policy gradient, from the pretrained logits (or ``logits``). Only
@@ -104,7 +112,7 @@ def train_rlvr(
     gradient, so ``record_every`` only thins the stored rows."""
     beta = checks.real("beta", beta, 0.0)
     return loop.run(graph, "rlvr", iterations, SignAscent(_lr(lr)), parametrisation, record_every,
-                    logits, {"beta": beta}, lambda p, solver: solver.rlvr_gradient(p, beta))
+                    logits, {"beta": beta}, lambda p, solver: solver.rlvr_gradient(p, beta), targets)
 
 
 def train_rlvr_mc(
@@ -120,6 +128,7 @@ def train_rlvr_mc(
     record_every: int = 1,
     logits: np.ndarray | None = None,
     horizon_factor: float = 50.0,
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """RLVR as :func:`train_rlvr`, with the gradient estimated by ``rollouts`` rollouts of the
     native engine per iteration (REINFORCE with the return-to-go; targets cycle through the
@@ -134,7 +143,7 @@ def train_rlvr_mc(
     def step(p: np.ndarray, solver: ExactSolver) -> tuple[np.ndarray, float]:
         mean = solver.mean_hitting_time(p)
         stats = planning.gradient_statistics(
-            Policy(graph, p), rollouts=rollouts, seed=iteration_seed(seed, next(iteration)),
+            Policy(graph, p), solver.targets, rollouts=rollouts, seed=iteration_seed(seed, next(iteration)),
             max_steps=_horizon(mean, horizon_factor), backend=backend, threads=threads,
             expected_steps=mean)
         return stats.gradient(beta), mean
@@ -142,7 +151,7 @@ def train_rlvr_mc(
     return loop.run(graph, "rlvr-mc", iterations, SignAscent(_lr(lr)), parametrisation,
                     record_every, logits,
                     {"beta": beta, "rollouts": rollouts, "seed": seed, "backend": backend,
-                     "horizon_factor": horizon_factor}, step)
+                     "horizon_factor": horizon_factor}, step, targets)
 
 
 def train_ppo(
@@ -158,6 +167,7 @@ def train_ppo(
     threads: int | None = None,
     record_every: int = 1,
     horizon_factor: float = 2.0,
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """PPO on the tabular policy (paper Fig. 6): each iteration draws ``rollouts`` rollouts of the
     current policy cut at ``horizon_factor`` times its expected hitting time, with reward 1 for a
@@ -177,7 +187,7 @@ def train_ppo(
     rows = graph.entry_state
     starts = graph.row_start[:-1]
     logits = pretrained_logits(graph)
-    solver = ExactSolver(graph)
+    solver = ExactSolver(graph, targets)
     recorder = loop.Recorder(graph, record_every, iterations)
     adam = AdamAscent(_lr(lr))
     seconds = 0.0
@@ -190,7 +200,7 @@ def train_ppo(
             break
         began = time.perf_counter()
         stats = planning.gradient_statistics(
-            Policy(graph, old), rollouts=rollouts, seed=iteration_seed(seed, n),
+            Policy(graph, old), solver.targets, rollouts=rollouts, seed=iteration_seed(seed, n),
             max_steps=_horizon(mean, horizon_factor), backend=backend, threads=threads,
             expected_steps=mean)
         visits = stats.visits.astype(float)
@@ -211,7 +221,8 @@ def train_ppo(
         seconds += time.perf_counter() - began
     settings = {"lr": lr, "beta": beta, "clip": clip, "epochs": epochs, "rollouts": rollouts,
                 "seed": seed, "backend": backend, "horizon_factor": horizon_factor,
-                "iterations": iterations, "record_every": record_every}
+                "iterations": iterations, "record_every": record_every,
+                **loop.target_settings(graph, targets)}
     return loop.training_run(graph, "ppo", "tabular", settings, recorder, logits,
                              seconds / iterations if iterations else 0.0)
 
@@ -227,6 +238,7 @@ def train_distill(
     threads: int | None = None,
     parametrisation: Parametrisation = "tabular",
     record_every: int = 1,
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """Distillation (paper Thm 5): sample ``rollouts`` traces of ``teacher`` with the native engine
     (targets cycling through the leaves) and train the pretrained model by gradient descent on
@@ -236,14 +248,14 @@ def train_distill(
     if teacher.graph is not graph and teacher.graph.describe() != graph.describe():
         raise InputError("teacher: the teacher policy must live on the same graph")
     seed = checks.seed("seed", seed)
-    stats = planning.gradient_statistics(teacher, rollouts=rollouts, seed=iteration_seed(seed, 0),
+    stats = planning.gradient_statistics(teacher, targets, rollouts=rollouts, seed=iteration_seed(seed, 0),
                                          backend=backend, threads=threads)
     counts = stats.visits.astype(float) / stats.rollouts
     return loop.run(graph, "distill", iterations, GradientDescent(_lr(lr)), parametrisation,
                     record_every, None,
                     {"rollouts": rollouts, "seed": seed, "backend": backend,
                      "teacher": teacher.name, "teacher_steps": stats.steps},
-                    lambda p, solver: (cross_entropy_gradient(graph, p, counts), None))
+                    lambda p, solver: (cross_entropy_gradient(graph, p, counts), None), targets)
 
 
 def _lr(lr: float) -> float:
