@@ -153,7 +153,8 @@ class TargetsPlan:
         described.update(target=self.targets.label, first_rollout=self.first_rollout,
                          rollouts=self.rollouts, exact_mean=self.exact_mean)
         if self.targets.label == LEAVES or len(self.targets.nodes) > 1:
-            described.update(targets=list(self.targets.names),
+            names = {p.target: p.target_name for p in self.plans}
+            described.update(targets=[names[p.target] for p in self.plans],
                              target_rollouts=[p.rollouts for p in self.plans],
                              target_exact_means=[p.exact_mean for p in self.plans])
         return described
@@ -172,20 +173,19 @@ def plan(policy: Policy, target: TargetSpec = None, *, rollouts: int = 100_000, 
          max_steps: int | None = None, bins: int | None = None, first_rollout: int = 0,
          force: bool = False, **options) -> TargetsPlan:
     """Check a run over the targets ``target`` names (see :func:`resolve`; default the leaves)
-    and plan one sub-run per target (see :func:`planning.plan` for the options). ``max_steps``
+    and plan one sub-run per target (see :func:`planning.plan` for the options; with fewer
+    rollouts than targets the last targets get none and the run estimates the mean over the
+    others). ``max_steps``
     defaults to the largest of the targets' defaults, so every sub-run has the same histogram
     edges. Raises CostError for a run estimated at over an hour in all unless ``force``."""
     targets = resolve(policy.graph, target)
     rollouts = checks.whole("rollouts", rollouts, 1)
-    if rollouts < len(targets.nodes):
-        raise InputError(f"rollouts must be at least the number of targets ({len(targets.nodes)}) so that "
-                         f"every target gets a rollout, got {rollouts}", "rollouts")
     first_rollout = checks.whole("first_rollout", first_rollout, 0, planning.MAX_STEPS)
     counts = shares(rollouts, len(targets.nodes))
     starts = first_rollout + np.concatenate(([0], np.cumsum(counts)[:-1]))
     plans = [planning.plan(policy, t, rollouts=n, seed=seed, max_steps=max_steps, bins=bins,
                            first_rollout=int(s), force=True, **options)
-             for t, n, s in zip(targets.nodes, counts, starts)]
+             for t, n, s in zip(targets.nodes, counts, starts) if n > 0]
     common = max(p.max_steps for p in plans)
     if max_steps is None and any(p.max_steps != common for p in plans):
         plans = [p if p.max_steps == common else
