@@ -1,8 +1,9 @@
 """The topology study: does the separation between SFT and RLVR depend on the graph? Over a star
 grid of one family's size parameters (for trees branching and depth), every cell trains SFT,
 RLVR and a distilled policy on its own graph (``training.train_sft``, ``train_rlvr`` with exact
-sign ascent, ``train_distill`` from that RLVR policy; the defaults of ``training.METHODS``, but
-distillation's step capped by :func:`distill_lr`),
+sign ascent from the pretrained logits plus ``RLVR_START_NOISE``, ``train_distill`` from that
+RLVR policy; the defaults of ``training.METHODS``, but distillation's step capped by
+:func:`distill_lr`),
 evaluates them and the pretrained policy exactly and by Monte Carlo (SFT also inside the
 no-revisit search wrapper, Monte Carlo only), and fits how each grows along each parameter, with
 the headline series ``separation`` = E[T_SFT] / E[T_RLVR].
@@ -12,7 +13,8 @@ fitted twice: log T against x (exponential growth, ``rate`` = the factor per uni
 log T against log x (polynomial growth, ``power`` = the exponent), by least squares, weighted by
 the standard errors for Monte Carlo means, with 95% intervals from the t-distribution (as
 :mod:`.fits`). ``growth`` names the better fit by R^2 of log T, or "flat" where the rate's interval
-covers 1, "decreasing" where it lies below 1, "" where there are fewer than 3 points. On exact
+covers 1 and the power's covers 0, "decreasing" where the rate's lies below 1, "" where there are
+fewer than 3 points. On exact
 values an interval measures only how far the points are from the fitted form.
 """
 
@@ -39,6 +41,11 @@ SEARCH = {"pretrained": "none", "sft": "none", "sft+search": "mask", "rlvr": "no
 TRAINED_BY = {"sft": "sft", "sft+search": "sft", "rlvr": "rlvr", "distilled": "distill"}
 SEPARATION = "separation"  # E[T_sft] / E[T_rlvr], exact
 STUDY_KIND = "topology"
+# RLVR starts from the pretrained logits plus this much seeded noise on the trainable entries:
+# from an exactly symmetric start, exact sign ascent keeps sign(0) = 0 on every direction that
+# would break a symmetry and stalls on a symmetric saddle (on the balanced tree of depth 5, 201.5
+# instead of the depth-first 93, see docs/model.md section 7); Monte Carlo gradients break it by noise.
+RLVR_START_NOISE = 1e-3
 # Training a cell costs about this many seconds per exact solve (a target's factorisation of a
 # small chain, measured on a 2-core machine) and per transition solved; planning refuses a grid
 # whose trainings would take over an hour.
@@ -182,7 +189,7 @@ def _judge(series: str, parameter: str, fit: tuple[float, ...]) -> tuple[str, st
             f"power {parameter}^{power:.3g} [{p_low:.3g}, {p_high:.3g}] (R^2 {r2_power:.5f})")
     if math.isnan(low):
         return "", f"too few points for an interval: {both}"
-    if low <= 1 <= high or (math.isnan(r2_rate) and abs(rate - 1) < 1e-9):
+    if (low <= 1 <= high and p_low <= 0 <= p_high) or (math.isnan(r2_rate) and abs(rate - 1) < 1e-9):
         return "flat", f"flat: {both}"
     if high < 1:
         return "decreasing", f"decreasing: {both}"
@@ -267,7 +274,9 @@ def _trained(graph: Graph, nodes: list[int] | None, needed: set[str], seed: int,
     defaults = training.METHODS
     if "rlvr" in needed or "distill" in needed:
         began = time.perf_counter()
-        run = training.train_rlvr(graph, record_every=defaults["rlvr"].iterations, targets=nodes)
+        rng = np.random.default_rng(cell_seed(seed, run_name("rlvr-start")))
+        start = rng.normal(0.0, RLVR_START_NOISE, graph.n_transitions) * graph.trainable[graph.entry_state]
+        run = training.train_rlvr(graph, record_every=defaults["rlvr"].iterations, targets=nodes, logits=start)
         out["rlvr"] = (run.policy, float(run.hitting_time[-1]), time.perf_counter() - began)
     if "sft" in needed:
         began = time.perf_counter()
@@ -359,6 +368,7 @@ def sweep_family(
         "kind": STUDY_KIND, **grid.to_json(), "parameters": list(grid.parameters), "variants": list(variants),
         "target": target, "rollouts": rollouts, "seed": seed, "budget_seconds": budget, "backend": backend,
         "threads": threads, "tail": tail, "search_mode": "mask", "level": LEVEL,
+        "rlvr_start_noise": RLVR_START_NOISE,
         "training": {m: {"iterations": v.iterations, "lr": v.lr, **({"rollouts": v.rollouts} if v.rollouts else {})}
                      for m, v in training.METHODS.items() if m in ("sft", "rlvr", "distill")},
         "seconds": time.perf_counter() - began,
