@@ -265,3 +265,36 @@ def test_path_star_policies_are_refused_elsewhere_in_one_line():
         sft(graphs.tree(2, 2))
     with pytest.raises(InputError, match="path-star"):
         rlvr(graphs.grid(2, 2))
+
+
+def test_the_core_imports_and_builds_graphs_without_networkx():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['networkx'] = None\n"
+            "import edgewalk as ew\n"
+            "g = ew.tree(2, 3); h = ew.from_edges([('a', 'b')], 'a')\n"
+            "print(ew.expected_hitting_time(ew.pretrained(g), g.leaves[0]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == 65.0
+
+
+def test_a_run_without_sample_variance_is_judged_by_the_exact_law_of_its_one_value():
+    from edgewalk import training
+
+    g = graphs.grid(3, 3)
+    corner = [g.node("(3,3)")]
+    taught = training.train_rlvr(g, iterations=1000, record_every=1000, targets=corner).policy
+    plan = targets.plan(taught, "leaves", rollouts=20_000, seed=2)
+    result = targets.execute(plan)
+    assert result.variance == 0 and result.mean == 4  # every rollout takes a shortest path
+    comparison = targets.compare_with_exact(plan, result)
+    assert comparison.reference == "all_equal" and comparison.z < Z_LIMIT
+    # power: the same sample claimed to come from a policy that leaves a shortest path with
+    # probability about 1e-3 per move
+    from edgewalk.policy import from_logits
+
+    worse = from_logits(g, np.log(np.maximum(taught.probabilities, 1e-3)))
+    claimed = targets.plan(worse, "leaves", rollouts=20_000, seed=2)
+    assert targets.compare_with_exact(claimed, result).z > Z_LIMIT

@@ -229,7 +229,13 @@ def simulate(policy: Policy, target: TargetSpec = None, *, progress: Progress | 
 def compare_with_exact(run: TargetsPlan, result: HittingTimes) -> planning.ExactComparison:
     """:func:`planning.compare_with_exact` for a run over several targets: where censoring is
     negligible the reference is the share-weighted exact mean, otherwise the mixture's
-    E[T | T <= max_steps] from each target's censored law."""
+    E[T | T <= max_steps] from each target's censored law. A run in which every rollout hit
+    after the same time t0 has no sample variance, so no z-score: it is judged by the exact
+    probability p that every rollout takes t0 (the product of P_x(T = t0) over the rollouts), and
+    reported as the two-sided z of that p (0 when p = 1; reference "all_equal")."""
+    uniform = _all_equal(run, result)
+    if uniform is not None:
+        return uniform
     if len(run.plans) == 1:
         return planning.compare_with_exact(run.plans[0], result)
     fraction = result.censored / result.rollouts if result.rollouts else math.nan
@@ -261,3 +267,29 @@ def compare_with_exact(run: TargetsPlan, result: HittingTimes) -> planning.Exact
         f"censoring is not negligible ({result.censored} of {result.rollouts} rollouts censored at "
         f"max_steps = {run.max_steps}): the mean over hits is compared with E[T | T <= max_steps] = "
         f"{mean_given_hit:.6g}")
+
+
+ALL_EQUAL_COST = 2e8  # most multiply-adds spent on P(T = t0) of a run without sample variance
+
+
+def _all_equal(run: TargetsPlan, result: HittingTimes) -> planning.ExactComparison | None:
+    """The comparison of a run whose hits all took the same time (see compare_with_exact), or
+    None if the run has sample variance, censored rollouts, or t0 is too costly to propagate to."""
+    if (run.search != "none" or result.censored or result.hits < 2
+            or result.total_of_squares * result.hits != result.total * result.total):
+        return None
+    t0 = result.total // result.hits
+    if len(run.plans) * exact.propagation_cost(run.policy, t0) > ALL_EQUAL_COST:
+        return None
+    from scipy import stats
+
+    log_p = 0.0
+    for p in run.plans:
+        probability = float(exact.hitting_time_pmf(run.policy, p.target, t0)[t0])
+        log_p += p.rollouts * math.log(probability) if probability > 0 else -math.inf
+    p_value = math.exp(log_p)
+    z = float(stats.norm.isf(p_value / 2)) if p_value > 0 else math.inf
+    return planning.ExactComparison(
+        "all_equal", float(t0), max(z, 0.0), 0.0, math.nan,
+        f"every rollout took T = {t0} (no sample variance); the exact law gives that with probability "
+        f"{p_value:.3g}")

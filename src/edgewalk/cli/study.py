@@ -371,11 +371,9 @@ def _sweep_family(args: argparse.Namespace) -> int:
 
 def _topology_cell_json(result, cell) -> dict[str, object]:
     run = result.mc(cell)
-    reference = float(run.parameters.get("exact_mean", math.nan)) if run else math.nan
     return {"variant": cell.variant, **dict(zip(result.parameters["parameters"], cell.point)),
             "exact": cell.exact, "mc_mean": run.mean if run else math.nan,
-            "mc_stderr": run.stderr if run else math.nan,
-            "z": checks.z_score(run.mean, reference, run.stderr) if run else math.nan,
+            "mc_stderr": run.stderr if run else math.nan, "z": cell.z,
             "run": cell.run or None, "estimated_seconds": cell.estimated_seconds,
             "training_seconds": cell.training_seconds}
 

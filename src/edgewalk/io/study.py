@@ -59,7 +59,7 @@ _GROWTH_COLUMNS = [("series", "str"), ("parameter", "str"), ("held", "str"), ("p
 
 def _topology_cell_columns(parameters: list[str]):
     return [("variant", "str"), *[(p, "i8") for p in parameters], ("exact", "f8"), ("run", "str"),
-            ("estimated_seconds", "f8"), ("training_seconds", "f8")]
+            ("estimated_seconds", "f8"), ("training_seconds", "f8"), ("z", "f8")]
 
 
 def write_topology_study(path: str | os.PathLike[str], study: TopologyStudy) -> None:
@@ -69,7 +69,8 @@ def write_topology_study(path: str | os.PathLike[str], study: TopologyStudy) -> 
         /study                                 attrs: study_format, study_format_version = 2,
                                                parameters (JSON, with kind = "topology")
         /study/cells    table: variant (or "separation"), one column per size parameter of the
-                        family, exact, run, estimated_seconds, training_seconds
+                        family, exact, run, estimated_seconds, training_seconds, z (the
+                        Monte Carlo run against the exact law, nan if none)
         /study/growth   table: one row per GrowthFit (points as JSON)
     """
     names = list(study.parameters["parameters"])
@@ -80,7 +81,7 @@ def write_topology_study(path: str | os.PathLike[str], study: TopologyStudy) -> 
         group.attrs["study_format_version"] = TOPOLOGY_FORMAT_VERSION
         group.attrs["parameters"] = json.dumps(study.parameters)
         _write_table(group, "cells", _topology_cell_columns(names), [
-            (c.variant, *c.point, c.exact, c.run, c.estimated_seconds, c.training_seconds) for c in study.cells])
+            (c.variant, *c.point, c.exact, c.run, c.estimated_seconds, c.training_seconds, c.z) for c in study.cells])
         _write_table(group, "growth", _GROWTH_COLUMNS, [
             (g.series, g.parameter, g.held, json.dumps(list(g.points)), g.source, g.rate, g.rate_ci_low,
              g.rate_ci_high, g.rate_r2, g.power, g.power_ci_low, g.power_ci_high, g.power_r2, g.growth,

@@ -13,7 +13,7 @@ fitted twice: log T against x (exponential growth, ``rate`` = the factor per uni
 log T against log x (polynomial growth, ``power`` = the exponent), by least squares, weighted by
 the standard errors for Monte Carlo means, with 95% intervals from the t-distribution (as
 :mod:`.fits`). ``growth`` names the better fit by R^2 of log T, or "flat" where the rate's interval
-covers 1 and the power's covers 0, "decreasing" where the rate's lies below 1, "" where there are
+covers 1 and the power's covers 0 or the fitted values differ by less than 1%, "decreasing" where the rate's lies below 1, "" where there are
 fewer than 3 points. On exact
 values an interval measures only how far the points are from the fitted form.
 """
@@ -112,8 +112,10 @@ class FamilyGrid:
 class TopologyCell:
     """One series at one point: ``exact`` the exact E[T] (targets averaged; nan for sft+search,
     which has no exact solver; for ``separation`` the ratio E[T_sft] / E[T_rlvr]), ``run`` the
-    Monte Carlo run's name ("" if none), ``estimated_seconds`` its planned cost and
-    ``training_seconds`` the time its policy's training took (0 if untrained)."""
+    Monte Carlo run's name ("" if none), ``estimated_seconds`` its planned cost,
+    ``training_seconds`` the time its policy's training took (0 if untrained) and ``z`` its Monte
+    Carlo run against the exact law (:func:`edgewalk.targets.compare_with_exact`, judged when
+    the policy was at hand; nan without both)."""
 
     variant: str
     point: tuple[int, ...]
@@ -121,6 +123,7 @@ class TopologyCell:
     run: str
     estimated_seconds: float
     training_seconds: float
+    z: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -183,13 +186,17 @@ def fit_growth(x: Sequence[float], y: Sequence[float], sigma: Sequence[float] | 
             exponential.r2, polynomial.slope, polynomial.ci_low, polynomial.ci_high, polynomial.r2)
 
 
-def _judge(series: str, parameter: str, fit: tuple[float, ...]) -> tuple[str, str]:
+FLAT_SPREAD = 1.01  # a series whose fitted points differ by less than 1% is flat
+
+
+def _judge(series: str, parameter: str, fit: tuple[float, ...], spread: float = math.inf) -> tuple[str, str]:
+    """(growth, verdict) of a fit; ``spread`` is the largest fitted value over the smallest."""
     rate, low, high, r2_rate, power, p_low, p_high, r2_power = fit
     both = (f"rate x{rate:.4g} per unit of {parameter} [{low:.4g}, {high:.4g}] (R^2 {r2_rate:.5f}); "
             f"power {parameter}^{power:.3g} [{p_low:.3g}, {p_high:.3g}] (R^2 {r2_power:.5f})")
     if math.isnan(low):
         return "", f"too few points for an interval: {both}"
-    if (low <= 1 <= high and p_low <= 0 <= p_high) or (math.isnan(r2_rate) and abs(rate - 1) < 1e-9):
+    if (low <= 1 <= high and p_low <= 0 <= p_high) or spread < FLAT_SPREAD:
         return "flat", f"flat: {both}"
     if high < 1:
         return "decreasing", f"decreasing: {both}"
@@ -225,7 +232,7 @@ def fit_topology(grid: FamilyGrid, cells: Sequence[TopologyCell], runs: Mapping[
             n = min(tail, len(x))
             fx, fy, fs = x[-n:], y[-n:], None if exact_data else sigma[-n:]
             fit = fit_growth(fx, fy, fs)
-            growth, verdict = _judge(series, parameter, fit)
+            growth, verdict = _judge(series, parameter, fit, max(fy) / min(fy))
             found.append(GrowthFit(series, parameter, held, tuple(int(v) for v in fx),
                                    "exact" if exact_data else "monte carlo", *fit, growth, verdict))
     return found
@@ -355,15 +362,17 @@ def sweep_family(
             if SEARCH[variant] != "none":
                 exact_mean = math.nan
             simulated = run.estimated_seconds <= budget
+            z = math.nan
             if simulated:
                 with progress(name, rollouts) as update:
                     runs[name] = targets.execute(run, update)
+                z = targets.compare_with_exact(run, runs[name]).z
             cells.append(TopologyCell(variant, point, float(exact_mean), name if simulated else "",
                                       float(run.estimated_seconds),
-                                      float(seconds) if variant in ("sft", "rlvr", "distilled") else 0.0))
+                                      float(seconds) if variant in ("sft", "rlvr", "distilled") else 0.0, z))
         if "sft" in trained and "rlvr" in trained:
             ratio = trained["sft"][1] / trained["rlvr"][1]
-            cells.append(TopologyCell(SEPARATION, point, float(ratio), "", 0.0, 0.0))
+            cells.append(TopologyCell(SEPARATION, point, float(ratio), "", 0.0, 0.0, math.nan))
     parameters = {
         "kind": STUDY_KIND, **grid.to_json(), "parameters": list(grid.parameters), "variants": list(variants),
         "target": target, "rollouts": rollouts, "seed": seed, "budget_seconds": budget, "backend": backend,
@@ -384,7 +393,8 @@ def grid_of(study: TopologyStudy) -> FamilyGrid:
 @dataclass(frozen=True)
 class TopologyComparison:
     """One Monte Carlo mean against the exact value its run estimates (the share-weighted mean
-    over the run's targets, recorded as its exact_mean)."""
+    over the run's targets, recorded as its exact_mean); ``z`` is the cell's (see
+    :class:`TopologyCell`)."""
 
     variant: str
     point: tuple[int, ...]
@@ -396,16 +406,14 @@ class TopologyComparison:
 
 
 def compare_with_exact(study: TopologyStudy) -> list[TopologyComparison]:
-    """z = (Monte Carlo mean - exact) / stderr for every run that has an exact value."""
+    """Every Monte Carlo run that has an exact value, with the z the sweep judged it by."""
     found = []
     for cell in study.cells:
         result = study.mc(cell)
-        if result is None:
+        if result is None or math.isnan(cell.z):
             continue
         reference = float(result.parameters.get("exact_mean", math.nan))
-        if not math.isfinite(reference):
-            continue
         found.append(TopologyComparison(cell.variant, cell.point, result.mean, result.stderr, reference,
-                                        checks.z_score(result.mean, reference, result.stderr), result.censored))
+                                        cell.z, result.censored))
     return found
 
