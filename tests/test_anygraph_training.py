@@ -172,6 +172,8 @@ def test_train_run_and_exact_agree_on_one_target_convention(tmp_path, capsys):
     assert ran["target"] == "leaves" and ran["targets"] == ["t1", "t2", "t3", "t4", "t5"]
     assert ran["exact_mean"] == pytest.approx(trained["final_hitting_time"], rel=1e-10)
     assert abs(z_score(ran["mean"], ran["exact_mean"], ran["stderr"])) < Z_LIMIT
+    solved = _run_json(capsys, "exact", "--policy-file", str(path), "--json")
+    assert solved["target"] == "leaves" and solved["exact_mean"] == pytest.approx(trained["final_hitting_time"], rel=1e-12)
     for policy in ("rlvr", "pretrained"):
         solved = _run_json(capsys, "exact", "--depths", "6,5,4,3,3", "--policy", policy, "--json")
         simulated = _run_json(capsys, "run", "--depths", "6,5,4,3,3", "--policy", policy, "--rollouts", "5000",

@@ -86,7 +86,7 @@ def test_a_topology_study_file_reads_back_exactly(tmp_path):
     io.write_study(path, study)
     back = io.read_study(path)
     assert back.parameters == json.loads(json.dumps(study.parameters))
-    assert back.cells == study.cells
+    assert repr(back.cells) == repr(study.cells)  # repr: nan equals nan
     assert json.dumps([f.to_json() for f in back.fits]) == json.dumps([f.to_json() for f in study.fits])
     assert set(back.runs) == set(study.runs)
     # a single target (the grid's far corner): SFT and RLVR both learn a shortest path

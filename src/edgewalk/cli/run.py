@@ -68,6 +68,9 @@ def add_commands(commands) -> None:
     )
     add_graph_options(exact_cmd)
     exact_cmd.add_argument("--policy", choices=sorted(NAMED), default="pretrained", help="policy (default pretrained)")
+    exact_cmd.add_argument("--policy-file", default=None, metavar="PATH",
+                           help="the policy of a training file of `edgewalk train` (its graph replaces the graph "
+                           "options), or an n_states x n_states table saved with numpy.save (.npy), as in run")
     exact_cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     exact_cmd.set_defaults(handler=_exact)
 
@@ -188,7 +191,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _exact(args: argparse.Namespace) -> int:
-    policy = named(build_graph(args), args.policy)
+    graph = build_graph(args)
+    policy = named(graph, args.policy) if args.policy_file is None else _policy_file(args.policy_file, graph)
     chosen = targets.resolve(policy.graph, args.target)
     solutions = [exact.solve(policy, t) for t in chosen.nodes]
     values = [float(solution.values[0]) for solution in solutions]
