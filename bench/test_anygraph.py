@@ -18,7 +18,6 @@ import time
 from typing import Callable
 
 import numpy as np
-import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from edgewalk import exact, graph as graphs, memory, planning

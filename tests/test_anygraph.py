@@ -298,3 +298,23 @@ def test_a_run_without_sample_variance_is_judged_by_the_exact_law_of_its_one_val
     worse = from_logits(g, np.log(np.maximum(taught.probabilities, 1e-3)))
     claimed = targets.plan(worse, "leaves", rollouts=20_000, seed=2)
     assert targets.compare_with_exact(claimed, result).z > Z_LIMIT
+
+
+def test_the_command_line_builds_every_family_and_lanes_per_diamond(capsys):
+    import json
+
+    from edgewalk.cli import main
+
+    cases = [
+        (["--depths", "2,1", "--diamond-lanes", "2,3;1"], graphs.heterogeneous([2, 1], [[2, 3], [1]])),
+        (["--family", "star", "--degree", "3", "--length", "2"], graphs.star(3, 2)),
+        (["--family", "tree", "--branching", "3", "--depth", "2"], graphs.tree(3, 2)),
+        (["--family", "grid", "--rows", "3", "--columns", "2"], graphs.grid(3, 2)),
+        (["--family", "regular", "--nodes", "12", "--degree", "3", "--graph-seed", "5"], graphs.regular(12, 3, 5)),
+    ]
+    for argv, g in cases:
+        capsys.readouterr()
+        assert main(["exact", *argv, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["graph"] == g.describe() and out["target"] == "leaves"
+        assert out["exact_mean"] == pytest.approx(targets.mean_hitting_time(pretrained(g), targets.resolve(g)))

@@ -20,9 +20,11 @@ states that have more than one move and do not enter the root (docs/model.md sec
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Sequence
 
@@ -620,8 +622,5 @@ def short_name(graph: Graph) -> str:
         return "depths" + "-".join(map(str, d["depths"]))
     if "family" in d:
         return d["family"] + "".join(f"_{k}{v}" for k, v in d.items() if k != "family")
-    import hashlib
-    import json
-
     digest = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
     return f"graph-{digest}"

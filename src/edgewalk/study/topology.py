@@ -238,7 +238,7 @@ def fit_topology(grid: FamilyGrid, cells: Sequence[TopologyCell], runs: Mapping[
     return found
 
 
-def check_grid(grid: FamilyGrid, variants: Sequence[str], target_count: Callable[[Graph], int] | None = None) -> None:
+def check_grid(grid: FamilyGrid, variants: Sequence[str]) -> None:
     """Refuse, before building anything, a grid whose largest graph exceeds the memory limit or
     whose trainings would take over an hour (estimated from its graphs' sizes; each graph's
     targets counted as its leaves)."""
