@@ -100,3 +100,22 @@ def test_plots_of_a_topology_study(tmp_path):
     assert main(["sweep", "--family", "tree", "--branching", "2", "--depth", "1-3", "--base", "2,2",
                  "--variants", "pretrained,sft,rlvr", "--rollouts", "500", "--out", str(out)]) == 0
     assert sorted(p.name for p in (tmp_path / "t-plots").iterdir()) == ["growth_branching.png", "growth_depth.png"]
+
+
+def test_a_sweep_file_with_a_family_runs_the_topology_study(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.toml").write_text('family = "star"\nrollouts = 500\nbudget = 1.0\nvariants = ["sft", "rlvr"]\n'
+                                     'output = "star.h5"\n[grid]\ndegree = [2, 3]\nlength = "1-3"\nbase = [2, 2]\n')
+    assert main(["sweep", "t.toml", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    study = io.read_study(tmp_path / "star.h5")
+    assert report["out"] == "star.h5" and study.parameters["axes"] == {"degree": [2, 3], "length": [1, 2, 3]}
+    assert study.value("separation", (2, 3)) == pytest.approx((3 + 14) / 9, rel=1e-3)  # the closed forms
+    for argv, words in ((["--shard", "0/2"], "runs in one process"), (["--dask", "local"], "runs in one process")):
+        with pytest.raises(SystemExit):
+            main(["sweep", "t.toml", *argv])
+        assert words in capsys.readouterr().err
+    (tmp_path / "bad.toml").write_text('family = "star"\nblock_rollouts = 5\n[grid]\ndegree = [2]\nlength = [1]\nbase = [2, 1]\n')
+    with pytest.raises(SystemExit):
+        main(["sweep", "bad.toml"])
+    assert "bad.toml: unknown key(s) block_rollouts" in capsys.readouterr().err

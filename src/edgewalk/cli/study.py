@@ -256,6 +256,9 @@ def _sweep_file(args: argparse.Namespace) -> int:
              if dest not in ("shard", "dask") and getattr(args, dest) != default]
     if given:
         raise InputError(f"with FILE the file alone describes the sweep: put {', '.join(given)} in {args.file} instead")
+    family_data = _family_file(args.file)
+    if family_data is not None:
+        return _sweep_family_file(args, family_data)
     config = batch.load_config(args.file)
     shard = batch.parse_shard(args.shard) if args.shard is not None else None
     plots = None if not config.plots or shard else claim(config.plots, study_plot_names(config.variants),
@@ -431,3 +434,42 @@ def _check_topology(result, alpha: float, show_all: bool) -> int:
     print(f"{len(comparisons)} Monte Carlo means against exact, Bonferroni |z| threshold {threshold:.2f} "
           f"(two-sided alpha {alpha:g}): {'all agree' if not bad else 'DISAGREEMENT beyond chance'}")
     return 1 if bad else 0
+
+
+def _family_file(path: str) -> dict | None:
+    """The parsed sweep file if it describes a topology study (has a ``family`` key), else None
+    (the batch sweep reads it, and reports any problem with it)."""
+    from ..batch.config import tomllib
+
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return data if "family" in data else None
+
+
+def _sweep_family_file(args: argparse.Namespace, data: dict) -> int:
+    """`edgewalk sweep FILE` of a file with ``family = ...``: the topology study in one process."""
+    for option in ("shard", "dask"):
+        if getattr(args, option) is not None:
+            raise InputError(f"--{option}: a family sweep file runs in one process (shards and Dask are for "
+                             "the path-star study)")
+    config = topology.family_sweep_from_mapping(data, str(args.file))
+    check_new_output(config.output, "output:", overwrite=args.overwrite)
+    plots = None if not config.plots else claim(config.plots, topology_plot_names(list(config.grid.parameters)),
+                                                 args.overwrite, "plots")
+
+    @contextlib.contextmanager
+    def progress(label: str, total: int):
+        bar, update = progress_bar(total, label, args.progress)
+        with bar:
+            yield update
+
+    start = time.perf_counter()
+    result = topology.sweep_family(config.grid, config.variants, config.rollouts, config.seed, config.budget,
+                                   config.backend, config.threads, config.tail, config.target, progress)
+    write_study(config.output, result)
+    written = [] if plots is None else [str(p) for p in write_topology_plots(result, plots, args.overwrite)]
+    _print_topology(result, config.output, written, plots, time.perf_counter() - start, args.json)
+    return 0

@@ -417,3 +417,105 @@ def compare_with_exact(study: TopologyStudy) -> list[TopologyComparison]:
                                         cell.z, result.censored))
     return found
 
+
+
+# --------------------------------------------------------------------------- sweep files
+
+FAMILY_FILE_KEYS = ("family", "grid", "variants", "target", "rollouts", "seed", "budget", "tail", "output",
+                    "backend", "threads", "plots")
+
+
+@dataclass(frozen=True)
+class FamilySweep:
+    """A topology sweep described by a sweep file (``family = "..."``; see docs/cluster.md)::
+
+        family = "tree"
+        variants = ["pretrained", "sft", "sft+search", "rlvr", "distilled"]
+        target = "leaves"
+        rollouts = 20000
+        seed = 0
+        budget = 10.0
+        tail = 4
+        output = "edgewalk-study.h5"
+        backend = "numba"
+        threads = 2
+        plots = "plots"
+        [grid]                  # the family's size parameters, lists or ranges, and base
+        branching = "2-4"
+        depth = [1, 2, 3, 4, 5]
+        base = [2, 4]
+        seed = 0                # regular graphs only: the graphs' seed
+    """
+
+    grid: FamilyGrid
+    variants: tuple[str, ...] = VARIANTS
+    target: str = targets.LEAVES
+    rollouts: int = 20_000
+    seed: int = 0
+    budget: float = 10.0
+    tail: int = 4
+    output: str = "edgewalk-study.h5"
+    backend: str = "numba"
+    threads: int | None = None
+    plots: str | None = None
+
+
+def family_sweep_from_mapping(data: Mapping, source: str = "sweep file") -> FamilySweep:
+    """Check a parsed sweep file with a ``family`` key. Raises InputError naming ``source`` and
+    the offending key, with what is allowed, before any work."""
+    try:
+        return _family_sweep(data)
+    except InputError as error:
+        raise type(error)(f"{source}: {error}") from None
+
+
+def _family_sweep(data: Mapping) -> FamilySweep:
+    from .. import kernels
+    from .grid import parse_list
+
+    unknown = sorted(set(data) - set(FAMILY_FILE_KEYS))
+    if unknown:
+        raise InputError(f"unknown key(s) {', '.join(unknown)}; a family sweep file allows {', '.join(FAMILY_FILE_KEYS)} "
+                         "(shards, Dask and block_rollouts are for the path-star study)")
+    name = checks.choice("family", data["family"], FAMILIES)
+    parameters = FAMILY_PARAMETERS[name]
+    grid_data = data.get("grid")
+    allowed = (*parameters, "base", *(("seed",) if name == "regular" else ()))
+    if not isinstance(grid_data, Mapping) or set(grid_data) - set(allowed) or not {*parameters, "base"} <= set(grid_data):
+        raise InputError(f"[grid] needs the keys {', '.join((*parameters, 'base'))} of family {name}"
+                         + (" (and may give seed)" if name == "regular" else ""))
+    axes = {}
+    for p in parameters:
+        value = grid_data[p]
+        if isinstance(value, str):
+            axes[p] = parse_list(value, f"grid.{p}")
+        elif isinstance(value, list) and value:
+            axes[p] = tuple(checks.whole(f"grid.{p}", v, 1) for v in value)
+        else:
+            raise InputError(f"grid.{p} must be a non-empty list of whole numbers or a string like \"1-6\", got {value!r}")
+    base = grid_data["base"]
+    if not (isinstance(base, list) and len(base) == len(parameters)):
+        raise InputError(f"grid.base must be a list of {len(parameters)} whole numbers {parameters}, got {base!r}")
+    fixed = {"seed": checks.seed("grid.seed", grid_data.get("seed", 0))} if name == "regular" else {}
+    grid = FamilyGrid(name, axes, dict(zip(parameters, (checks.whole("grid.base", v, 1) for v in base))), fixed)
+    variants = data.get("variants", list(VARIANTS))
+    if not isinstance(variants, list) or any(v not in VARIANTS for v in variants):
+        raise InputError(f"variants must be a list of names from {', '.join(VARIANTS)}, got {variants!r}")
+    strings = {}
+    for key, default in (("output", "edgewalk-study.h5"), ("backend", "numba"), ("plots", None),
+                         ("target", targets.LEAVES)):
+        value = data.get(key, default)
+        if value is not None and not (isinstance(value, str) and value):
+            raise InputError(f"{key} must be a non-empty string, got {value!r}")
+        strings[key] = value
+    threads = data.get("threads")
+    variants = tuple(checks.distinct("variants", variants))
+    check_grid(grid, variants)
+    return FamilySweep(
+        grid=grid, variants=variants, target=strings["target"],
+        rollouts=checks.whole("rollouts", data.get("rollouts", 20_000), 1),
+        seed=checks.seed("seed", data.get("seed", 0)),
+        budget=checks.real("budget (seconds)", data.get("budget", 10.0), 0.0),
+        tail=checks.whole("tail", data.get("tail", 4), 3), output=strings["output"],
+        backend=checks.choice("backend", strings["backend"], kernels.BACKENDS),
+        threads=None if threads is None else kernels.check_threads(threads), plots=strings["plots"])
