@@ -190,9 +190,47 @@ CASES = [
     Case("teacher iterations 0", lambda t: ["train", "--method", "distill", *SMALL, "--teacher-iterations", "0",
                                             "--out", str(t / "out.h5")], 2, "--teacher-iterations"),
     Case("exact at s0", lambda t: ["exact", *SMALL, "--target", "s0"], 2, "can never be entered"),
+    # 7. any graph (docs/model.md section 7)
+    Case("unknown target node", lambda t: ["exact", "--family", "tree", "--target", "nope"], 2, "no node 'nope'"),
+    Case("graph file line", lambda t: ["exact", "--graph", str(_graph_file(t, "a b\nb c d\n")), "--root", "a"],
+         2, "line 2: expected two node names"),
+    Case("empty graph file", lambda t: ["exact", "--graph", str(_graph_file(t, "# nothing\n\n")), "--root", "a"],
+         2, "the edge list is empty"),
+    Case("disconnected graph", lambda t: ["run", "--graph", str(_graph_file(t, "a b\nc d\n")), "--root", "a",
+                                          "--policy", "pretrained", "--out", str(t / "out.h5")],
+         2, "disconnected: node 'c'"),
+    Case("missing graph file", lambda t: ["exact", "--graph", str(t / "nope.txt"), "--root", "a"], 2, "no such file"),
+    Case("binary graph file", lambda t: ["exact", "--graph", str(_binary(t)), "--root", "a"], 2, "not a text file"),
+    Case("unreadable GraphML", lambda t: ["exact", "--graph", str(_graph_file(t, "<graphml", "g.graphml")),
+                                          "--root", "a"], 2, "not readable GraphML"),
+    Case("root not a node", lambda t: ["exact", "--graph", str(_graph_file(t, "a b\n")), "--root", "z"],
+         2, "root: no node 'z'"),
+    Case("graph without root", lambda t: ["exact", "--graph", str(_graph_file(t, "a b\n"))], 2, "--root"),
+    Case("option of another family", lambda t: ["exact", "--family", "grid", "--branching", "3"],
+         2, "--branching: not an option of --family grid"),
+    Case("odd regular graph", lambda t: ["exact", "--family", "regular", "--nodes", "9", "--degree", "3"],
+         2, "--degree: nodes * degree must be even"),
+    Case("huge tree", lambda t: ["run", "--family", "tree", "--branching", "10", "--depth", "12", "--policy",
+                                 "pretrained", "--out", str(t / "out.h5")], 3, "tree branching = 10, depth = 12"),
+    Case("huge topology sweep", lambda t: ["sweep", "--family", "tree", "--depth", "1-14", "--no-plots",
+                                           "--out", str(t / "out.h5")], 3, "would take about"),
+    Case("named policy off the path-star", lambda t: ["run", "--family", "star", "--policy", "sft",
+                                                      "--out", str(t / "out.h5")], 2, "path-star graphs only"),
     Case("run at s0", lambda t: ["run", *SMALL, "--policy", "rlvr", "--target", "s0",
                                  "--out", str(t / "out.h5")], 2, "can never be entered"),
 ]
+
+
+def _graph_file(tmp: Path, text: str, name: str = "graph.txt") -> Path:
+    path = tmp / name
+    path.write_text(text)
+    return path
+
+
+def _binary(tmp: Path) -> Path:
+    path = tmp / "graph.bin"
+    path.write_bytes(bytes(range(256)))
+    return path
 
 
 def _npz(tmp: Path) -> Path:
@@ -297,7 +335,7 @@ def test_sigterm_ends_a_run_at_once_and_leaves_no_file(tmp_path):
     out = tmp_path / "out.h5"
     process = subprocess.Popen(
         [sys.executable, "-m", "edgewalk.cli", "run", "-W", "15", "-K", "15", "-L", "5", "--policy",
-         "pretrained", "--rollouts", "10000000", "--force", "--threads", "1", "--out", str(out)],
+         "pretrained", "--rollouts", "10000000", "--method", "step", "--force", "--threads", "1", "--out", str(out)],
         stderr=subprocess.PIPE, text=True)
     time.sleep(8)  # well into the simulation
     sent = time.monotonic()

@@ -45,13 +45,16 @@ def test_the_same_seed_gives_the_same_numbers_on_either_backend(tmp_path, capsys
 
 @pytest.mark.slow
 def test_main_job_runs_three_policies_with_sft_on_a_depth_that_finishes(tmp_path, capsys):
-    summary = run_json(capsys, "-W", "4", "-K", "12", "-L", "3", "--rollouts", "300",
-                       "--out", str(tmp_path / "m.h5"))
-    policies = [r["policy"] for r in summary["runs"]]
-    assert policies == ["pretrained", "sft", "rlvr"]
-    sft_depth = summary["runs"][1]["graph"]["K"]
-    assert 1 <= sft_depth < 12
-    assert set(edgewalk.read(tmp_path / "m.h5")) == {r["run"] for r in summary["runs"]}
+    # the leap method runs SFT on the graph itself; step by step, on the deepest that finishes
+    leaped = run_json(capsys, "-W", "4", "-K", "12", "-L", "3", "--rollouts", "300",
+                      "--out", str(tmp_path / "m.h5"))
+    assert [r["policy"] for r in leaped["runs"]] == ["pretrained", "sft", "rlvr"]
+    assert leaped["runs"][1]["graph"]["K"] == 12 and leaped["runs"][1]["method"] == "leap"
+    assert set(edgewalk.read(tmp_path / "m.h5")) == {r["run"] for r in leaped["runs"]}
+    stepped = run_json(capsys, "-W", "4", "-K", "12", "-L", "3", "--rollouts", "300", "--method", "step",
+                       "--out", str(tmp_path / "s.h5"))
+    sft_depth = stepped["runs"][1]["graph"]["K"]
+    assert 1 <= sft_depth < 12 and stepped["runs"][1]["method"] == "step"
 
 
 @pytest.mark.parametrize(

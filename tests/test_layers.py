@@ -14,7 +14,7 @@ LAYERS = [
     ["graph", "alias", "policy", "lumping"],
     ["_numba_kernel", "_numba_leap", "kernels", "result", "engine", "leap"],
     ["_gth", "exact"],
-    ["planning"],
+    ["planning", "targets"],
     ["training"],
     ["study", "batch.config", "batch.units"],
     ["io"],

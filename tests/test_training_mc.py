@@ -61,9 +61,11 @@ def test_training_file_round_trip_and_run_policy_file(tmp_path, capsys):
     assert main(["run", "--policy-file", str(path), "--rollouts", "2000", "--seed", "5", "--json",
                  "--out", str(tmp_path / "r.h5")]) == 0
     summary = json.loads(capsys.readouterr().out)
-    direct = ew.simulate(run.policy, rollouts=2000, seed=5)
-    assert summary["mean"] == direct.mean
-    assert summary["exact_mean"] == pytest.approx(ew.expected_hitting_time(run.policy, graph.leaf(1)))
+    # the default target is the leaves, as in training: one sub-run per leaf
+    direct = ew.targets.simulate(run.policy, "leaves", rollouts=2000, seed=5)
+    assert summary["mean"] == direct.mean and summary["target"] == "leaves"
+    means = [ew.expected_hitting_time(run.policy, leaf) for leaf in graph.leaves]
+    assert summary["exact_mean"] == pytest.approx((667 * means[0] + 667 * means[1] + 666 * means[2]) / 2000)
 
 
 def test_train_command_json(tmp_path, capsys):

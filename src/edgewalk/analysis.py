@@ -98,7 +98,11 @@ def load(path: str | os.PathLike[str]) -> "xarray.Dataset":
     variable. Histograms: :func:`load_histograms`."""
     kind = io.file_kind(path)
     if kind == "study":
-        return study_dataset(io.read_study(path), str(path))
+        study = io.read_study(path)
+        if not isinstance(study, Study):
+            raise InputError(f"{path}: a topology study (edgewalk sweep --family); read it with "
+                             "edgewalk.io.read_study, load() takes path-star studies")
+        return study_dataset(study, str(path))
     if kind == "runs":
         return runs_dataset(io.read(path), str(path))
     return training_dataset(io.read_training(path), io.read_training_summary(path), str(path))

@@ -55,6 +55,7 @@ def plan(
     first_rollout: int = 0,
     force: bool = False,
     method: str = "auto",
+    edges: np.ndarray | None = None,
 ) -> RunPlan:
     """Check a run's parameters, fill in its defaults and estimate its cost.
 
@@ -69,9 +70,11 @@ def plan(
     the search wrapper to 2 * n_states, which it never reaches. ``bins`` defaults to
     min(max_steps + 1, 4096) bins of equal integer width covering [0, max_steps], or for leap
     runs to log-spaced bins where the law spans several decades (``leap.suggest_edges``).
-    ``first_rollout`` starts the run at that rollout of the seed's sequence (parts of a run add
-    up to the whole). Raises InputError naming a bad parameter, SizeError for a problem too big
-    for memory, and CostError for a run estimated to take over an hour unless ``force``."""
+    ``edges`` (instead of ``bins``) gives the histogram's integer bin edges outright: strictly
+    increasing from 0, the last beyond max_steps. ``first_rollout`` starts the run at that
+    rollout of the seed's sequence (parts of a run add up to the whole). Raises InputError naming
+    a bad parameter, SizeError for a problem too big for memory, and CostError for a run
+    estimated to take over an hour unless ``force``."""
     target = resolve_target(policy, target)
     rollouts = checks.whole("rollouts", rollouts, 1)
     seed = checks.seed("seed", seed)
@@ -103,7 +106,11 @@ def plan(
     tables = None
     if lumped is not None and (method == "leap" or (method == "auto" and small)):
         tables = _leap_tables(lumped, max_steps, method)
-    if tables is not None and bins is None:
+    if edges is not None:
+        if bins is not None:
+            raise InputError("bins and edges: give one of them")
+        edges = leap.check_edges(edges, max_steps)
+    elif tables is not None and bins is None:
         edges = leap.suggest_edges(tables, max_steps)
     else:
         bins = min(max_steps + 1, DEFAULT_BINS if bins is None else bins)

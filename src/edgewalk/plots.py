@@ -26,10 +26,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from . import exact
-from .graph import path_star
+from .graph import in_words, path_star
 from .errors import InputError
 from .result import HittingTimes, TrainingRun
-from .study import VARIANTS, Cell, Study, grid_of
+from .study import VARIANTS, Cell, Study, TopologyStudy, grid_of
+from .study import topology
 
 __all__ = ["claim", "study_plot_names", "run_plot_names", "training_plot_names", "write_plots",
            "write_run_plots", "write_training_plots"]
@@ -250,8 +251,9 @@ def write_training_plots(run: TrainingRun, directory: str | os.PathLike[str],
     axes.plot(run.iteration, run.hitting_time, color="C0", label=f"{run.method} (exact E[T])")
     if optimum is not None:
         axes.axhline(optimum, color="k", linestyle="--", linewidth=1, label=f"optimum {optimum:.6g}")
-    axes.set(yscale="log", xlabel="iteration", ylabel="expected hitting time (leaves as targets)",
-             title=f"{run.method} on {run.graph}")
+    targets = ", ".join(run.settings.get("targets", ["leaves"]))
+    axes.set(yscale="log", xlabel="iteration", ylabel=f"expected hitting time (targets: {targets[:40]})",
+             title=f"{run.method} on {in_words(run.graph)}")
     axes.legend()
     paths = [_save(figure, directory / f"{run.method}_hitting_time.png")]
 
@@ -259,12 +261,59 @@ def write_training_plots(run: TrainingRun, directory: str | os.PathLike[str],
     for index, name in enumerate("abcd"):
         axes = figure.add_subplot(2, 2, index + 1)
         values = getattr(run, name)
+        if values.size == 0:
+            axes.text(0.5, 0.5, "no a, b, c, d off the path-star", ha="center", transform=axes.transAxes)
+            continue
         if values.ndim == 3:  # per branch: average over the branches that reach each depth
             values = np.nanmean(values, axis=1)
         for depth in range(values.shape[1]):
             axes.plot(run.iteration, values[:, depth], color=f"C{depth % 10}", label=f"j={depth + 1}")
         axes.set(ylim=(-0.02, 1.02), xlabel="iteration", title=name)
-    figure.axes[0].legend(fontsize="x-small", ncol=2)
+    if run.a.size:
+        figure.axes[0].legend(fontsize="x-small", ncol=2)
     figure.suptitle(f"{run.method}: per-depth probabilities of the desired move")
     paths.append(_save(figure, directory / f"{run.method}_abcd.png"))
+    return paths
+
+
+def topology_plot_names(parameters: list[str]) -> list[str]:
+    """The PNGs :func:`write_topology_plots` writes: ``growth_<parameter>.png`` per size parameter."""
+    return [f"growth_{p}.png" for p in parameters]
+
+
+def write_topology_plots(study: TopologyStudy, directory: str | os.PathLike[str],
+                         overwrite: bool = False) -> list[Path]:
+    """Per size parameter, ``growth_<parameter>.png``: the exact E[T] of every variant (Monte
+    Carlo means with 95% error bars where there is no exact value) against the parameter, the
+    others held at the base, on a log axis; beside it the separation E[T_sft] / E[T_rlvr]."""
+    parameters = list(study.parameters["parameters"])
+    directory = claim(directory, topology_plot_names(parameters), overwrite)
+    directory.mkdir(exist_ok=True)
+    grid = topology.grid_of(study)
+    by_key = {(c.variant, c.point): c for c in study.cells}
+    paths = []
+    for parameter in parameters:
+        i = parameters.index(parameter)
+        figure = Figure(figsize=(10.4, 4.2), layout="constrained")
+        times, ratio = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+        for number, variant in enumerate(dict.fromkeys(c.variant for c in study.cells)):
+            axes = ratio if variant == topology.SEPARATION else times
+            x, y, err = [], [], []
+            for point in grid.axis(parameter):
+                cell = by_key.get((variant, point))
+                if cell is None:
+                    continue
+                result = study.mc(cell)
+                if math.isfinite(cell.exact):
+                    x.append(point[i]), y.append(cell.exact), err.append(0.0)
+                elif result is not None and result.hits:
+                    x.append(point[i]), y.append(result.mean), err.append(1.96 * result.stderr)
+            if x:
+                axes.errorbar(x, y, yerr=err, marker="o", color=f"C{number}", label=variant, capsize=2)
+        held = ", ".join(f"{p}={grid.base[p]}" for p in parameters if p != parameter)
+        times.set(yscale="log", xlabel=parameter, ylabel=f"E[T] (target {study.parameters['target']})",
+                  title=f"{grid.family}, {held}")
+        ratio.set(yscale="log", xlabel=parameter, ylabel="E[T_sft] / E[T_rlvr]", title="separation")
+        times.legend(fontsize="small")
+        paths.append(_save(figure, directory / f"growth_{parameter}.png"))
     return paths

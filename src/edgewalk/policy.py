@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from . import checks
 from .alias import AliasTables
 from .errors import InputError
-from .graph import Graph, PathStar, StateKind
+from .graph import Graph, PathStar, StateKind, short_name
 
 ParameterLike = Union[float, np.ndarray, list, None]
 
@@ -84,7 +84,7 @@ def _validate_rows(graph: Graph, probabilities: np.ndarray) -> None:
 
 def _path_star(graph: Graph, what: str) -> PathStar:
     if not isinstance(graph, PathStar):
-        raise InputError(f"{what}: defined on path-star graphs only, not on {graph.describe()}")
+        raise InputError(f"{what}: defined on path-star graphs only, not on {short_name(graph)}")
     return graph
 
 

@@ -8,6 +8,7 @@ The TOML file (every key but ``[grid]`` optional; defaults shown)::
                                # <= budget seconds on ONE thread (the same choice on every machine)
     variants = ["pretrained", "sft", "sft+search", "rlvr", "rlvr+search", "distilled"]
     policies = "converged"     # or "trained"
+    target = "leaves"          # each rollout's target drawn from the leaves, or a node name (t1)
     tail = 4                   # points of the exponential fits
     block_rollouts = 10000     # rollouts per unit
     output = "edgewalk-study.h5"
@@ -22,7 +23,7 @@ The TOML file (every key but ``[grid]`` optional; defaults shown)::
     L = "2-6"
     base = [6, 3, 5]
 
-The *configuration hash* covers what determines the results (grid, variants, policies,
+The *configuration hash* covers what determines the results (grid, variants, policies, target,
 rollouts, seed, budget, tail, block_rollouts), not where or how they are computed (output,
 plots, backend, threads).
 """
@@ -47,9 +48,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-CONFIG_KEYS = ("grid", "variants", "policies", "rollouts", "seed", "budget", "tail", "block_rollouts",
-               "output", "backend", "threads", "plots")
-RESULT_KEYS = ("grid", "variants", "policies", "rollouts", "seed", "budget", "tail", "block_rollouts")
+CONFIG_KEYS = ("grid", "variants", "policies", "target", "rollouts", "seed", "budget", "tail",
+               "block_rollouts", "output", "backend", "threads", "plots")
+RESULT_KEYS = ("grid", "variants", "policies", "target", "rollouts", "seed", "budget", "tail",
+               "block_rollouts")
 GRID_KEYS = ("W", "K", "L", "base")
 
 
@@ -60,6 +62,7 @@ class SweepConfig:
     grid: Grid
     variants: tuple[str, ...] = tuple(VARIANTS)
     policies: str = "converged"
+    target: str = "leaves"
     rollouts: int = 50_000
     seed: int = 0
     budget: float = 20.0
@@ -75,7 +78,8 @@ class SweepConfig:
         data: dict[str, Any] = {
             "grid": {"W": list(self.grid.W), "K": list(self.grid.K), "L": list(self.grid.L),
                      "base": list(self.grid.base)},
-            "variants": list(self.variants), "policies": self.policies, "rollouts": self.rollouts,
+            "variants": list(self.variants), "policies": self.policies, "target": self.target,
+            "rollouts": self.rollouts,
             "seed": self.seed,
             "budget": self.budget, "tail": self.tail, "block_rollouts": self.block_rollouts,
             "output": self.output, "backend": self.backend, "threads": self.threads,
@@ -144,7 +148,8 @@ def _config(data: Mapping[str, Any]) -> SweepConfig:
     if not isinstance(variants, list):
         raise InputError(f"variants must be a list of names from {', '.join(VARIANTS)}, got {variants!r}")
     strings = {}
-    for key, default in (("output", "edgewalk-study.h5"), ("backend", "numba"), ("plots", None)):
+    for key, default in (("output", "edgewalk-study.h5"), ("backend", "numba"), ("plots", None),
+                         ("target", "leaves")):
         value = data.get(key, default)
         if value is not None and not (isinstance(value, str) and value):
             raise InputError(f"{key} must be a non-empty string, got {value!r}")
@@ -156,6 +161,7 @@ def _config(data: Mapping[str, Any]) -> SweepConfig:
         grid=grid,
         variants=variants,
         policies=checks.choice("policies", data.get("policies", "converged"), study.POLICY_SOURCES),
+        target=strings["target"],
         rollouts=checks.whole("rollouts", data.get("rollouts", 50_000), 1),
         seed=checks.seed("seed", data.get("seed", 0)),
         budget=checks.real("budget (seconds)", data.get("budget", 20.0), 0.0),

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import engine, kernels, study
-from ..engine import RunPlan
+from .. import kernels, study, targets
+from ..targets import TargetsPlan
 from ..result import HittingTimes
 from ..study import PlannedCell, Study
 from .config import SweepConfig
@@ -46,7 +46,7 @@ class Unit:
         """The unit's name in a units file: ``<run>@<first>``."""
         return f"{self.cell.name}@{self.first}"
 
-    def plan(self, backend: str, threads: int | None) -> RunPlan:
+    def plan(self, backend: str, threads: int | None) -> TargetsPlan:
         """The unit as a plan the engine executes (small and picklable: a Dask task)."""
         return self.cell.run.part(self.first, self.count).on(backend, kernels.check_threads(threads))
 
@@ -71,7 +71,7 @@ def plan(config: SweepConfig) -> tuple[list[PlannedCell], list[Unit]]:
     parameter before any work."""
     cells = study.plan_cells(config.grid, config.variants, config.rollouts, config.seed,
                              config.budget, config.backend, BUDGET_THREADS, config.tail,
-                             config.policies)
+                             config.policies, config.target)
     units: list[Unit] = []
     for cell in cells:
         if cell.simulated:
@@ -80,18 +80,18 @@ def plan(config: SweepConfig) -> tuple[list[PlannedCell], list[Unit]]:
     return cells, units
 
 
-def compute(unit_plan: RunPlan) -> HittingTimes:
+def compute(unit_plan: TargetsPlan) -> HittingTimes:
     """Simulate one unit. Depends only on the plan's rollouts, not on where it runs, its backend
     or threads."""
-    return engine.execute(unit_plan)
+    return targets.execute(unit_plan)
 
 
 def combine(cell: PlannedCell, parts: Sequence[HittingTimes]) -> HittingTimes:
     """The run of ``cell`` from its parts in rollout order (exact integer sums); its parameters
     are those of one run over all rollouts (threads: the most any part used)."""
     total = functools.reduce(operator.add, parts)
-    parameters = dict(parts[0].parameters)
-    parameters.update(rollouts=cell.run.rollouts, first_rollout=0,
+    parameters = cell.run.describe()  # a part of a run over several targets records only its own
+    parameters.update(backend=parts[0].parameters["backend"],
                       threads=max(int(p.parameters.get("threads", 1)) for p in parts))
     return replace(total, parameters=parameters)
 
@@ -109,7 +109,7 @@ def assemble(config: SweepConfig, cells: Sequence[PlannedCell], units: Sequence[
     threads = max((int(r.parameters.get("threads", 1)) for r in runs.values()), default=1)
     parameters = study.study_parameters(config.grid, config.variants, config.rollouts, config.seed,
                                         config.budget, config.backend, threads, config.tail,
-                                        config.policies)
+                                        config.policies, config.target)
     parameters.update(budget_threads=BUDGET_THREADS, block_rollouts=config.block_rollouts,
                       config_hash=config.hash)
     return study.assemble(cells, runs, config.grid, parameters, config.tail)

@@ -15,7 +15,9 @@ from . import files, run, study, train
 
 DESCRIPTION = """\
 Monte Carlo hitting times of edge-conditioned policies on the path-star graph of Wei & Kim,
-"Provable Benefits of RLVR over SFT for Reasoning Models" (ICML 2026).
+"Provable Benefits of RLVR over SFT for Reasoning Models" (ICML 2026), and on any graph
+(--family star|tree|grid|regular, or --graph FILE --root NODE). The target is --target leaves
+(the default: uniform over the graph's leaves, what training optimises) or a node.
 
   edgewalk run                  the main job: pretrained, SFT and RLVR on the paper's graph
                                 (W = K = 15, L = 5; SFT on the deepest graph that fits the
@@ -27,6 +29,8 @@ Monte Carlo hitting times of edge-conditioned policies on the path-star graph of
   edgewalk train --method rlvr  post-train a policy; simulate it with run --policy-file
   edgewalk sweep                the scaling study against the paper's bounds; check its file
                                 with edgewalk check
+  edgewalk sweep --family tree  the topology study: SFT, RLVR and distilled trained on every
+                                graph of a family, and the separation E[T_sft] / E[T_rlvr]
   edgewalk sweep study.toml --shard 0/4
                                 a quarter of a sweep file's work (SLURM arrays); edgewalk merge
                                 joins the shards; --dask runs it on a Dask cluster

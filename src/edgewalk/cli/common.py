@@ -12,22 +12,53 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
-from ..graph import Graph, heterogeneous, path_star, symmetric_size
+from ..graph import (FAMILIES, Graph, family_size, grid, heterogeneous, path_star, regular, star,
+                     symmetric_size, tree)
+
+
+# Each family's size options (argparse dest) and their defaults; -K/--depth serves the path-star
+# (K) and the tree (h), --degree the star and the regular graph.
+FAMILY_OPTIONS = {
+    "path-star": {"branches": 15, "depth": 15, "lanes": 5},
+    "star": {"degree": 5, "length": 5},
+    "tree": {"branching": 2, "depth": 4},
+    "grid": {"rows": 10, "columns": 10},
+    "regular": {"nodes": 100, "degree": 3, "graph_seed": 0},
+}
+FAMILY_ONLY = {"depths": "path-star", "diamond_lanes": "path-star"}
 
 
 def add_graph_options(parser: argparse.ArgumentParser, target: bool = True) -> None:
-    graph = parser.add_argument_group("graph (docs/model.md section 1)")
-    graph.add_argument("-W", "--branches", type=int, default=15, help="branches W >= 1 (default 15)")
-    graph.add_argument("-K", "--depth", type=int, default=15, help="diamonds per branch K >= 1 (default 15)")
-    graph.add_argument("-L", "--lanes", type=int, default=5, help="parallel edges per diamond L >= 1 (default 5)")
+    graph = parser.add_argument_group("graph (docs/model.md sections 1 and 7)")
+    graph.add_argument("--family", choices=FAMILIES, default=None,
+                       help="a built-in family (default path-star); each has its size options below")
+    graph.add_argument("-W", "--branches", type=int, default=None, help="path-star: branches W >= 1 (default 15)")
+    graph.add_argument("-K", "--depth", type=int, default=None,
+                       help="path-star: diamonds per branch K >= 1 (default 15); tree: depth h (default 4)")
+    graph.add_argument("-L", "--lanes", type=int, default=None, help="path-star: parallel edges per diamond L >= 1 (default 5)")
     graph.add_argument(
         "--depths", type=str, default=None, metavar="K1,K2,...",
-        help="heterogeneous graph: comma-separated depth per branch (replaces -W and -K), e.g. 6,5,4,3,3",
+        help="heterogeneous path-star: comma-separated depth per branch (replaces -W and -K), e.g. 6,5,4,3,3",
     )
+    graph.add_argument("--diamond-lanes", type=str, default=None, metavar="L11,L12;L21,...",
+                       help="heterogeneous path-star: lanes per diamond, branches separated by ';' (with "
+                       "--depths, replacing -L), e.g. 5,4;3,3")
+    graph.add_argument("--degree", type=int, default=None, help="star: arms d (default 5); regular: degree d (default 3)")
+    graph.add_argument("--length", type=int, default=None, help="star: arm length l (default 5)")
+    graph.add_argument("--branching", type=int, default=None, help="tree: children per inner node b (default 2)")
+    graph.add_argument("--rows", type=int, default=None, help="grid: rows m (default 10)")
+    graph.add_argument("--columns", type=int, default=None, help="grid: columns n (default 10)")
+    graph.add_argument("--nodes", type=int, default=None, help="regular: nodes n (default 100)")
+    graph.add_argument("--graph-seed", type=int, default=None, help="regular: the graph's seed (default 0)")
+    graph.add_argument("--graph", default=None, metavar="FILE",
+                       help="any undirected multigraph: an edge list (two node names per line, '#' comments; "
+                       "a repeated pair is a parallel edge) or GraphML (.graphml, needs networkx); with --root")
+    graph.add_argument("--root", default=None, metavar="NODE", help="--graph: the node the start state enters")
     if target:
         parser.add_argument(
             "--target", default=None, metavar="NODE",
-            help="node whose entry ends a rollout: t1..tW (leaves), f, or u(i,j,l|r) (default t1)",
+            help="'leaves' (default: uniform over the graph's leaves, what training optimises) or the node "
+            "whose entry ends a rollout, by name: t1..tW, f or u(i,j,l|r) on the path-star",
         )
 
 
@@ -47,15 +78,77 @@ def stage(label: str, shown: bool) -> Iterator[None]:
 
 
 def build_graph(args: argparse.Namespace) -> Graph:
+    """The graph the options describe (--graph FILE, or a --family with its size options), each
+    option checked to belong to it."""
+    given = {dest for dest in (*{d for o in FAMILY_OPTIONS.values() for d in o}, *FAMILY_ONLY)
+             if getattr(args, dest, None) is not None}
+    if args.graph is not None:
+        if args.family is not None or given:
+            extra = ["--family"] if args.family is not None else []
+            extra += [_option(dest) for dest in sorted(given)]
+            raise InputError(f"--graph: a graph file replaces {', '.join(extra)}; give one or the other")
+        if args.root is None:
+            raise InputError("--root: give the node of --graph FILE the start state enters")
+        from ..io.graphs import read_graph
+
+        return read_graph(args.graph, args.root)
+    if args.root is not None:
+        raise InputError("--root: only with --graph FILE (a family has its own root)")
+    name = args.family or "path-star"
+    allowed = set(FAMILY_OPTIONS[name]) | {d for d, f in FAMILY_ONLY.items() if f == name}
+    wrong = sorted(given - allowed)
+    if wrong:
+        raise InputError(f"{_option(wrong[0])}: not an option of --family {name} (its options: "
+                         f"{', '.join(_option(d) for d in sorted(allowed))})")
+    value = {dest: default if getattr(args, dest) is None else getattr(args, dest)
+             for dest, default in FAMILY_OPTIONS[name].items()}
+    if name == "path-star":
+        return _path_star(args, value)
+    size = {"star": ("degree", "length"), "tree": ("branching", "depth"), "grid": ("rows", "columns"),
+            "regular": ("nodes", "degree")}[name]
+    if all(isinstance(value[d], int) and value[d] >= 1 for d in size) and (
+            family_size(name, *(value[d] for d in size))[1] >= BIG_CHAIN):
+        with stage(f"building the {name} graph", True):
+            return _family(name, value)
+    return _family(name, value)
+
+
+def _family(name: str, value: dict) -> Graph:
+    if name == "star":
+        return star(value["degree"], value["length"])
+    if name == "tree":
+        return tree(value["branching"], value["depth"])
+    if name == "grid":
+        return grid(value["rows"], value["columns"])
+    return regular(value["nodes"], value["degree"], value["graph_seed"])
+
+
+def _option(dest: str) -> str:
+    return {"branches": "-W/--branches", "depth": "-K/--depth", "lanes": "-L/--lanes"}.get(
+        dest, "--" + dest.replace("_", "-"))
+
+
+def _path_star(args: argparse.Namespace, value: dict) -> Graph:
     if args.depths is None:
-        big = checks_size(args.branches, args.depth, args.lanes) >= BIG_CHAIN
-        with stage(f"building the graph W = {args.branches}, K = {args.depth}, L = {args.lanes}", big):
-            return path_star(args.branches, args.depth, args.lanes)
+        if args.diamond_lanes is not None:
+            raise InputError("--diamond-lanes: give --depths too (one depth per branch)")
+        big = checks_size(value["branches"], value["depth"], value["lanes"]) >= BIG_CHAIN
+        with stage(f"building the graph W = {value['branches']}, K = {value['depth']}, L = {value['lanes']}", big):
+            return path_star(value["branches"], value["depth"], value["lanes"])
     try:
         depths = [int(k) for k in args.depths.split(",")]
     except ValueError:
         raise InputError(f"--depths must be comma-separated whole numbers >= 1, got {args.depths!r}") from None
-    return heterogeneous(depths, args.lanes)
+    if args.diamond_lanes is None:
+        return heterogeneous(depths, value["lanes"])
+    try:
+        lanes = [[int(n) for n in branch.split(",")] for branch in args.diamond_lanes.split(";")]
+    except ValueError:
+        raise InputError("--diamond-lanes must be whole numbers, commas between the diamonds of a branch and "
+                         f"';' between branches (e.g. 5,4;3,3), got {args.diamond_lanes!r}") from None
+    if args.lanes is not None:
+        raise InputError("--diamond-lanes: it replaces -L/--lanes; give one or the other")
+    return heterogeneous(depths, lanes)
 
 
 def checks_size(branches, depth, lanes) -> int:

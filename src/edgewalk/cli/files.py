@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .. import io, plots
+from ..study import TopologyStudy
 from .common import dumps, plots_beside
 
 
@@ -39,6 +40,9 @@ def plot(path: str | os.PathLike[str], directory: str | os.PathLike[str] | None 
     directory = plots_beside(path) if directory is None else Path(directory)
     if kind == "study":
         study = io.read_study(path)
+        if isinstance(study, TopologyStudy):
+            plots.claim(directory, plots.topology_plot_names(study.parameters["parameters"]), overwrite, "--out")
+            return plots.write_topology_plots(study, directory, overwrite)
         plots.claim(directory, plots.study_plot_names(study.parameters["variants"]), overwrite, "--out")
         return plots.write_plots(study, directory, overwrite)
     if kind == "training":

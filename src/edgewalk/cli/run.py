@@ -8,13 +8,13 @@ import sys
 
 import numpy as np
 
-from .. import engine, exact, kernels, memory, planning
-from ..engine import RunPlan
+from .. import exact, kernels, memory, planning, targets
 from ..errors import InputError
-from ..graph import Graph, in_words, path_star
+from ..graph import Graph, PathStar, in_words, path_star, short_name
 from ..io import add_runs, check_runs_output, read_training
 from ..policy import NAMED, Policy, from_table, named
 from ..result import HittingTimes
+from ..targets import TargetsPlan
 from .common import BIG_CHAIN, add_graph_options, build_graph, dumps, progress_bar, stage
 
 MAIN_JOB_POLICIES = ("pretrained", "sft", "rlvr")
@@ -74,6 +74,9 @@ def add_commands(commands) -> None:
     )
     add_graph_options(exact_cmd)
     exact_cmd.add_argument("--policy", choices=sorted(NAMED), default="pretrained", help="policy (default pretrained)")
+    exact_cmd.add_argument("--policy-file", default=None, metavar="PATH",
+                           help="the policy of a training file of `edgewalk train` (its graph replaces the graph "
+                           "options), or an n_states x n_states table saved with numpy.save (.npy), as in run")
     exact_cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     exact_cmd.set_defaults(handler=_exact)
 
@@ -93,7 +96,7 @@ def _policy_file(path: str, graph: Graph) -> Policy:
         raise type(error)(f"--policy-file: {error}") from None
 
 
-def _plans(args: argparse.Namespace) -> list[RunPlan]:
+def _plans(args: argparse.Namespace) -> list[TargetsPlan]:
     """The plans of the runs the arguments ask for: every check and cost estimate before any
     simulation."""
     graph = build_graph(args)
@@ -101,39 +104,40 @@ def _plans(args: argparse.Namespace) -> list[RunPlan]:
         return _plans_on(args, graph)
 
 
-def _plans_on(args: argparse.Namespace, graph: Graph) -> list[RunPlan]:
+def _plans_on(args: argparse.Namespace, graph: Graph) -> list[TargetsPlan]:
     options = dict(rollouts=args.rollouts, seed=args.seed, max_steps=args.max_steps, bins=args.bins,
                    backend=args.backend, threads=args.threads, search=args.search, method=args.method)
     if args.policy_file is not None:
         if args.policy is not None:
             raise InputError("--policy-file and --policy: give one of them")
-        return [planning.plan(_policy_file(args.policy_file, graph), args.target, force=args.force, **options)]
+        return [targets.plan(_policy_file(args.policy_file, graph), args.target, force=args.force, **options)]
     if args.policy is not None:
-        return [planning.plan(named(graph, args.policy), args.target, force=args.force, **options)]
-    plans = {name: planning.plan(named(graph, name), args.target, force=name == "sft" or args.force,
-                                 **options) for name in MAIN_JOB_POLICIES}
-    if plans["sft"].estimated_seconds > MAIN_JOB_SECONDS_PER_RUN and args.depths is None:
+        return [targets.plan(named(graph, args.policy), args.target, force=args.force, **options)]
+    if not isinstance(graph, PathStar):
+        raise InputError("--policy: the main job (pretrained, sft, rlvr) is defined on the path-star; on "
+                         "another graph run --policy pretrained, or train a policy (edgewalk train) and run "
+                         "it with --policy-file")
+    plans = {name: targets.plan(named(graph, name), args.target, force=name == "sft" or args.force,
+                                **options) for name in MAIN_JOB_POLICIES}
+    if plans["sft"].estimated_seconds > MAIN_JOB_SECONDS_PER_RUN and "W" in graph.describe():
         # the step method cannot reach SFT's depth: run it on the deepest graph that finishes
-        for depth in range(args.depth - 1, 0, -1):
-            plans["sft"] = planning.plan(named(path_star(args.branches, depth, args.lanes), "sft"),
-                                         args.target, force=True, **options)
+        W, K, L = (graph.describe()[k] for k in "WKL")
+        for depth in range(K - 1, 0, -1):
+            plans["sft"] = targets.plan(named(path_star(W, depth, L), "sft"), args.target, force=True, **options)
             if plans["sft"].estimated_seconds <= MAIN_JOB_SECONDS_PER_RUN:
                 break
     return [plans[name] for name in MAIN_JOB_POLICIES]
 
 
 def run_name(policy: Policy, search: str) -> str:
-    graph = policy.graph.describe()
-    shape = (f"W{graph['W']}_K{graph['K']}_L{graph['L']}" if "W" in graph
-             else "depths" + "-".join(map(str, graph["depths"])))
     wrapper = "" if search == "none" else f"+search-{search}"
-    return f"{policy.name}{wrapper}_{shape}"
+    return f"{policy.name}{wrapper}_{short_name(policy.graph)}"
 
 
-def summary(plan: RunPlan, result: HittingTimes) -> dict[str, object]:
+def summary(plan: TargetsPlan, result: HittingTimes) -> dict[str, object]:
     """The run's summary: what --json prints (undefined numbers null, with a note saying why)."""
     p = result.parameters
-    comparison = planning.compare_with_exact(plan, result)
+    comparison = targets.compare_with_exact(plan, result)
     exact_mean = p["exact_mean"]
     notes = []
     if exact_mean == math.inf:
@@ -141,7 +145,8 @@ def summary(plan: RunPlan, result: HittingTimes) -> dict[str, object]:
     if comparison.note:
         notes.append(comparison.note)
     return {
-        "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"], "search": p["search"],
+        "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"],
+        "targets": list(plan.targets.names), "search": p["search"],
         "method": p["method"], "lumped_blocks": p["lumped_blocks"],
         "mean": result.mean, "stderr": result.stderr,
         "exact_mean": exact_mean if math.isfinite(exact_mean) else math.nan,
@@ -166,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
     for name, plan in zip(names, plans):
         bar, update = progress_bar(plan.rollouts, name, args.progress)
         with bar:
-            results[name] = engine.execute(plan, update)
+            results[name] = targets.execute(plan, update)
     add_runs(args.out, results, replace=args.overwrite)
 
     summaries = [{"run": name, **summary(plan, r)} for (name, r), plan in zip(results.items(), plans)]
@@ -178,6 +183,8 @@ def _run(args: argparse.Namespace) -> int:
         for s in summaries:
             for note in s["notes"]:
                 print(f"note: {s['run']}: {note}")
+        for described in dict.fromkeys(p.targets.describe() for p in plans):
+            print(f"target: {described}")
         print(f"{len(results)} run(s) of {args.rollouts} rollouts, seed {args.seed}, "
               f"{summaries[0]['backend']} on {summaries[0]['threads']} thread(s), written to {args.out}")
     if all_censored:
@@ -211,20 +218,23 @@ def _table(summaries: list[dict]) -> list[str]:
 
 
 def _exact(args: argparse.Namespace) -> int:
-    policy = named(build_graph(args), args.policy)
-    target = planning.resolve_target(policy, args.target)
-    solution = exact.solve(policy, target)
-    value = float(solution.values[0])
-    described = {"policy": policy.name, "graph": policy.graph.describe(),
-                 "target": policy.graph.node_names[target], "exact_mean": value,
-                 "states": policy.graph.n_states, "solve_seconds": solution.seconds,
-                 "solve_memory_bytes": solution.memory_bytes}
+    graph = build_graph(args)
+    policy = named(graph, args.policy) if args.policy_file is None else _policy_file(args.policy_file, graph)
+    chosen = targets.resolve(policy.graph, args.target)
+    solutions = [exact.solve(policy, t) for t in chosen.nodes]
+    values = [float(solution.values[0]) for solution in solutions]
+    value = float(np.mean(values))
+    seconds = sum(solution.seconds for solution in solutions)
+    held = max(solution.memory_bytes for solution in solutions)
+    described = {"policy": policy.name, "graph": policy.graph.describe(), "target": chosen.label,
+                 "targets": list(chosen.names), "exact_mean": value, "exact_means": values,
+                 "states": policy.graph.n_states, "solve_seconds": seconds, "solve_memory_bytes": held}
     if not math.isfinite(value):
         described["notes"] = ["the target is not hit surely from the start: the exact mean is infinite"]
     if args.json:
         print(dumps(described))
     else:
-        print(f"{policy.name} on {in_words(policy.graph.describe())}, target {policy.graph.node_names[target]}: "
-              f"expected hitting time {value:.10g} ({policy.graph.n_states:,} states, solved in "
-              f"{solution.seconds:.2g} s holding {memory.format_bytes(solution.memory_bytes)})")
+        print(f"{policy.name} on {in_words(policy.graph.describe())}, "
+              f"target {chosen.describe()}: expected hitting time {value:.10g} "
+              f"({policy.graph.n_states:,} states, solved in {seconds:.2g} s holding {memory.format_bytes(held)})")
     return 0

@@ -12,9 +12,19 @@ import time
 from .. import checks, kernels, statistics, study
 from ..errors import InputError
 from ..io import check_new_output, read_study, write_study
-from ..plots import claim, study_plot_names, write_plots
-from ..study import VARIANTS
+from ..plots import claim, study_plot_names, topology_plot_names, write_plots, write_topology_plots
+from ..graph import FAMILIES, FAMILY_PARAMETERS
+from ..study import VARIANTS, topology
 from .common import dumps, plots_beside, progress_bar
+
+# The topology study's default axes and base per family (small enough to train in minutes).
+FAMILY_SWEEP = {
+    "path-star": ({"W": "2,4,6", "K": "1-6", "L": "2-5"}, "4,3,3"),
+    "star": ({"degree": "2-8", "length": "1-10"}, "4,4"),
+    "tree": ({"branching": "2-4", "depth": "1-6"}, "2,4"),
+    "grid": ({"rows": "2-8", "columns": "2-8"}, "4,4"),
+    "regular": ({"nodes": "8,16,32,64", "degree": "3-5"}, "16,3"),
+}
 
 
 SWEEP_DESCRIPTION = """\
@@ -40,13 +50,28 @@ def add_commands(commands) -> None:
     grid.add_argument("--W", default="2,4,6,8", metavar="LIST", help="branches W (default 2,4,6,8)")
     grid.add_argument("--K", default="1-15", metavar="LIST", help="depths K (default 1-15)")
     grid.add_argument("--L", default="2-6", metavar="LIST", help="lanes L (default 2-6)")
-    grid.add_argument("--base", default="6,3,5", metavar="W0,K0,L0",
-                      help="where the other parameters are held when one varies (default 6,3,5)")
+    grid.add_argument("--base", default=None, metavar="W0,K0,L0",
+                      help="where the other parameters are held when one varies (default 6,3,5; with --family "
+                      "one value per size parameter of the family, in the order of its options below)")
+    topology = sweep.add_argument_group(
+        "topology study (--family: SFT, RLVR and distilled trained on every graph, the separation "
+        "E[T_sft] / E[T_rlvr] and its growth; docs/model.md section 7)")
+    topology.add_argument("--family", choices=FAMILIES, default=None,
+                          help="sweep this family's size parameters instead of the path-star study of W, K, L")
+    for option, family_name in (("degree", "star, regular"), ("length", "star"), ("branching", "tree"),
+                                ("depth", "tree"), ("rows", "grid"), ("columns", "grid"), ("nodes", "regular")):
+        defaults = "; ".join(f"{f} {axes[option]}" for f, (axes, _) in FAMILY_SWEEP.items() if option in axes)
+        topology.add_argument(f"--{option}", default=None, metavar="LIST",
+                              help=f"{family_name}: values of {option} (default {defaults})")
+    topology.add_argument("--graph-seed", type=int, default=0, help="regular: the graphs' seed (default 0)")
     sweep.add_argument("--variants", default=",".join(VARIANTS), metavar="NAMES",
                        help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
     sweep.add_argument("--policies", choices=("converged", "trained"), default="converged",
                        help="converged: the limits of docs/model.md section 3; trained: SFT, RLVR and distilled "
                        "policies trained on every graph by edgewalk.training (slower: minutes) (default converged)")
+    sweep.add_argument("--target", default="leaves", metavar="NODE",
+                       help="'leaves' (default: each rollout's target uniform over the leaves, what training "
+                       "optimises) or a node every graph of the grid has (t1)")
     sweep.add_argument("--rollouts", "-N", type=int, default=50_000, help="Monte Carlo rollouts per cell (default 50000)")
     sweep.add_argument("--budget", type=float, default=20.0, metavar="SECONDS",
                        help="Monte Carlo only in cells whose run is estimated (engine.plan, at a deliberately "
@@ -184,8 +209,14 @@ def _sweep(args: argparse.Namespace) -> int:
     for option in ("shard", "dask"):
         if getattr(args, option) is not None:
             raise InputError(f"--{option} needs a sweep FILE (a TOML description of the sweep; see docs/cluster.md)")
+    if args.family is not None:
+        return _sweep_family(args)
+    stray = [f"--{o}" for o in ("degree", "length", "branching", "depth", "rows", "columns", "nodes")
+             if getattr(args, o) is not None]
+    if stray:
+        raise InputError(f"{stray[0]}: an option of the topology study; give --family too")
     grid = study.Grid(study.parse_list(args.W, "--W"), study.parse_list(args.K, "--K"),
-                      study.parse_list(args.L, "--L"), _parse_base(args.base))
+                      study.parse_list(args.L, "--L"), _parse_base(args.base or "6,3,5"))
     variants = study.check_variants([v.strip() for v in args.variants.split(",") if v.strip()])
     check_new_output(args.out, overwrite=args.overwrite)
     plots = None if args.no_plots else claim(args.plots or plots_beside(args.out),
@@ -199,7 +230,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     result = study.sweep(grid, variants, args.rollouts, args.seed, args.budget, args.backend,
-                         args.threads, args.tail, progress, args.policies)
+                         args.threads, args.tail, progress, args.policies, args.target)
     write_study(args.out, result)
     written = [] if plots is None else [str(p) for p in write_plots(result, plots, args.overwrite)]
     _print_study(result, args.out, written, plots, time.perf_counter() - start, args.json)
@@ -225,6 +256,7 @@ def _print_study(result, out: str, written: list[str], plots: str | None, second
         summary, details, _ = _agreement(comparisons, threshold, p_limit, variant, False)
         print("\n".join([f"{variant:<12} {summary}", *details]))
     mc_cells = sum(1 for c in result.cells if c.run)
+    print(f"target: {result.parameters.get('target', 't1')}")
     print(f"\n{len(result.cells)} cells ({mc_cells} with {result.parameters['rollouts']} Monte Carlo rollouts, "
           f"the rest exact only or over budget), base W,K,L = {','.join(map(str, result.parameters['base']))}, "
           f"{seconds:.1f} s; written to {out}" + (f" and {len(written)} plots in {plots}" if written else ""))
@@ -240,6 +272,9 @@ def _sweep_file(args: argparse.Namespace) -> int:
              if dest not in ("shard", "dask") and getattr(args, dest) != default]
     if given:
         raise InputError(f"with FILE the file alone describes the sweep: put {', '.join(given)} in {args.file} instead")
+    family_data = _family_file(args.file)
+    if family_data is not None:
+        return _sweep_family_file(args, family_data)
     config = batch.load_config(args.file)
     shard = batch.parse_shard(args.shard) if args.shard is not None else None
     plots = None if not config.plots or shard else claim(config.plots, study_plot_names(config.variants),
@@ -282,6 +317,8 @@ def _merge(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     alpha = checks.real("--alpha", args.alpha, 0.0, 1.0, low_open=True, high_open=True)
     result = read_study(args.file)
+    if isinstance(result, topology.TopologyStudy):
+        return _check_topology(result, alpha, args.all)
     comparisons = study.compare_with_exact(result)
     threshold, p_limit, tests = _criteria(comparisons, alpha)
     variants = result.parameters["variants"]
@@ -303,3 +340,153 @@ def _check(args: argparse.Namespace) -> int:
           f"{'all agree' if ok else 'DISAGREEMENT beyond chance'}; "
           f"{disagreements} of {len(result.fits)} fits disagree with the stated bound")
     return 0 if ok else 1
+
+
+def _sweep_family(args: argparse.Namespace) -> int:
+    """`edgewalk sweep --family FAMILY`: the topology study (edgewalk.study.topology)."""
+    name = args.family
+    parameters = FAMILY_PARAMETERS[name]
+    axes_default, base_default = FAMILY_SWEEP[name]
+    defaults = args.sweep_option_defaults
+    given = lambda dest: getattr(args, dest) != defaults.get(dest)  # noqa: E731
+    for dest in ("degree", "length", "branching", "depth", "rows", "columns", "nodes", "W", "K", "L"):
+        if dest not in parameters and given(dest):
+            raise InputError(f"--{dest}: not a size parameter of --family {name} (its parameters: "
+                             f"{', '.join('--' + p for p in parameters)})")
+    axes = {p: study.parse_list(getattr(args, p) if given(p) else axes_default[p], f"--{p}") for p in parameters}
+    text = args.base or base_default
+    try:
+        base_values = [int(v) for v in text.split(",")]
+        if len(base_values) != len(parameters):
+            raise ValueError
+    except ValueError:
+        raise InputError(f"--base must be {len(parameters)} whole numbers {','.join(parameters)} for --family "
+                         f"{name}, got {text!r}") from None
+    fixed = {"seed": checks.seed("--graph-seed", args.graph_seed)} if name == "regular" else {}
+    grid = topology.FamilyGrid(name, axes, dict(zip(parameters, base_values)), fixed)
+    variants = (topology.VARIANTS if not given("variants")
+                else tuple(v.strip() for v in args.variants.split(",") if v.strip()))
+    check_new_output(args.out, overwrite=args.overwrite)
+    plots = None if args.no_plots else claim(args.plots or plots_beside(args.out),
+                                             topology_plot_names(list(parameters)), args.overwrite)
+
+    @contextlib.contextmanager
+    def progress(label: str, total: int):
+        bar, update = progress_bar(total, label, args.progress)
+        with bar:
+            yield update
+
+    def announce(text: str) -> None:
+        if args.progress or (args.progress is None and sys.stderr.isatty()):
+            print(f"edgewalk: training and running {text}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    result = topology.sweep_family(grid, variants, args.rollouts, args.seed, args.budget, args.backend,
+                                   args.threads, args.tail, args.target, progress, announce)
+    write_study(args.out, result)
+    written = [] if plots is None else [str(p) for p in write_topology_plots(result, plots, args.overwrite)]
+    _print_topology(result, args.out, written, plots, time.perf_counter() - start, args.json)
+    return 0
+
+
+def _topology_cell_json(result, cell) -> dict[str, object]:
+    run = result.mc(cell)
+    return {"variant": cell.variant, **dict(zip(result.parameters["parameters"], cell.point)),
+            "exact": cell.exact, "mc_mean": run.mean if run else math.nan,
+            "mc_stderr": run.stderr if run else math.nan, "z": cell.z,
+            "run": cell.run or None, "estimated_seconds": cell.estimated_seconds,
+            "training_seconds": cell.training_seconds}
+
+
+def _print_topology(result, out: str, written: list[str], plots, seconds: float, as_json: bool) -> None:
+    """The report of `edgewalk sweep --family`: the separation per point, the growth fits and
+    Monte Carlo against exact."""
+    comparisons = topology.compare_with_exact(result)
+    threshold = study.bonferroni_threshold(len(comparisons))
+    bad = [c for c in comparisons if not abs(c.z) <= threshold]
+    if as_json:
+        print(dumps({"fits": [f.to_json() for f in result.fits],
+                     "cells": [_topology_cell_json(result, c) for c in result.cells],
+                     "threshold": threshold, "out": str(out), "plots": written, "seconds": seconds,
+                     "parameters": result.parameters}))
+        return
+    names = result.parameters["parameters"]
+    series = list(dict.fromkeys(c.variant for c in result.cells))
+    print(f"{result.parameters['family']}, target {result.parameters['target']}: exact E[T] per point "
+          "(sft+search: Monte Carlo mean)")
+    print(" ".join(f"{p:>9}" for p in names) + " " + " ".join(f"{v:>12}" for v in series))
+    points = sorted({c.point for c in result.cells})
+    by_key = {(c.variant, c.point): c for c in result.cells}
+    for point in points:
+        row = []
+        for v in series:
+            cell = by_key.get((v, point))
+            value = math.nan if cell is None else cell.exact
+            if cell is not None and not math.isfinite(value) and result.mc(cell) is not None:
+                value = result.mc(cell).mean
+            row.append(f"{value:>12.6g}")
+        print(" ".join(f"{x:>9}" for x in point) + " " + " ".join(row))
+    print()
+    print(f"{'series':<11} {'param':<9} {'growth':<12} fit (last {result.parameters['tail']} points, 95% intervals)")
+    for f in result.fits:
+        print(f"{f.series:<11} {f.parameter:<9} {f.growth or '-':<12} {f.verdict} [{f.source}; {f.held}]")
+    print()
+    worst = max(comparisons, key=lambda c: abs(c.z), default=None)
+    print(f"Monte Carlo against exact: {len(comparisons)} runs, max |z| = "
+          f"{abs(worst.z) if worst else math.nan:.2f} (Bonferroni threshold {threshold:.2f}): "
+          f"{'FAIL ' + ', '.join(f'{c.variant} {c.point}' for c in bad) if bad else 'ok'}")
+    print(f"{len(points)} graphs, {len(result.runs)} Monte Carlo runs, {seconds:.1f} s; written to {out}"
+          + (f" and {len(written)} plots in {plots}" if written else ""))
+
+
+def _check_topology(result, alpha: float, show_all: bool) -> int:
+    comparisons = topology.compare_with_exact(result)
+    threshold = study.bonferroni_threshold(len(comparisons), alpha)
+    for f in result.fits:
+        print(f"{f.series} along {f.parameter} at {f.held} ({f.source}): {f.verdict}")
+    bad = [c for c in comparisons if not abs(c.z) <= threshold]
+    for c in (comparisons if show_all else bad):
+        print(f"  {c.variant:<11} {c.point} mean {c.mean:.7g} +- {c.stderr:.3g} exact {c.exact:.7g} z {c.z:.2f}"
+              f"{'  <-- beyond threshold' if c in bad else ''}")
+    print(f"{len(comparisons)} Monte Carlo means against exact, Bonferroni |z| threshold {threshold:.2f} "
+          f"(two-sided alpha {alpha:g}): {'all agree' if not bad else 'DISAGREEMENT beyond chance'}")
+    return 1 if bad else 0
+
+
+def _family_file(path: str) -> dict | None:
+    """The parsed sweep file if it describes a topology study (has a ``family`` key), else None
+    (the batch sweep reads it, and reports any problem with it)."""
+    from ..batch.config import tomllib
+
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return data if "family" in data else None
+
+
+def _sweep_family_file(args: argparse.Namespace, data: dict) -> int:
+    """`edgewalk sweep FILE` of a file with ``family = ...``: the topology study in one process."""
+    for option in ("shard", "dask"):
+        if getattr(args, option) is not None:
+            raise InputError(f"--{option}: a family sweep file runs in one process (shards and Dask are for "
+                             "the path-star study)")
+    config = topology.family_sweep_from_mapping(data, str(args.file))
+    check_new_output(config.output, "output:", overwrite=args.overwrite)
+    plots = None if not config.plots else claim(config.plots, topology_plot_names(list(config.grid.parameters)),
+                                                 args.overwrite, "plots")
+
+    @contextlib.contextmanager
+    def progress(label: str, total: int):
+        bar, update = progress_bar(total, label, args.progress)
+        with bar:
+            yield update
+
+    start = time.perf_counter()
+    result = topology.sweep_family(config.grid, config.variants, config.rollouts, config.seed, config.budget,
+                                   config.backend, config.threads, config.tail, config.target, progress)
+    write_study(config.output, result)
+    written = [] if plots is None else [str(p) for p in write_topology_plots(result, plots, args.overwrite)]
+    _print_topology(result, config.output, written, plots, time.perf_counter() - start, args.json)
+    return 0

@@ -4,13 +4,14 @@ policies (docs/model.md section 5) from the command line."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import numpy as np
 
-from .. import checks, kernels, training
+from .. import checks, kernels, targets as target_sets, training
 from ..errors import InputError
-from ..graph import in_words
+from ..graph import PathStar, in_words
 from ..io import check_new_output, read_training, write_training
 from ..policy import pretrained
 from ..training import METHODS, PARAMETRISATIONS
@@ -46,7 +47,7 @@ def add_commands(commands) -> None:
                                 description=TRAIN_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--method", choices=tuple(METHODS), required=True, help="training method")
-    add_graph_options(train, target=False)
+    add_graph_options(train)
     train.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {_defaults('lr')})")
     train.add_argument("--iterations", type=int, default=None,
                        help=f"iterations (default: {_defaults('iterations')})")
@@ -157,14 +158,16 @@ def _train(args: argparse.Namespace) -> int:
     args.plots_directory = None if args.no_plots else claim(
         args.plots or plots_beside(args.out), training_plot_names(args.method), args.overwrite)
 
-    start = {"logits": logits, "chain": chain}
+    chosen = target_sets.resolve(graph, args.target)
+    nodes = None if chosen.label == target_sets.LEAVES else list(chosen.nodes)
+    start = {"logits": logits, "chain": chain, "targets": nodes}
     common = {"parametrisation": args.parametrisation, "record_every": args.record_every, **start}
     mc = {"rollouts": rollouts, "seed": seed, "backend": args.backend, "threads": threads}
     horizons = {} if horizon is None else {"horizon_factor": horizon}
     with training_progress(args.method, args.progress):
         run = _dispatch(args, graph, iterations, lr, beta, supervise, seed, threads, teacher, mix_policy,
                         mix_fraction, detour_rate, start, common, mc, horizons)
-    return _report(args, graph, run, iterations)
+    return _report(args, graph, run, iterations, chosen, nodes)
 
 
 def _dispatch(args, graph, iterations, lr, beta, supervise, seed, threads, teacher, mix_policy,
@@ -177,11 +180,12 @@ def _dispatch(args, graph, iterations, lr, beta, supervise, seed, threads, teach
                       if supervise > 0 else None)
         mix = {}
         if args.mix_traces == "detours":
-            mix = {"mix_traces": training.traces.detours(graph, detour_rate), "mix_fraction": mix_fraction,
+            mix = {"mix_traces": training.traces.detours(graph, detour_rate, start["targets"]),
+                   "mix_fraction": mix_fraction,
                    "mix_label": f"detours (rate {detour_rate:g})"}
         elif mix_policy is not None:
             counts, _ = training.teacher_traces(graph, mix_policy, args.rollouts or METHODS["distill"].rollouts,
-                                                seed, args.backend, threads)
+                                                seed, args.backend, threads, start["targets"])
             mix = {"mix_traces": counts, "mix_fraction": mix_fraction, "mix_label": args.mix_traces}
         run = training.train_sft(graph, iterations, lr, supervised, **common, **mix)
     elif args.method == "rlvr":
@@ -197,16 +201,19 @@ def _dispatch(args, graph, iterations, lr, beta, supervise, seed, threads, teach
     else:
         if teacher is None:
             print(f"training the teacher: exact RLVR, {args.teacher_iterations} iterations", file=sys.stderr)
-            teacher = training.train_rlvr(graph, args.teacher_iterations, record_every=args.teacher_iterations).policy
+            teacher = training.train_rlvr(graph, args.teacher_iterations, record_every=args.teacher_iterations,
+                                          targets=start["targets"]).policy
         run = training.train_distill(graph, teacher, iterations, lr, **mc, **common)
     return run
 
 
-def _report(args, graph, run, iterations: int) -> int:
+def _report(args, graph, run, iterations: int, chosen, nodes) -> int:
     """Write the training file and plots, print the summary."""
-    optimum = training.rlvr_optimum(graph, args.parametrisation)
-    first = run.first_within(optimum, 0.01)
-    result = {"method": run.method, "graph": run.graph, "iterations": iterations,
+    has_optimum = isinstance(graph, PathStar) and nodes is None
+    optimum = training.rlvr_optimum(graph, args.parametrisation) if has_optimum else math.nan
+    first = run.first_within(optimum, 0.01) if has_optimum else None
+    result = {"method": run.method, "graph": run.graph, "target": chosen.label, "targets": list(chosen.names),
+              "iterations": iterations,
               "final_hitting_time": float(run.hitting_time[-1]), "optimum": optimum,
               "first_iteration_within_1pct": first,
               "seconds_per_iteration": run.seconds_per_iteration, "out": args.out}
@@ -215,15 +222,17 @@ def _report(args, graph, run, iterations: int) -> int:
     if not args.no_plots:
         from ..plots import write_training_plots
 
-        plots = [str(p) for p in write_training_plots(run, args.plots_directory, optimum, args.overwrite)]
+        plots = [str(p) for p in write_training_plots(run, args.plots_directory, optimum if has_optimum else None,
+                                                      args.overwrite)]
     result["plots"] = plots
     if args.json:
         print(dumps(result))
         return 0
-    print(f"{run.method} on {in_words(run.graph)}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} "
-          f"after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each); "
-          f"RLVR optimum {optimum:.6g}, " + (f"first within 1% of it at iteration {first}" if first is not None
-                                              else "never within 1% of it"))
+    print(f"{run.method} on {in_words(run.graph)}, target {chosen.describe()}: E[T] {run.hitting_time[0]:.6g} -> "
+          f"{run.hitting_time[-1]:.6g} after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each); "
+          + ((f"RLVR optimum {optimum:.6g}, " + (f"first within 1% of it at iteration {first}" if first is not None
+                                                 else "never within 1% of it")) if has_optimum else
+             "no closed-form RLVR optimum on this graph or target"))
     print(f"history written to {args.out}" + (f", plots to {args.plots_directory}" if plots else ""))
     return 0
 

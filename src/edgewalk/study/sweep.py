@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ContextManager
 
-
-from .. import checks, engine, memory, planning, statistics
+from .. import checks, memory, planning, statistics, targets
 from ..errors import CostError, InputError
 from ..graph import symmetric_size
-from ..engine import RunPlan
 from ..policy import Policy
 from ..result import HittingTimes
+from ..targets import TargetsPlan
 from .fits import EXPONENT_TOLERANCE, LEVEL, Fit, fit_study
 from .grid import Grid, cell_seed, run_name
 from .variants import DISTILLED_NOTE, POLICY_SOURCES, VARIANTS, training_settings, variant_policies
@@ -72,7 +71,7 @@ class PlannedCell:
     variant: str
     point: tuple[int, int, int]
     policy: Policy
-    run: RunPlan
+    run: TargetsPlan
     simulated: bool
 
     @property
@@ -101,11 +100,14 @@ def plan_cells(
     threads: int | None = None,
     tail: int = 4,
     policies: str = "converged",
+    target: str = targets.LEAVES,
 ) -> list[PlannedCell]:
     """Check every parameter and plan every cell (sorted cells, variants in the given order)
     before any simulation. A cell is ``simulated`` if its plan estimates the run of ``rollouts``
-    rollouts on ``threads`` threads at no more than ``budget`` seconds. Raises InputError
-    naming the bad parameter."""
+    rollouts on ``threads`` threads at no more than ``budget`` seconds. ``target`` is "leaves"
+    (each rollout's target drawn uniformly from the leaves, as training does) or a node name
+    every cell's graph has; trained policies are trained for the same targets. Raises
+    InputError naming the bad parameter."""
     variants = check_variants(variants)
     checks.whole("tail (points of an exponential fit; a line with an interval needs 3)", tail, 3)
     budget = checks.real("budget (seconds)", budget, 0.0)
@@ -114,12 +116,12 @@ def plan_cells(
     check_grid_size(grid, variants)
     planned = []
     for point in grid.cells():
-        by_variant = variant_policies(point, variants, policies, seed, threads)
+        by_variant = variant_policies(point, variants, policies, seed, threads, target)
         for variant in variants:
             policy = by_variant[variant]
-            run = planning.plan(policy, rollouts=rollouts, seed=cell_seed(seed, run_name(variant, point)),
-                                backend=backend, threads=threads, search=VARIANTS[variant].search,
-                                force=True)
+            run = targets.plan(policy, target, rollouts=rollouts, seed=cell_seed(seed, run_name(variant, point)),
+                               backend=backend, threads=threads, search=VARIANTS[variant].search,
+                               force=True)
             planned.append(PlannedCell(variant, point, policy, run, run.estimated_seconds <= budget))
     return planned
 
@@ -149,7 +151,8 @@ def check_grid_size(grid: Grid, variants: Sequence[str]) -> None:
 
 
 def study_parameters(grid: Grid, variants: Sequence[str], rollouts: int, seed: int, budget: float,
-                     backend: str, threads: int | None, tail: int, policies: str = "converged") -> dict:
+                     backend: str, threads: int | None, tail: int, policies: str = "converged",
+                     target: str = targets.LEAVES) -> dict:
     """The ``Study.parameters`` of a sweep (JSON-able)."""
     return {
         "policies": policies,
@@ -157,7 +160,7 @@ def study_parameters(grid: Grid, variants: Sequence[str], rollouts: int, seed: i
         "design": "star", "W": list(grid.W), "K": list(grid.K), "L": list(grid.L),
         "base": list(grid.base), "variants": list(variants), "rollouts": rollouts, "seed": seed,
         "budget_seconds": budget, "backend": backend, "threads": threads, "tail": tail,
-        "target": "t1", "search_mode": "mask", "level": LEVEL,
+        "target": target, "search_mode": "mask", "level": LEVEL,
         "exponent_tolerance": EXPONENT_TOLERANCE,
         "bounds": {name: VARIANTS[name].bound.label for name in variants},
         "notes": [DISTILLED_NOTE] if policies == "converged" else [],
@@ -188,23 +191,25 @@ def sweep(
     tail: int = 4,
     progress: ProgressFactory = _no_progress,
     policies: str = "converged",
+    target: str = targets.LEAVES,
 ) -> Study:
     """Evaluate every variant at every cell of ``grid``: the exact expected hitting time where the
-    solver applies, and ``rollouts`` Monte Carlo rollouts (target t1, seed from :func:`cell_seed`)
+    solver applies, and ``rollouts`` Monte Carlo rollouts (targets as in :func:`plan_cells`, by
+    default uniform over the leaves; seed from :func:`cell_seed`)
     where its plan estimates the run at no more than ``budget`` seconds. Every parameter is
     checked and every cell planned before any simulation. ``progress(run, rollouts)`` gives a
     context manager yielding a progress callback for one run (or None). (``edgewalk.batch`` runs
     the same study split into rollout blocks, sharded, resumable or on Dask, bit for bit equal.)
     ``policies``: "converged" (docs/model.md section 3) or "trained" (see :func:`variant_policies`)."""
-    planned = plan_cells(grid, variants, rollouts, seed, budget, backend, threads, tail, policies)
+    planned = plan_cells(grid, variants, rollouts, seed, budget, backend, threads, tail, policies, target)
     runs = {}
     for cell in planned:
         if cell.simulated:
             with progress(cell.name, rollouts) as update:
-                runs[cell.name] = engine.execute(cell.run, update)
+                runs[cell.name] = targets.execute(cell.run, update)
     threads_used = planned[0].run.threads if planned else threads
     parameters = study_parameters(grid, variants, rollouts, seed, budget, backend, threads_used, tail,
-                                  policies)
+                                  policies, target)
     return assemble(planned, runs, grid, parameters, tail)
 
 

@@ -83,32 +83,35 @@ def training_settings() -> dict[str, dict[str, float]]:
 
 
 def variant_policies(point: tuple[int, int, int], variants: Sequence[str], policies: str = "converged",
-                     seed: int = 0, threads: int | None = None) -> dict[str, Policy]:
+                     seed: int = 0, threads: int | None = None, target: str = "leaves") -> dict[str, Policy]:
     """The policy of each variant on ``path_star(*point)``. ``converged``: the limits of
     docs/model.md section 3. ``trained``: SFT trained by exact gradient descent, RLVR by exact
     sign gradient ascent, and the distilled policy by cross-entropy on traces of that RLVR policy
     (seeded from ``seed``), each trained once per graph with the defaults of
-    ``training.METHODS``; the pretrained policy is the same either way."""
+    ``training.METHODS``, for ``target`` ("leaves" or a node name); the pretrained policy is the
+    same either way."""
     policies = checks.choice("policies", policies, POLICY_SOURCES)
     graph = path_star(*point)
     if policies == "converged":
         return {v: VARIANTS[v].policy(graph) for v in variants}
-    from .. import training
+    from .. import targets as target_sets, training
 
+    chosen = target_sets.resolve(graph, target)
+    nodes = None if chosen.label == target_sets.LEAVES else list(chosen.nodes)
     trained: dict[str, Policy] = {}
 
     def get(method: str) -> Policy:
         if method not in trained:
             defaults = training.METHODS[method]
             if method == "sft":
-                run = training.train_sft(graph, record_every=defaults.iterations)
+                run = training.train_sft(graph, record_every=defaults.iterations, targets=nodes)
             elif method == "rlvr":
-                run = training.train_rlvr(graph, record_every=defaults.iterations)
+                run = training.train_rlvr(graph, record_every=defaults.iterations, targets=nodes)
             else:
                 run = training.train_distill(
                     graph, get("rlvr"),
                     seed=cell_seed(seed, f"distill_W{point[0]}_K{point[1]}_L{point[2]}"),
-                    threads=threads, record_every=defaults.iterations)
+                    threads=threads, record_every=defaults.iterations, targets=nodes)
             trained[method] = run.policy
         return trained[method]
 

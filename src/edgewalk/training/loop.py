@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Callable
 
 import numpy as np
@@ -73,6 +73,12 @@ class Recorder:
         return out
 
 
+def target_settings(graph: Graph, targets: Sequence[int] | None) -> dict:
+    """What a training record says about its targets: {} for the leaves (the default), else the
+    target node names."""
+    return {} if targets is None else {"targets": [graph.node_names[t] for t in targets]}
+
+
 def training_run(graph: Graph, method: str, parametrisation: str, settings: dict,
                  recorder: Recorder, logits: np.ndarray, seconds_per_iteration: float) -> TrainingRun:
     """The record of a finished run whose final logits are ``logits``; ``settings["chain"]``
@@ -93,8 +99,9 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
         record_every: int, logits: np.ndarray | None, settings: dict, gradient: Gradient,
         objective: Callable[[np.ndarray], float] | None = None,
         readouts: Callable[[np.ndarray], dict[str, float]] | None = None,
-        every_row: bool = False) -> TrainingRun:
-    """``iterations`` steps of ``optimiser`` from the pretrained logits (or ``logits``).
+        every_row: bool = False, targets: Sequence[int] | None = None) -> TrainingRun:
+    """``iterations`` steps of ``optimiser`` from the pretrained logits (or ``logits``), the
+    recorded hitting time averaged over ``targets`` (node indices; default the leaves).
     ``gradient(probabilities, solver)`` returns the objective's gradient per CSR entry (masked
     here to the trainable rows, then pulled back to the parameters) and the policy's mean hitting
     time if it came for free (else None: it is then solved for outside the timed part, when
@@ -110,7 +117,7 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
         if not np.array_equal(tie.logits(tie.parameters_of(start)), start):
             raise InputError("logits: a tied run needs logits that are equal within every group")
     theta = tie.parameters_of(start) if parametrisation == "tied" else start.copy()
-    solver = ExactSolver(graph)
+    solver = ExactSolver(graph, targets)
     recorder = Recorder(graph, record_every, iterations)
     seconds = 0.0
     for n in range(iterations + 1):
@@ -133,6 +140,7 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
             if hitting_time is None:
                 hitting_time = solver.mean_hitting_time(p)
             recorder.add(n, p, hitting_time, metrics)
-    settings = {"lr": optimiser.lr, **settings, "iterations": iterations, "record_every": record_every}
+    settings = {"lr": optimiser.lr, **settings, "iterations": iterations, "record_every": record_every,
+                **target_settings(graph, targets)}
     return training_run(graph, method, tie.name, settings, recorder, tie.logits(theta),
                         seconds / iterations if iterations else 0.0)

@@ -10,6 +10,11 @@ the command line and the study alike.
 - ``rft``: rejection-sampling fine-tuning (expert iteration): cross-entropy on the policy's own
   traces that hit the target within a horizon, resampled every round.
 
+Every method takes ``targets`` (node indices, drawn uniformly; default the graph's leaves): the
+exact methods average over them, the Monte Carlo ones cycle through them (rollout r aims at
+``targets[r % len(targets)]``), and the recorded hitting time is the exact average over them.
+Only the graph's trainable rows change (``Graph.trainable``).
+
 Cross-entropy methods step by gradient descent with backtracking (``BacktrackingDescent``), so
 no step increases the cross-entropy whatever the scale of the traces; on golden paths the full
 step always decreases it, so SFT takes plain gradient steps. Every method may start from another
@@ -82,7 +87,8 @@ def _horizon(mean_hitting_time: float, factor: float) -> int:
 
 def cross_entropy_run(graph: Graph, method: str, counts: np.ndarray, iterations: int, lr: float,
                       parametrisation: Parametrisation, record_every: int, logits: np.ndarray | None,
-                      settings: dict, readouts=None, every_row: bool = False) -> TrainingRun:
+                      settings: dict, readouts=None, every_row: bool = False,
+                      targets: Sequence[int] | None = None) -> TrainingRun:
     """``iterations`` steps of backtracking gradient descent on the exact cross-entropy of the
     move ``counts`` (see :mod:`.traces`), from ``logits`` (default pretrained). Rows the counts
     never condition on keep their logits bit for bit; the recorded ``objective`` is the
@@ -90,7 +96,7 @@ def cross_entropy_run(graph: Graph, method: str, counts: np.ndarray, iterations:
     return loop.run(graph, method, iterations, BacktrackingDescent(_lr(lr)), parametrisation,
                     record_every, logits, settings,
                     lambda p, solver: (cross_entropy_gradient(graph, p, counts), None),
-                    lambda p: cross_entropy(p, counts), readouts, every_row)
+                    lambda p: cross_entropy(p, counts), readouts, every_row, targets)
 
 
 def train_sft(
@@ -105,6 +111,7 @@ def train_sft(
     mix_fraction: float = 0.0,
     mix_label: str = "",
     chain: Sequence[str] = (),
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """Gradient descent on the exact golden-path cross-entropy from the pretrained logits (or
     ``logits``). Rows golden paths never condition on (all R- and L- states unless supervised)
@@ -117,14 +124,14 @@ def train_sft(
     Mixture SFT: with ``mix_traces`` (move counts per trace of another source, see
     :mod:`.traces`; ``mix_label`` names it), a fraction ``mix_fraction`` of the traces comes from
     it instead of the golden paths; fraction 0 is SFT exactly."""
-    counts = golden_counts(graph, supervised_backward)
+    counts = golden_counts(graph, supervised_backward, targets)
     supervised = 0 if supervised_backward is None else int(np.sum(supervised_backward))
     settings = {"supervised_backward": supervised, "chain": list(chain)}
     if mix_traces is not None:
         counts = traces.mixture(counts, mix_traces, mix_fraction)
         settings.update(mix_traces=mix_label, mix_fraction=mix_fraction)
     return cross_entropy_run(graph, "sft", counts, iterations, lr, parametrisation, record_every,
-                             logits, settings)
+                             logits, settings, targets=targets)
 
 
 def train_pretrain(
@@ -139,6 +146,7 @@ def train_pretrain(
     record_every: int = 1,
     logits: np.ndarray | None = None,
     chain: Sequence[str] = (),
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """Pretraining (the paper's warm-up): cross-entropy on random walks of the world model
     (uniform moves) from the start until a leaf, from ``logits`` (for example random ones); every
@@ -146,10 +154,10 @@ def train_pretrain(
     walks). Every row the walks visit converges to the pretrained (uniform) policy; the record's
     ``distance_to_pretrained`` metric is the largest gap in probability at each recorded step."""
     if rollouts is None:
-        counts, source = traces.world(graph), "exact"
+        counts, source = traces.world(graph, targets), "exact"
     else:
         counts, _ = traces.sampled(pretrained(graph), rollouts, iteration_seed(checks.seed("seed", seed), 0),
-                                   backend, threads)
+                                   backend, threads, targets)
         source = f"{rollouts} sampled walks"
     uniform = pretrained(graph).probabilities
     visited = (np.add.reduceat(counts, graph.row_start[:-1]) > 0)[graph.entry_state]
@@ -159,7 +167,7 @@ def train_pretrain(
 
     return cross_entropy_run(graph, "pretrain", counts, iterations, lr, parametrisation, record_every,
                              logits, {"walks": source, "seed": seed, "chain": list(chain)}, distance,
-                             every_row=True)
+                             every_row=True, targets=targets)
 
 
 def train_rlvr(
@@ -171,6 +179,7 @@ def train_rlvr(
     record_every: int = 1,
     logits: np.ndarray | None = None,
     chain: Sequence[str] = (),
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """Sign gradient ascent ``theta += lr * sign(dJ/dtheta)`` (sign(0) = 0) on J = 1 - beta E_x[T_x]
     with the exact population policy gradient, from the pretrained logits (or ``logits``). Only
@@ -179,7 +188,7 @@ def train_rlvr(
     beta = checks.real("beta", beta, 0.0)
     return loop.run(graph, "rlvr", iterations, SignAscent(_lr(lr)), parametrisation, record_every,
                     logits, {"beta": beta, "chain": list(chain)},
-                    lambda p, solver: solver.rlvr_gradient(p, beta))
+                    lambda p, solver: solver.rlvr_gradient(p, beta), targets=targets)
 
 
 def train_rlvr_mc(
@@ -196,6 +205,7 @@ def train_rlvr_mc(
     logits: np.ndarray | None = None,
     horizon_factor: float = HORIZON_FACTOR["rlvr-mc"],
     chain: Sequence[str] = (),
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """RLVR as :func:`train_rlvr`, with the gradient estimated by ``rollouts`` rollouts of the
     native engine per iteration (REINFORCE with the return-to-go; targets cycle through the
@@ -210,7 +220,7 @@ def train_rlvr_mc(
     def step(p: np.ndarray, solver: ExactSolver) -> tuple[np.ndarray, float]:
         mean = solver.mean_hitting_time(p)
         stats = planning.gradient_statistics(
-            Policy(graph, p), rollouts=rollouts, seed=iteration_seed(seed, next(iteration)),
+            Policy(graph, p), solver.targets, rollouts=rollouts, seed=iteration_seed(seed, next(iteration)),
             max_steps=_horizon(mean, horizon_factor), backend=backend, threads=threads,
             expected_steps=mean)
         return stats.gradient(beta), mean
@@ -218,7 +228,7 @@ def train_rlvr_mc(
     return loop.run(graph, "rlvr-mc", iterations, SignAscent(_lr(lr)), parametrisation,
                     record_every, logits,
                     {"beta": beta, "rollouts": rollouts, "seed": seed, "backend": backend,
-                     "horizon_factor": horizon_factor, "chain": list(chain)}, step)
+                     "horizon_factor": horizon_factor, "chain": list(chain)}, step, targets=targets)
 
 
 def train_ppo(
@@ -236,6 +246,7 @@ def train_ppo(
     horizon_factor: float = HORIZON_FACTOR["ppo"],
     logits: np.ndarray | None = None,
     chain: Sequence[str] = (),
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """PPO on the tabular policy (paper Fig. 6): each iteration draws ``rollouts`` rollouts of the
     current policy cut at ``horizon_factor`` times its expected hitting time, with reward 1 for a
@@ -256,7 +267,7 @@ def train_ppo(
     rows = graph.entry_state
     starts = graph.row_start[:-1]
     logits = pretrained_logits(graph) if logits is None else np.asarray(logits, float).copy()
-    solver = ExactSolver(graph)
+    solver = ExactSolver(graph, targets)
     recorder = loop.Recorder(graph, record_every, iterations)
     adam = AdamAscent(_lr(lr))
     seconds = 0.0
@@ -269,7 +280,7 @@ def train_ppo(
             break
         began = time.perf_counter()
         stats = planning.gradient_statistics(
-            Policy(graph, old), rollouts=rollouts, seed=iteration_seed(seed, n),
+            Policy(graph, old), solver.targets, rollouts=rollouts, seed=iteration_seed(seed, n),
             max_steps=_horizon(mean, horizon_factor), backend=backend, threads=threads,
             expected_steps=mean)
         visits = stats.visits.astype(float)
@@ -291,7 +302,8 @@ def train_ppo(
         loop.report(n + 1, iterations)
     settings = {"lr": lr, "beta": beta, "clip": clip, "epochs": epochs, "rollouts": rollouts,
                 "seed": seed, "backend": backend, "horizon_factor": horizon_factor,
-                "iterations": iterations, "record_every": record_every, "chain": list(chain)}
+                "iterations": iterations, "record_every": record_every, "chain": list(chain),
+                **loop.target_settings(graph, targets)}
     return loop.training_run(graph, "ppo", "tabular", settings, recorder, logits,
                              seconds / iterations if iterations else 0.0)
 
@@ -309,26 +321,28 @@ def train_distill(
     record_every: int = 1,
     logits: np.ndarray | None = None,
     chain: Sequence[str] = (),
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """Distillation (paper Thm 5): sample ``rollouts`` traces of ``teacher`` with the native engine
     (targets cycling through the leaves; :func:`teacher_traces`) and train the pretrained model
     (or ``logits``) on the cross-entropy of the traces' moves, ``dCE/dTheta[s, a] = N(s) pi(a|s)
     - N(s, a)`` per trace, N the teacher's visit counts. States the teacher never visits keep
     their probabilities. Stable for any teacher, however long its traces: the step backtracks."""
-    counts, stats = teacher_traces(graph, teacher, rollouts, seed, backend, threads)
+    counts, stats = teacher_traces(graph, teacher, rollouts, seed, backend, threads, targets)
     return cross_entropy_run(graph, "distill", counts, iterations, lr, parametrisation, record_every,
                              logits, {"rollouts": rollouts, "seed": seed, "backend": backend,
                                       "teacher": teacher.name, "teacher_steps": stats.steps,
-                                      "chain": list(chain)})
+                                      "chain": list(chain)}, targets=targets)
 
 
 def teacher_traces(graph: Graph, teacher: Policy, rollouts: int, seed: int, backend: str = "numba",
-                   threads: int | None = None):
+                   threads: int | None = None, targets: Sequence[int] | None = None):
     """The move counts per trace of ``rollouts`` traces of ``teacher`` as distillation samples
     them (and mixture SFT with a teacher, so that a mixture of fraction 1 is distillation)."""
     if teacher.graph is not graph and teacher.graph.describe() != graph.describe():
         raise InputError("teacher: the teacher policy must live on the same graph")
-    return traces.sampled(teacher, rollouts, iteration_seed(checks.seed("seed", seed), 0), backend, threads)
+    return traces.sampled(teacher, rollouts, iteration_seed(checks.seed("seed", seed), 0), backend, threads,
+                          targets)
 
 
 def train_rft(
@@ -345,6 +359,7 @@ def train_rft(
     record_every: int = 1,
     logits: np.ndarray | None = None,
     chain: Sequence[str] = (),
+    targets: Sequence[int] | None = None,
 ) -> TrainingRun:
     """Rejection-sampling fine-tuning (expert iteration, STaR): each of ``iterations`` rounds
     samples ``rollouts`` traces of the current policy (targets cycling through the leaves), cut
@@ -359,7 +374,7 @@ def train_rft(
     seed = checks.seed("seed", seed)
     tie = tying(graph, parametrisation)
     theta = (pretrained_logits(graph) if logits is None else np.asarray(logits, float)).copy()
-    solver = ExactSolver(graph)
+    solver = ExactSolver(graph, targets)
     recorder = loop.Recorder(graph, record_every, iterations)
     seconds = 0.0
     for n in range(iterations + 1):
@@ -371,7 +386,7 @@ def train_rft(
             break
         began = time.perf_counter()
         stats = planning.gradient_statistics(
-            Policy(graph, p), rollouts=rollouts, seed=iteration_seed(seed, n),
+            Policy(graph, p), solver.targets, rollouts=rollouts, seed=iteration_seed(seed, n),
             max_steps=_horizon(mean, horizon_factor), backend=backend, threads=threads,
             expected_steps=mean)
         if recorder.wants(n):
@@ -379,13 +394,14 @@ def train_rft(
         if stats.hits:
             with loop.reporting(lambda done, total: None):  # the rounds are the progress
                 inner = cross_entropy_run(graph, "rft", traces.kept(stats), inner_iterations, lr,
-                                          parametrisation, inner_iterations, theta, {})
+                                          parametrisation, inner_iterations, theta, {}, targets=targets)
             theta = inner.logits
         seconds += time.perf_counter() - began
         loop.report(n + 1, iterations)
     settings = {"lr": lr, "rollouts": rollouts, "horizon_factor": horizon_factor,
                 "inner_iterations": inner_iterations, "seed": seed, "backend": backend,
-                "iterations": iterations, "record_every": record_every, "chain": list(chain)}
+                "iterations": iterations, "record_every": record_every, "chain": list(chain),
+                **loop.target_settings(graph, targets)}
     return loop.training_run(graph, "rft", tie.name, settings, recorder, theta,
                              seconds / iterations if iterations else 0.0)
 

@@ -12,16 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import checks, exact, planning
-from ..errors import InputError
-from ..graph import START_STATE, Graph, PathStar
+from ..graph import START_STATE, Graph
 from ..policy import Policy, pretrained
 from ..result import GradientStatistics
-from .objectives import golden_counts
+from .objectives import golden_counts, golden_path_counts
 
 
-def golden(graph: Graph) -> np.ndarray:
+def golden(graph: Graph, targets: Sequence[int] | None = None) -> np.ndarray:
     """Golden shortest paths (what SFT learns from)."""
-    return golden_counts(graph)
+    return golden_counts(graph, None, targets)
 
 
 def policy_traces(policy: Policy, targets: Sequence[int] | None = None) -> np.ndarray:
@@ -41,11 +40,12 @@ def world(graph: Graph, targets: Sequence[int] | None = None) -> np.ndarray:
 
 
 def sampled(policy: Policy, rollouts: int, seed: int, backend: str = "numba",
-            threads: int | None = None) -> tuple[np.ndarray, GradientStatistics]:
+            threads: int | None = None, targets: Sequence[int] | None = None
+            ) -> tuple[np.ndarray, GradientStatistics]:
     """Monte Carlo: the move counts of ``rollouts`` traces of ``policy`` sampled by the engine
-    (targets cycling through the leaves; rollouts as ``planning.gradient_statistics`` runs them),
-    per trace, and the statistics they came from."""
-    stats = planning.gradient_statistics(policy, rollouts=rollouts, seed=seed, backend=backend,
+    (targets cycling through ``targets``, default the leaves; rollouts as
+    ``planning.gradient_statistics`` runs them), per trace, and the statistics they came from."""
+    stats = planning.gradient_statistics(policy, targets, rollouts=rollouts, seed=seed, backend=backend,
                                          threads=threads)
     return stats.visits.astype(float) / stats.rollouts, stats
 
@@ -64,21 +64,12 @@ def mixture(base: np.ndarray, other: np.ndarray, fraction: float) -> np.ndarray:
     return (1.0 - fraction) * base + fraction * other
 
 
-def golden_by_target(graph: Graph) -> dict[int, np.ndarray]:
-    """The golden-path move counts of each leaf target on its own (their mean is
-    :func:`golden`): on the path-star, the golden moves toward leaf t_i lie on branch i and on
-    the start state's move into it."""
-    if not isinstance(graph, PathStar):
-        raise InputError(f"golden paths per target: defined on path-star graphs only, not on {graph.describe()}")
-    counts = golden_counts(graph)
-    rows = graph.entry_state
-    branch_of_entry = np.where(rows == START_STATE, graph.state_branch[graph.next_state],
-                               graph.state_branch[rows])
-    return {leaf: np.where(branch_of_entry == i, counts * graph.branches, 0.0)
-            for i, leaf in enumerate(graph.leaves)}
+def golden_by_target(graph: Graph, targets: Sequence[int] | None = None) -> dict[int, np.ndarray]:
+    """The golden-path move counts of each target on its own (their mean is :func:`golden`)."""
+    return {int(x): golden_path_counts(graph, [x]) for x in (graph.leaves if targets is None else targets)}
 
 
-def detours(graph: Graph, rate: float) -> np.ndarray:
+def detours(graph: Graph, rate: float, targets: Sequence[int] | None = None) -> np.ndarray:
     """Golden paths with detours: before each golden move, with probability ``rate`` the trace
     first makes a wrong move (uniform over the moves that are not golden there) and undoes it at
     once by the U-turn, then makes the golden move from where the U-turn left it; targets
@@ -87,7 +78,8 @@ def detours(graph: Graph, rate: float) -> np.ndarray:
     rows = graph.entry_state
     reverse = np.where(graph.next_state % 2 == 1, graph.next_state + 1, graph.next_state - 1)
     total = np.zeros(graph.n_transitions)
-    for counts in golden_by_target(graph).values():
+    per_target = golden_by_target(graph, targets)
+    for counts in per_target.values():
         decisions = np.bincount(rows, weights=counts, minlength=graph.n_states)  # c(s)
         golden_move = counts > 0
         wrong = (decisions[rows] > 0) & ~golden_move & (graph.next_state != START_STATE)
@@ -111,4 +103,4 @@ def detours(graph: Graph, rate: float) -> np.ndarray:
                     j = b_lo + int(np.flatnonzero(graph.next_state[b_lo:b_hi] == target_state)[0])
                     out[j] += share[k] * counts[e] / decisions[s]
         total += out
-    return total / len(graph.leaves)
+    return total / len(per_target)
