@@ -103,7 +103,7 @@ def test_the_toml_file_is_read_and_hashed_by_what_determines_results(tmp_path):
     assert elsewhere.hash == config.hash
     assert batch.config_from_mapping({**config.to_dict(), "seed": 8}).hash != config.hash
     defaults = batch.config_from_mapping({"grid": CONFIG["grid"]})
-    assert (defaults.rollouts, defaults.variants, defaults.block_rollouts) == (50_000, tuple(study.VARIANTS), 10_000)
+    assert (defaults.rollouts, defaults.variants, defaults.block_rollouts) == (50_000, study.DEFAULT_VARIANTS, 10_000)
 
 
 @pytest.mark.parametrize("changes,words", [

@@ -116,7 +116,7 @@ def test_sweep_json_has_a_fit_per_variant_and_parameter(tiny):
     summary, out, plots = tiny
     fits = summary["fits"]
     assert {(f["variant"], f["parameter"]) for f in fits} == {
-        (v, p) for v in study.VARIANTS for p in "WKL"}
+        (v, p) for v in study.DEFAULT_VARIANTS for p in "WKL"}
     for f in fits:
         assert FIT_KEYS <= f.keys()
         assert f["kind"] in ("linear", "exponential")
@@ -128,7 +128,7 @@ def test_sweep_json_has_a_fit_per_variant_and_parameter(tiny):
     assert rlvr_k["source"] == "monte carlo"
     assert rlvr_k["ci_low"] <= 2 * (2 * 3 - 1) <= rlvr_k["ci_high"]  # d/dK of (2K+1)(2W-1) at W = 3
     assert rlvr_k["agrees"] is True
-    assert {c["variant"] for c in summary["cells"]} == set(study.VARIANTS)
+    assert {c["variant"] for c in summary["cells"]} == set(study.DEFAULT_VARIANTS)
     search_cells = [c for c in summary["cells"] if c["variant"].endswith("+search")]
     assert all(c["exact"] is None and c["mc_mean"] > 0 for c in search_cells)
     assert summary["out"] == str(out)

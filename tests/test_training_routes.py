@@ -164,3 +164,20 @@ def test_detour_counts_are_the_mean_of_sampled_detour_traces():
     assert not np.allclose(expected, traces.golden(graph))
     assert expected.sum() == pytest.approx(traces.golden(graph).sum() * (1 + 2 * 0.3))
     np.testing.assert_array_equal(traces.detours(graph, 0.0), traces.golden(graph))
+
+
+def test_the_training_routes_are_study_variants(tmp_path):
+    from edgewalk import study
+
+    grid = study.Grid((2, 3), (1, 2, 3), (2,), (2, 2, 2))
+    routes = ("sft+detours", "sft+pretrained", "rft", "sft->rlvr")
+    result = study.sweep(grid, ("sft", "rlvr", *routes), rollouts=3000, seed=1, budget=5.0, threads=2)
+    fitted = {(f.variant, f.parameter) for f in result.fits}
+    assert all((v, p) in fitted for v in routes for p in "WK")
+    comparisons = study.compare_with_exact(result)
+    assert {c.variant for c in comparisons} >= set(routes)
+    assert all(abs(c.z) < 4.5 for c in comparisons if not np.isnan(c.z))
+    exact = {(c.variant, c.point): c.exact for c in result.cells}
+    for point in grid.cells():  # SFT then RLVR reaches RLVR's optimum; detours make SFT worse
+        assert exact[("sft->rlvr", point)] == pytest.approx(exact[("rlvr", point)], rel=1e-3)
+        assert exact[("sft+detours", point)] >= exact[("sft", point)] * (1 - 1e-9)

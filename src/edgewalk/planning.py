@@ -127,7 +127,7 @@ def plan(
         seconds = rollouts * min(expected_steps, max_steps) / (PLANNING_STEPS_PER_SECOND * threads)
     # the exact law at the bin edges, from the lumped chain's powers where it is small
     law = tables if tables is not None else lumped if small else None
-    mass_below = None if law is None else np.concatenate(([0.0], leap.cdf(law, edges[1:] - 1)))
+    mass_below = None if law is None else np.concatenate(([0.0], leap.cdf(law, np.minimum(edges[1:] - 1, max_steps))))
     run = RunPlan(policy, target, policy.graph.node_names[target], rollouts, first_rollout, seed,
                   max_steps, edges, backend, threads, search, exact_mean, expected_steps,
                   "leap" if tables is not None else "step", tables, mass_below, seconds)

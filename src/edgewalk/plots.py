@@ -177,7 +177,8 @@ def _histograms(study: Study, path: Path) -> Path:
                color="C1", alpha=0.7, label=f"Monte Carlo ({result.rollouts} rollouts)")
         # The exact distribution is recomputed from the variant's policy, which the file holds
         # only for converged policies (trained ones would have to be trained again).
-        if math.isfinite(cell.exact) and study.parameters.get("policies", "converged") == "converged":
+        if (math.isfinite(cell.exact) and study.parameters.get("policies", "converged") == "converged"
+                and VARIANTS[variant].policy is not None):
             graph = path_star(cell.W, cell.K, cell.L)
             merged_edges = np.append(left, left[-1] + widths[-1])
             pmf = exact.hitting_time_pmf(VARIANTS[variant].policy(graph), graph.leaf(1), int(merged_edges[-1]) - 1)

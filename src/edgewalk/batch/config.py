@@ -41,7 +41,7 @@ from typing import Any
 
 from .. import checks, kernels, study
 from ..errors import InputError
-from ..study import VARIANTS, Grid
+from ..study import DEFAULT_VARIANTS, VARIANTS, Grid
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,7 +60,7 @@ class SweepConfig:
     """A batch sweep, checked: see the module docstring for the meaning of each field."""
 
     grid: Grid
-    variants: tuple[str, ...] = tuple(VARIANTS)
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
     policies: str = "converged"
     target: str = "leaves"
     rollouts: int = 50_000
@@ -144,7 +144,7 @@ def _config(data: Mapping[str, Any]) -> SweepConfig:
         raise InputError(f"grid.base must be a list of three whole numbers [W0, K0, L0], got {base!r}")
     base = tuple(checks.whole("grid.base", v, 1) for v in base)
     grid = Grid(*(_axis(k, grid_data[k]) for k in "WKL"), base)
-    variants = data.get("variants", list(VARIANTS))
+    variants = data.get("variants", list(DEFAULT_VARIANTS))
     if not isinstance(variants, list):
         raise InputError(f"variants must be a list of names from {', '.join(VARIANTS)}, got {variants!r}")
     strings = {}

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..io import check_new_output, read_study, write_study
 from ..plots import claim, study_plot_names, topology_plot_names, write_plots, write_topology_plots
 from ..graph import FAMILIES, FAMILY_PARAMETERS
-from ..study import VARIANTS, topology
+from ..study import DEFAULT_VARIANTS, VARIANTS, topology
 from .common import dumps, plots_beside, progress_bar
 
 # The topology study's default axes and base per family (small enough to train in minutes).
@@ -64,8 +64,8 @@ def add_commands(commands) -> None:
         topology.add_argument(f"--{option}", default=None, metavar="LIST",
                               help=f"{family_name}: values of {option} (default {defaults})")
     topology.add_argument("--graph-seed", type=int, default=0, help="regular: the graphs' seed (default 0)")
-    sweep.add_argument("--variants", default=",".join(VARIANTS), metavar="NAMES",
-                       help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
+    sweep.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), metavar="NAMES",
+                       help=f"comma-separated names from {','.join(VARIANTS)} (default {','.join(DEFAULT_VARIANTS)})")
     sweep.add_argument("--policies", choices=("converged", "trained"), default="converged",
                        help="converged: the limits of docs/model.md section 3; trained: SFT, RLVR and distilled "
                        "policies trained on every graph by edgewalk.training (slower: minutes) (default converged)")
@@ -173,7 +173,7 @@ def _cell_json(study_result, cell) -> dict[str, object]:
 def _criteria(comparisons, alpha: float) -> tuple[float, float, int]:
     """(|z| threshold, p-value limit, number of tests): Bonferroni over every z-score and every
     chi-square test in the file, at family-wise two-sided ``alpha``."""
-    tests = len(comparisons) + sum(1 for c in comparisons if not math.isnan(c.chi2_p))
+    tests = sum((not math.isnan(c.z)) + (not math.isnan(c.chi2_p)) for c in comparisons)
     return statistics.bonferroni_threshold(tests, alpha), alpha / max(tests, 1), tests
 
 
@@ -188,12 +188,15 @@ def _agreement(comparisons, threshold: float, p_limit: float, variant: str, show
         return f"none compared ({reason})", [], True
 
     def fails(c) -> bool:
-        return not abs(c.z) <= threshold or c.chi2_p < p_limit
+        return abs(c.z) > threshold or c.chi2_p < p_limit or (math.isnan(c.z) and math.isnan(c.chi2_p))
 
-    worst = max(mine, key=lambda c: abs(c.z))
+    judged = [c for c in mine if not math.isnan(c.z)] or mine
+    worst = max(judged, key=lambda c: abs(c.z) if not math.isnan(c.z) else -1)
     laws = [c.chi2_p for c in mine if not math.isnan(c.chi2_p)]
     bad = [c for c in mine if fails(c)]
+    censored = sum(1 for c in mine if math.isnan(c.z))
     summary = (f"{len(mine)} cells, max |z| = {abs(worst.z):.2f} at W={worst.W} K={worst.K} L={worst.L}"
+               + (f" ({censored} censored runs judged by their law alone)" if censored else "")
                + (f", smallest chi-square p {min(laws):.2g} of {len(laws)}" if laws else "")
                + f": {'FAIL' if bad else 'ok'}")
     details = [f"    W={c.W:<3} K={c.K:<3} L={c.L:<3} mean {c.mean:>14.7g} +- {c.stderr:<10.3g} "
@@ -335,7 +338,8 @@ def _check(args: argparse.Namespace) -> int:
         ok = ok and variant_ok
         print("\n".join([f"  Monte Carlo against exact: {summary}", *details]))
     disagreements = sum(1 for f in result.fits if f.agrees is False)
-    print(f"{tests} tests of Monte Carlo against exact ({len(comparisons)} means, {tests - len(comparisons)} "
+    means = sum(1 for c in comparisons if not math.isnan(c.z))
+    print(f"{tests} tests of Monte Carlo against exact ({means} means, {tests - means} "
           f"laws), Bonferroni |z| <= {threshold:.2f} and p >= {p_limit:.2g} (family-wise alpha {alpha:g}): "
           f"{'all agree' if ok else 'DISAGREEMENT beyond chance'}; "
           f"{disagreements} of {len(result.fits)} fits disagree with the stated bound")

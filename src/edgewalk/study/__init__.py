@@ -15,11 +15,11 @@ from ..statistics import bonferroni_threshold
 from .sweep import (Cell, Comparison, PlannedCell, Study, assemble,
                     check_grid_size, check_variants, compare_with_exact, grid_of, plan_cells, study_parameters, sweep)
 from .topology import FamilyGrid, GrowthFit, TopologyCell, TopologyStudy, sweep_family
-from .variants import (DISTILLED_NOTE, POLICY_SOURCES, PRETRAINED_FORMULA, THETA_W_L_K, THETA_WK,
+from .variants import (DEFAULT_VARIANTS, DISTILLED_NOTE, POLICY_SOURCES, PRETRAINED_FORMULA, THETA_W_L_K, THETA_WK,
                        THETA_WKL, VARIANTS, Bound, Variant, training_settings, variant_policies)
 
 __all__ = [
-    "Bound", "Cell", "Comparison", "FamilyGrid", "GrowthFit", "TopologyCell", "TopologyStudy", "sweep_family", "DISTILLED_NOTE", "EXACT_SLACK", "EXPONENT_TOLERANCE", "Fit",
+    "Bound", "Cell", "DEFAULT_VARIANTS", "Comparison", "FamilyGrid", "GrowthFit", "TopologyCell", "TopologyStudy", "sweep_family", "DISTILLED_NOTE", "EXACT_SLACK", "EXPONENT_TOLERANCE", "Fit",
     "Grid", "LEVEL", "LineFit", "PARAMETERS", "POLICY_SOURCES", "PRETRAINED_FORMULA",
     "PlannedCell", "PowerFit", "Study", "THETA_WK", "THETA_WKL", "THETA_W_L_K", "VARIANTS",
     "Variant", "assemble", "bonferroni_threshold", "cell_seed", "check_grid_size", "check_variants",

@@ -271,8 +271,9 @@ def _judge_exponent(power: PowerFit, stated: float, parameter: str) -> tuple[boo
 def fit_study(cells: Sequence[Cell], runs: Mapping[str, HittingTimes], grid: Grid, tail: int = 4
               ) -> list[Fit]:
     """One Fit per variant and parameter with at least 2 points: on the Monte Carlo means where
-    every point of the axis has them (weighted by their standard errors), else on the exact
-    values where every point has one, else on the points with Monte Carlo means."""
+    every point of the axis has one from a run without censored rollouts (weighted by their
+    standard errors), else on the exact values where every point has one, else on the points
+    with such Monte Carlo means."""
     by_point = {(c.variant, c.point): c for c in cells}
     fits = []
     for variant in dict.fromkeys(c.variant for c in cells):
@@ -282,7 +283,7 @@ def fit_study(cells: Sequence[Cell], runs: Mapping[str, HittingTimes], grid: Gri
             for cell in axis:
                 x = cell.point[PARAMETERS.index(parameter)]
                 result = runs.get(cell.run) if cell.run else None
-                if result is not None and result.hits >= 2:
+                if result is not None and result.hits >= 2 and result.censored == 0:
                     simulated.append((x, result.mean, result.stderr))
                 if math.isfinite(cell.exact):
                     solved.append((x, cell.exact, None))

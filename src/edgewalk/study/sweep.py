@@ -18,7 +18,7 @@ from ..result import HittingTimes
 from ..targets import TargetsPlan
 from .fits import EXPONENT_TOLERANCE, LEVEL, Fit, fit_study
 from .grid import Grid, cell_seed, run_name
-from .variants import DISTILLED_NOTE, POLICY_SOURCES, VARIANTS, training_settings, variant_policies
+from .variants import DEFAULT_VARIANTS, DISTILLED_NOTE, POLICY_SOURCES, VARIANTS, training_settings, variant_policies
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def check_variants(variants: Sequence[str]) -> tuple[str, ...]:
 
 def plan_cells(
     grid: Grid,
-    variants: Sequence[str] = tuple(VARIANTS),
+    variants: Sequence[str] = DEFAULT_VARIANTS,
     rollouts: int = 50_000,
     seed: int = 0,
     budget: float = 20.0,
@@ -182,7 +182,7 @@ def assemble(planned: Sequence[PlannedCell], runs: Mapping[str, HittingTimes], g
 
 def sweep(
     grid: Grid,
-    variants: Sequence[str] = tuple(VARIANTS),
+    variants: Sequence[str] = DEFAULT_VARIANTS,
     rollouts: int = 50_000,
     seed: int = 0,
     budget: float = 20.0,
@@ -237,17 +237,22 @@ class Comparison:
 
 
 def compare_with_exact(study: Study) -> list[Comparison]:
-    """z = (Monte Carlo mean - exact) / stderr for every cell that has both (the means are
-    recomputed from each run's exact integer sums), and the chi-square p-value of its histogram
-    against the exact law where the run carries it."""
+    """For every cell with Monte Carlo and an exact value: z = (mean - exact) / stderr (the means
+    recomputed from each run's exact integer sums) where censoring is negligible, and the
+    chi-square p-value of the histogram, the censored rollouts as one more cell, against the
+    exact law where the run carries it. Where censoring is not negligible the mean over hits does
+    not estimate E[T], so z is nan and the law alone judges the run."""
     found = []
     for cell in study.cells:
         result = study.mc(cell)
         if result is None or not math.isfinite(cell.exact):
             continue
-        z = statistics.z_score(result.mean, cell.exact, result.stderr)
-        chi2_p = (math.nan if result.exact_mass_below is None else statistics.chi_square_p_value(
-            result.counts, result.censored, result.exact_mass_below))
+        law = result.exact_mass_below
+        chi2_p = (math.nan if law is None else
+                  statistics.chi_square_p_value(result.counts, result.censored, law))
+        censored_law = math.nan if law is None else max(0.0, 1.0 - float(law[-1]))  # P(T > max_steps)
+        negligible = (censored_law * result.rollouts < 1) if law is not None else result.censored == 0
+        z = statistics.z_score(result.mean, cell.exact, result.stderr) if negligible else math.nan
         found.append(Comparison(cell.variant, cell.W, cell.K, cell.L, result.mean, result.stderr,
                                 cell.exact, z, result.censored, chi2_p))
     return found

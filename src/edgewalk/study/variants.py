@@ -10,6 +10,15 @@ bound the paper states for its expected hitting time.
     distilled     the converged distilled policy (a = b = c = d = 1: the same table as RLVR);
                   stated Theta(WK)
 
+and, on request, the training routes of docs/model.md section 5.8, trained on every graph and
+set beside the bound of the method they start from or aim at:
+
+    sft+detours     SFT with 10% of traces golden paths with detours (rate 0.1); as SFT
+    sft+pretrained  SFT with 10% of traces the pretrained model's (exact); as SFT
+    rft             rejection-sampling fine-tuning from pretrained (10 rounds of 5000 traces,
+                    horizon E[T]); as RLVR
+    sft->rlvr       RLVR (exact, 1000 iterations) started from SFT; as RLVR
+
 With ``policies = "trained"`` the SFT, RLVR and distilled variants (with and without the wrapper)
 use policies trained on each graph by ``edgewalk.training`` with the defaults of
 ``training.METHODS`` instead of the converged limits.
@@ -53,12 +62,51 @@ PRETRAINED_FORMULA = Bound("(2W-1)(1+K+K/L)(1+K(L+1))", _pretrained_formula, is_
 
 @dataclass(frozen=True)
 class Variant:
-    """A policy, whether it runs inside the no-revisit search wrapper, and its stated bound."""
+    """A policy, whether it runs inside the no-revisit search wrapper, and its stated bound.
+    ``policy(graph)`` gives the converged limit; ``trained_by`` names the training that replaces
+    it with policies = "trained"; a variant with ``route`` (graph, targets, seed, threads ->
+    policy) has no converged limit and is trained on every graph in either mode."""
 
-    policy: Callable[[Graph], Policy]
+    policy: Callable[[Graph], Policy] | None
     search: str  # "none" or "mask"
     bound: Bound
-    trained_by: str | None = None  # with policies = "trained": the training that replaces policy
+    trained_by: str | None = None
+    route: Callable[..., Policy] | None = None
+
+
+AS_SFT = Bound("as SFT: Theta(W L^K)", lambda W, K, L: W * float(L) ** K, exponential_in="K")
+AS_RLVR = Bound("as RLVR: Theta(WK)", lambda W, K, L: W * K)
+MIX_FRACTION = 0.1  # the training-route variants' fraction of other traces, and detour rate
+RFT_ROUNDS, RFT_ROLLOUTS = 10, 5000
+
+
+def _sft_with_detours(graph: Graph, targets, seed: int, threads) -> Policy:
+    from ..training import traces, train_sft
+
+    return train_sft(graph, mix_traces=traces.detours(graph, MIX_FRACTION, targets),
+                     mix_fraction=MIX_FRACTION, mix_label="detours", targets=targets,
+                     record_every=500).policy
+
+
+def _sft_with_pretrained(graph: Graph, targets, seed: int, threads) -> Policy:
+    from ..training import traces, train_sft
+
+    return train_sft(graph, mix_traces=traces.world(graph, targets), mix_fraction=MIX_FRACTION,
+                     mix_label="pretrained (exact)", targets=targets, record_every=500).policy
+
+
+def _rft(graph: Graph, targets, seed: int, threads) -> Policy:
+    from ..training import train_rft
+
+    return train_rft(graph, iterations=RFT_ROUNDS, rollouts=RFT_ROLLOUTS, seed=seed, threads=threads,
+                     targets=targets, record_every=RFT_ROUNDS).policy
+
+
+def _sft_then_rlvr(graph: Graph, targets, seed: int, threads) -> Policy:
+    from ..training import train_rlvr, train_sft
+
+    start = train_sft(graph, targets=targets, record_every=500)
+    return train_rlvr(graph, logits=start.logits, chain=["sft"], targets=targets, record_every=1000).policy
 
 
 VARIANTS: dict[str, Variant] = {
@@ -68,7 +116,14 @@ VARIANTS: dict[str, Variant] = {
     "rlvr": Variant(rlvr, "none", THETA_WK, "rlvr"),
     "rlvr+search": Variant(rlvr, "mask", THETA_WK, "rlvr"),
     "distilled": Variant(distilled, "none", THETA_WK, "distill"),
+    # training routes beyond golden SFT (docs/model.md section 5.8), trained on every graph
+    "sft+detours": Variant(None, "none", AS_SFT, route=_sft_with_detours),
+    "sft+pretrained": Variant(None, "none", AS_SFT, route=_sft_with_pretrained),
+    "rft": Variant(None, "none", AS_RLVR, route=_rft),
+    "sft->rlvr": Variant(None, "none", AS_RLVR, route=_sft_then_rlvr),
 }
+# what a sweep runs unless told otherwise: the paper's six
+DEFAULT_VARIANTS = ("pretrained", "sft", "sft+search", "rlvr", "rlvr+search", "distilled")
 
 POLICY_SOURCES = ("converged", "trained")
 
@@ -92,12 +147,14 @@ def variant_policies(point: tuple[int, int, int], variants: Sequence[str], polic
     same either way."""
     policies = checks.choice("policies", policies, POLICY_SOURCES)
     graph = path_star(*point)
-    if policies == "converged":
-        return {v: VARIANTS[v].policy(graph) for v in variants}
     from .. import targets as target_sets, training
 
     chosen = target_sets.resolve(graph, target)
     nodes = None if chosen.label == target_sets.LEAVES else list(chosen.nodes)
+    routed = {v: VARIANTS[v].route(graph, nodes, cell_seed(seed, f"{v}_W{point[0]}_K{point[1]}_L{point[2]}"),
+                                   threads) for v in variants if VARIANTS[v].route is not None}
+    if policies == "converged":
+        return {v: routed[v] if v in routed else VARIANTS[v].policy(graph) for v in variants}
     trained: dict[str, Policy] = {}
 
     def get(method: str) -> Policy:
@@ -115,5 +172,5 @@ def variant_policies(point: tuple[int, int, int], variants: Sequence[str], polic
             trained[method] = run.policy
         return trained[method]
 
-    return {v: get(VARIANTS[v].trained_by) if VARIANTS[v].trained_by else VARIANTS[v].policy(graph)
-            for v in variants}
+    return {v: routed[v] if v in routed else get(VARIANTS[v].trained_by) if VARIANTS[v].trained_by
+            else VARIANTS[v].policy(graph) for v in variants}
