@@ -59,13 +59,15 @@ def add_commands(commands) -> None:
                        "(sft, rlvr, rlvr-mc, distill; default tabular)")
     train.add_argument("--supervise-backward", type=float, default=0.0, metavar="P",
                        help="sft: fraction of backward states also supervised toward backtracking (default 0)")
-    train.add_argument("--teacher", default=None, metavar="FILE", help="distill: the teacher's training file")
+    train.add_argument("--teacher", default=None, metavar="FILE",
+                       help="distill: the teacher's training file (its graph replaces the graph options)")
     train.add_argument("--teacher-iterations", type=int, default=METHODS["rlvr"].iterations,
                        help=f"distill without --teacher: exact RLVR iterations for the teacher "
                        f"(default {METHODS['rlvr'].iterations})")
     train.add_argument("--init", default="pretrained", metavar="FILE|pretrained|random",
                        help="where training starts: the pretrained logits, random logits N(0, 1) drawn from "
-                       "--seed, or the final logits of a training FILE on the same graph (default pretrained)")
+                       "--seed, or the final logits of a training FILE (its graph replaces the graph options) "
+                       "(default pretrained)")
     train.add_argument("--mix-traces", default=None, metavar="SOURCE",
                        help="sft: mix in golden paths with detours (exact), traces of pretrained, or of the "
                        "policy in a training FILE (both sampled by the engine, --rollouts of them)")
@@ -125,8 +127,12 @@ def add_commands(commands) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    graph = build_graph(args)
     method = METHODS[args.method]
+    try:
+        teacher = read_training(args.teacher).policy if args.teacher else None
+    except InputError as error:
+        raise type(error)(f"--teacher: {error}") from None
+    graph = _graph_of(args, teacher)
     lr = checks.real("--lr", method.lr if args.lr is None else args.lr, 0.0, low_open=True)
     iterations = checks.whole("--iterations", method.iterations if args.iterations is None else args.iterations, 1)
     rollouts = checks.whole("--rollouts", (method.rollouts or 1) if args.rollouts is None else args.rollouts, 1)
@@ -138,12 +144,6 @@ def _train(args: argparse.Namespace) -> int:
     threads = kernels.check_threads(args.threads)
     if args.method == "ppo" and args.parametrisation != "tabular":
         raise InputError("--parametrisation: ppo trains the tabular policy only")
-    try:
-        teacher = read_training(args.teacher).policy if args.teacher else None
-    except InputError as error:
-        raise type(error)(f"--teacher: {error}") from None
-    if teacher is not None and teacher.graph.describe() != graph.describe():
-        raise InputError(f"--teacher {args.teacher}: trained on {teacher.graph.describe()}, not {graph.describe()}")
     logits, chain = _start(args.init, graph, seed)
     mix_fraction = checks.real("--mix-fraction", args.mix_fraction, 0.0, 1.0)
     if args.mix_traces is None and mix_fraction > 0:
@@ -237,14 +237,25 @@ def _report(args, graph, run, iterations: int, chosen, nodes) -> int:
     return 0
 
 
+def _graph_of(args: argparse.Namespace, teacher):
+    """The graph to train on: the teacher's (--teacher FILE) or the starting file's (--init FILE),
+    as run --policy-file takes its graph from the file, else the graph options'."""
+    if teacher is not None:
+        return teacher.graph
+    if args.init not in ("pretrained", "random"):
+        return _policy_of(args.init, None, "--init").policy.graph
+    return build_graph(args)
+
+
 def _policy_of(path: str, graph, option: str):
     """The policy in a training file, which must live on ``graph``."""
     try:
         run = read_training(path)
     except InputError as error:
         raise type(error)(f"{option}: {error}") from None
-    if run.policy.graph.describe() != graph.describe():
-        raise InputError(f"{option} {path}: trained on {run.policy.graph.describe()}, not {graph.describe()}")
+    if graph is not None and run.policy.graph.describe() != graph.describe():
+        raise InputError(f"{option} {path}: trained on {in_words(run.policy.graph.describe())}, not on "
+                         f"{in_words(graph.describe())}")
     return run
 
 
