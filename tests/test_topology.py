@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+import edgewalk as ew
 from edgewalk import io
 from edgewalk.cli import main
 from edgewalk.errors import CostError, InputError
@@ -93,6 +94,25 @@ def test_a_topology_study_file_reads_back_exactly(tmp_path):
     for cell in back.cells:
         if cell.variant in ("sft", "rlvr"):
             assert cell.exact == pytest.approx(sum(cell.point) - 2, rel=1e-3)
+
+
+def test_a_topology_study_loads_as_a_dataset_indexed_by_the_family_parameters(tmp_path):
+    pytest.importorskip("xarray")
+    grid = topology.FamilyGrid("tree", {"branching": [2], "depth": [1, 2, 3]}, {"branching": 2, "depth": 2})
+    study = topology.sweep_family(grid, ("pretrained", "sft", "rlvr"), rollouts=500, budget=1)
+    path = tmp_path / "t.h5"
+    io.write_study(path, study)
+    ds = ew.load(path)
+    assert ds.attrs["file_kind"] == "topology study"
+    assert list(ds.indexes["cell"].names) == ["branching", "depth"]
+    cell = next(c for c in study.cells if c.variant == "sft" and c.point == (2, 3))
+    one = ds.sel(variant="sft", branching=2, depth=3)
+    assert float(one["exact"]) == cell.exact and one["run"].item() == cell.run
+    assert float(one["mean"]) == study.mc(cell).mean
+    fit = next(f for f in study.fits if f.series == "separation" and f.parameter == "depth")
+    assert float(ds.fit_rate.sel(series="separation", parameter="depth")) == fit.rate
+    hists = ew.load_histograms(path)
+    assert hists["sft", 2, 3].sum(flow=True) == study.mc(cell).rollouts
 
 
 def test_plots_of_a_topology_study(tmp_path):

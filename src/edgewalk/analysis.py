@@ -43,6 +43,16 @@
   ``ds.reset_index("cell")`` turns the MultiIndex back into plain W, K, L coordinates (netCDF
   writers need that).
 
+* a **topology study** (``edgewalk sweep --family``): the same layout over the family's size
+  parameters. Dimensions variant, cell (a MultiIndex over the family's parameters, e.g.
+  ``branching`` and ``depth`` for trees), series (the fitted series: the variants and
+  ``separation``) and parameter. (variant, cell): mean, stderr, mean_draws, stderr_draws, exact
+  (for ``separation`` the ratio E[T_sft] / E[T_rlvr]), z, estimated_seconds, training_seconds,
+  rollouts, hits, censored, run. (series, parameter): fit_rate (growth per unit of the parameter)
+  with fit_rate_ci_low/high and fit_rate_r2, fit_power (log-log slope) with its interval and
+  fit_power_r2, fit_growth, fit_verdict, fit_held, fit_source, fit_points. attrs: the study's
+  parameters, file_kind = "topology study", source.
+
 * a **run file** (``edgewalk run``; runs only, no study): dimension ``run`` (the run names) with
   the variables mean, stderr, mean_draws, stderr_draws, exact_mean (nan where unknown), z,
   rollouts, hits, censored, steps, seconds, compile_seconds, max_steps and bin_width, and the
@@ -79,12 +89,13 @@ from .graph import PathStar, StateKind
 from .policy import Policy
 from .result import HittingTimes, TrainingRun
 from .study import Study, compare_with_exact
+from .study.topology import TopologyStudy
 
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["load", "load_histograms", "study_dataset", "runs_dataset", "training_dataset",
-           "visits_by_kind"]
+__all__ = ["load", "load_histograms", "study_dataset", "topology_dataset", "runs_dataset",
+           "training_dataset", "visits_by_kind"]
 
 PARAMETER_NAMES = ("W", "K", "L")
 
@@ -99,9 +110,8 @@ def load(path: str | os.PathLike[str]) -> "xarray.Dataset":
     kind = io.file_kind(path)
     if kind == "study":
         study = io.read_study(path)
-        if not isinstance(study, Study):
-            raise InputError(f"{path}: a topology study (edgewalk sweep --family); read it with "
-                             "edgewalk.io.read_study, load() takes path-star studies")
+        if isinstance(study, TopologyStudy):
+            return topology_dataset(study, str(path))
         return study_dataset(study, str(path))
     if kind == "runs":
         return runs_dataset(io.read(path), str(path))
@@ -213,6 +223,66 @@ def _fit_variables(fits, variants: list[str]) -> dict[str, Any]:
             for name, array in values.items()}
 
 
+def topology_dataset(study: TopologyStudy, source: str = "") -> "xarray.Dataset":
+    """A topology study (``edgewalk sweep --family``) as the Dataset the module docstring describes."""
+    import pandas as pd
+    import xarray as xr
+
+    names = list(study.parameters["parameters"])
+    variants = list(dict.fromkeys(c.variant for c in study.cells))
+    points = sorted({c.point for c in study.cells})
+    v_index = {v: i for i, v in enumerate(variants)}
+    p_index = {p: i for i, p in enumerate(points)}
+    shape = (len(variants), len(points))
+    floats = {name: np.full(shape, math.nan) for name in
+              ("mean", "stderr", "mean_draws", "stderr_draws", "exact", "z", "estimated_seconds",
+               "training_seconds")}
+    ints = {name: np.zeros(shape, np.int64) for name in ("rollouts", "hits", "censored")}
+    runs = np.full(shape, "", dtype=object)
+    for cell in study.cells:
+        i, j = v_index[cell.variant], p_index[cell.point]
+        for name in ("exact", "z", "estimated_seconds", "training_seconds"):
+            floats[name][i, j] = getattr(cell, name)
+        result = study.mc(cell)
+        if result is None:
+            continue
+        runs[i, j] = cell.run
+        for name in ("mean", "stderr", "mean_draws", "stderr_draws"):
+            floats[name][i, j] = getattr(result, name)
+        for name in ints:
+            ints[name][i, j] = getattr(result, name)
+    index = pd.MultiIndex.from_tuples(points, names=names)
+    coords = xr.Coordinates.from_pandas_multiindex(index, "cell")
+    cell_dims = ("variant", "cell")
+    data: dict[str, Any] = {name: (cell_dims, values) for name, values in {**floats, **ints}.items()}
+    data["run"] = (cell_dims, runs.astype(str))
+
+    series = list(dict.fromkeys(f.series for f in study.fits))
+    fit_shape = (len(series), len(names))
+    fit_floats = ("rate", "rate_ci_low", "rate_ci_high", "rate_r2", "power", "power_ci_low", "power_ci_high",
+                  "power_r2")
+    fit_values: dict[str, np.ndarray] = {name: np.full(fit_shape, math.nan) for name in fit_floats}
+    fit_values.update({name: np.full(fit_shape, "", dtype=object)
+                       for name in ("held", "source", "growth", "verdict", "points")})
+    for fit in study.fits:
+        if fit.parameter not in names:
+            continue
+        i, j = series.index(fit.series), names.index(fit.parameter)
+        for name in fit_floats + ("held", "source", "growth", "verdict"):
+            fit_values[name][i, j] = getattr(fit, name)
+        fit_values["points"][i, j] = json.dumps([int(v) for v in fit.points])
+    for name, array in fit_values.items():
+        data[f"fit_{name}"] = (("series", "parameter"), array.astype(str) if array.dtype == object else array)
+
+    ds = xr.Dataset(data, coords=coords).assign_coords(
+        variant=("variant", np.array(variants, dtype=str)),
+        series=("series", np.array(series, dtype=str)),
+        parameter=("parameter", np.array(names, dtype=str)))
+    ds.attrs.update(_plain_attrs(study.parameters))
+    ds.attrs.update(file_kind="topology study", source=source)
+    return ds
+
+
 def _graph_numbers(graph: dict) -> tuple[int, int, int]:
     if {"W", "K", "L"} <= graph.keys():
         return int(graph["W"]), int(graph["K"]), int(graph["L"])
@@ -298,14 +368,17 @@ def training_dataset(run: TrainingRun, summary: dict | None = None, source: str 
 
 def load_histograms(path: str | os.PathLike[str]) -> dict:
     """Every stored histogram in ``path`` as a ``hist.Hist`` (Int64 storage; censored rollouts in
-    the overflow bin): keyed by ``(variant, W, K, L)`` for a study file (cells with Monte Carlo
-    only) and by run name for a run file."""
+    the overflow bin): keyed by ``(variant, W, K, L)`` for a study file and by ``(variant,
+    *point)`` (the family's size parameters in order) for a topology study (cells with Monte
+    Carlo only), by run name for a run file."""
     kind = io.file_kind(path)
     if kind == "training":
         raise InputError(f"FILE {path}: a training file holds no histograms")
     if kind == "runs":
         return {name: result.to_hist() for name, result in io.read(path).items()}
     study = io.read_study(path)
+    if isinstance(study, TopologyStudy):
+        return {(c.variant, *c.point): study.runs[c.run].to_hist() for c in study.cells if c.run}
     return {(c.variant, c.W, c.K, c.L): study.runs[c.run].to_hist() for c in study.cells if c.run}
 
 
