@@ -1,29 +1,81 @@
-"""Numba backend: the kernel of native/edgewalk_kernel.h, line for line (same random streams,
-same integer arithmetic), parallel over blocks of rollouts with prange."""
+"""Numba backend: the kernels of native/edgewalk_kernel.h, edgewalk_search.h and
+edgewalk_gradient.h, statement for statement (same random streams, same integer arithmetic), and
+one parallel driver that runs any kernel's block function over blocks of rollouts.
+
+A kernel is a block function ``block(args, thread, first, last)``: it runs rollouts first..last-1
+with the arrays of the tuple ``args`` and accumulates into row ``thread`` of the per-thread
+arrays. :func:`driver` compiles it for the types of ``args`` and hands it to :func:`drive` as a
+first-class function, so that one compiled driver (cached on disk, like the block functions)
+serves every kernel whose arguments have the same types.
+"""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numba
 import numpy as np
+from numba import types
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
+_32 = np.uint64(32)
 _ONE = np.uint64(1)
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
 SEARCH_MASK, SEARCH_REJECT = 1, 2
+LANES = 8
 # The kernel interface this mirror assumes; edgewalk.kernels checks it against the C header's.
 ABI = {
     "HITS": HITS, "SUM": SUM, "SUMSQ_LO": SUMSQ_LO, "SUMSQ_HI": SUMSQ_HI, "CENSORED": CENSORED,
     "STEPS": STEPS, "DRAWS_SUM": DRAWS_SUM, "DRAWS_SUMSQ_LO": DRAWS_SUMSQ_LO,
     "DRAWS_SUMSQ_HI": DRAWS_SUMSQ_HI, "NSTATS": NSTATS, "SEARCH_MASK": SEARCH_MASK,
-    "SEARCH_REJECT": SEARCH_REJECT, "GAMMA": int(GAMMA),
+    "SEARCH_REJECT": SEARCH_REJECT, "GAMMA": int(GAMMA), "LANES": LANES,
 }
 
 # error_model="numpy" drops the zero-division checks; array indices are cast to unsigned below
 # because Numba adds a negative-index wraparound check to every signed index.
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+# Block functions are compiled on their own (the driver calls them through a pointer) and without
+# reference counting: they allocate nothing, and counting the arrays they hand to the helpers
+# below costs an atomic operation per call (tens of nanoseconds a step).
+_block = numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+
+
+# ------------------------------------------------------------------------------ the driver
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def drive(block, args, first_rollout, last_rollout, block_size):
+    """ew_drive: block(args, thread, first, last) over rollouts first_rollout..last_rollout-1 cut
+    into blocks of block_size, on numba.get_num_threads() threads."""
+    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
+    for b in numba.prange(n_blocks):
+        first = first_rollout + b * block_size
+        block(args, numba.get_thread_id(), first, min(first + block_size, last_rollout))
+
+
+def driver(block, args: tuple) -> Callable[[int, int, int], None]:
+    """``run(first, last, block_size)``: the driver running ``block`` with ``args``. Compiles (or
+    loads from the cache) on the first call; the thread count is numba.get_num_threads()."""
+    compiled = []
+
+    def run(first: int, last: int, block_size: int) -> None:
+        if not compiled:
+            args_type = numba.typeof(args)
+            signature = types.void(args_type, types.intp, types.int64, types.int64)
+            block.compile(signature.args)
+            drive_args = (types.FunctionType(signature), args_type, types.int64, types.int64,
+                          types.int64)
+            drive.compile(drive_args)
+            compiled.append(drive.overloads[drive_args].entry_point)
+        compiled[0](block, args, first, last, block_size)
+
+    return run
+
+
+# ------------------------------------------------------------------------------ shared steps
 
 
 @_jit
@@ -64,85 +116,119 @@ def _record_hit(t, bin_width, hist, stats):
     stats[STEPS] += np.uint64(t)
 
 
+
 @_jit
-def _lane_step(s, t, x, next_rollout, live, last, row_start, threshold, primary, alias,
-               is_target, seed_key, max_steps, bin_width, hist, stats):
-    """EW_LANE_STEP: one step of one interleaved rollout; returns the lane's new (s, t, x) and the
-    block's new (next_rollout, live)."""
-    if s < 0:
-        return s, t, x, next_rollout, live
-    x += GAMMA
-    z = mix64(x)
-    k = _column(row_start, np.uint64(s), z)
-    s = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
-    t += 1
-    entered_target = is_target[np.uint64(s)]
-    if entered_target or t == max_steps:
-        if entered_target:
-            _record_hit(t, bin_width, hist, stats)
+def _record_censored(t, stats):
+    stats[CENSORED] += _ONE
+    stats[STEPS] += np.uint64(t)
+
+
+@_jit
+def _next_row(columns, row, z):
+    """ew_draw and ew_takes_primary: the row word a step from row word ``row`` with draw z
+    enters (columns: uint64 (n_columns, 4), see edgewalk_kernel.h)."""
+    k = (row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)
+    return columns[k, 0] if (z & _LOW32) <= columns[k, 2] else columns[k, 1]
+
+
+# ------------------------------------------------------------------------------ plain kernel
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _plain_end(lane, row, x, start, ended, n, next_rollout, last, idle, live, start_row,
+               seed_key, max_steps, bin_width, hist, stats):
+    """The end-of-rollout part of a round of ew_plain_block for one lane: if its rollout ended
+    (hit, or max_steps reached) records it and starts the next. Returns the lane's (row, x,
+    start) and the block's (next_rollout, idle, live)."""
+    hit = (ended >> lane) & 1
+    if hit == 0 and n - start != max_steps:
+        return row, x, start, next_rollout, idle, live
+    if (idle >> lane) & 1 == 0:
+        if hit:
+            _record_hit(n - start, bin_width, hist, stats)
         else:
-            stats[CENSORED] += _ONE
-            stats[STEPS] += np.uint64(t)
+            _record_censored(max_steps, stats)
         if next_rollout < last:
-            s, t, x = 0, 0, rollout_key(seed_key, next_rollout)
+            x = rollout_key(seed_key, next_rollout)
             next_rollout += 1
         else:
-            s = -1
+            idle |= 1 << lane
             live -= 1
-    return s, t, x, next_rollout, live
+    return start_row, x, n, next_rollout, idle, live
 
 
 @_jit
-def _lane_start(next_rollout, last, live, seed_key):
+def _lane_start(lane, next_rollout, last, idle, live, seed_key):
     if next_rollout < last:
-        return np.int32(0), rollout_key(seed_key, next_rollout), next_rollout + 1, live + 1
-    return np.int32(-1), np.uint64(0), next_rollout, live
+        return rollout_key(seed_key, next_rollout), next_rollout + 1, idle, live + 1
+    return np.uint64(0), next_rollout, idle | (1 << lane), live
 
 
-@_jit
-def run_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-              max_steps, bin_width, hist, stats):
-    """ew_run_block: four rollouts interleaved, each lane's (state, steps, counter) in locals."""
-    if is_target[0] or max_steps == 0:
+@_block
+def plain_block(args, thread, first, last):
+    """ew_plain_block, its eight lanes spelled out; args = (columns, start_row, seed_key,
+    max_steps, bin_width, hist, stats)."""
+    columns, start_row, seed_key, max_steps, bin_width, hist, stats = args
+    hist, stats = hist[thread], stats[thread]
+    if start_row == 0 or max_steps == 0:
         for _ in range(first, last):
-            if is_target[0]:
+            if start_row == 0:
                 _record_hit(0, bin_width, hist, stats)
             else:
-                stats[CENSORED] += _ONE
+                _record_censored(0, stats)
         return
-    live = 0
-    t0 = t1 = t2 = t3 = 0
-    s0, x0, next_rollout, live = _lane_start(first, last, live, seed_key)
-    s1, x1, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
-    s2, x2, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
-    s3, x3, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
+    next_rollout, idle, live, n, deadline = first, 0, 0, 0, max_steps
+    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = start_row
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0
+    x0, next_rollout, idle, live = _lane_start(0, next_rollout, last, idle, live, seed_key)
+    x1, next_rollout, idle, live = _lane_start(1, next_rollout, last, idle, live, seed_key)
+    x2, next_rollout, idle, live = _lane_start(2, next_rollout, last, idle, live, seed_key)
+    x3, next_rollout, idle, live = _lane_start(3, next_rollout, last, idle, live, seed_key)
+    x4, next_rollout, idle, live = _lane_start(4, next_rollout, last, idle, live, seed_key)
+    x5, next_rollout, idle, live = _lane_start(5, next_rollout, last, idle, live, seed_key)
+    x6, next_rollout, idle, live = _lane_start(6, next_rollout, last, idle, live, seed_key)
+    x7, next_rollout, idle, live = _lane_start(7, next_rollout, last, idle, live, seed_key)
     while live > 0:
-        s0, t0, x0, next_rollout, live = _lane_step(
-            s0, t0, x0, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
-            seed_key, max_steps, bin_width, hist, stats)
-        s1, t1, x1, next_rollout, live = _lane_step(
-            s1, t1, x1, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
-            seed_key, max_steps, bin_width, hist, stats)
-        s2, t2, x2, next_rollout, live = _lane_step(
-            s2, t2, x2, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
-            seed_key, max_steps, bin_width, hist, stats)
-        s3, t3, x3, next_rollout, live = _lane_step(
-            s3, t3, x3, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
-            seed_key, max_steps, bin_width, hist, stats)
+        n += 1
+        x0 += GAMMA; x1 += GAMMA; x2 += GAMMA; x3 += GAMMA  # noqa: E702
+        x4 += GAMMA; x5 += GAMMA; x6 += GAMMA; x7 += GAMMA  # noqa: E702
+        z0, z1, z2, z3 = mix64(x0), mix64(x1), mix64(x2), mix64(x3)
+        z4, z5, z6, z7 = mix64(x4), mix64(x5), mix64(x6), mix64(x7)
+        r0, r1 = _next_row(columns, r0, z0), _next_row(columns, r1, z1)
+        r2, r3 = _next_row(columns, r2, z2), _next_row(columns, r3, z3)
+        r4, r5 = _next_row(columns, r4, z4), _next_row(columns, r5, z5)
+        r6, r7 = _next_row(columns, r6, z6), _next_row(columns, r7, z7)
+        ended = ((r0 == 0) | (r1 == 0) << 1 | (r2 == 0) << 2 | (r3 == 0) << 3
+                 | (r4 == 0) << 4 | (r5 == 0) << 5 | (r6 == 0) << 6 | (r7 == 0) << 7)
+        if ended != 0 or n == deadline:
+            r0, x0, s0, next_rollout, idle, live = _plain_end(
+                0, r0, x0, s0, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r1, x1, s1, next_rollout, idle, live = _plain_end(
+                1, r1, x1, s1, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r2, x2, s2, next_rollout, idle, live = _plain_end(
+                2, r2, x2, s2, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r3, x3, s3, next_rollout, idle, live = _plain_end(
+                3, r3, x3, s3, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r4, x4, s4, next_rollout, idle, live = _plain_end(
+                4, r4, x4, s4, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r5, x5, s5, next_rollout, idle, live = _plain_end(
+                5, r5, x5, s5, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r6, x6, s6, next_rollout, idle, live = _plain_end(
+                6, r6, x6, s6, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r7, x7, s7, next_rollout, idle, live = _plain_end(
+                7, r7, x7, s7, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            deadline = min(s0, s1, s2, s3, s4, s5, s6, s7) + max_steps
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_blocks(row_start, threshold, primary, alias, is_target, seed_key, first_rollout,
-               last_rollout, block_size, max_steps, bin_width, hist, stats):
-    """Run rollouts first_rollout..last_rollout-1 in blocks of block_size; the calling thread
-    count is numba.get_num_threads() and thread i accumulates into row i of hist and stats."""
-    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    for b in numba.prange(n_blocks):
-        thread = numba.get_thread_id()
-        first = first_rollout + b * block_size
-        last = min(first + block_size, last_rollout)
-        run_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-                  max_steps, bin_width, hist[thread], stats[thread])
+# ------------------------------------------------------------------------------ search wrapper
 
 
 @_jit
@@ -151,7 +237,7 @@ def _is_visited(visited, s):
 
 
 @_jit
-def search_block(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
+def _search_rollouts(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
                  seed_key, first, last, max_steps, bin_width, hist, stats, visited, stack):
     for r in range(first, last):
         if is_target[0]:
@@ -211,20 +297,17 @@ def search_block(row_start, next_state, weight, threshold, primary, alias, is_ta
             stats[STEPS] += np.uint64(t)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_search_blocks(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
-                      seed_key, first_rollout, last_rollout, block_size, max_steps, bin_width,
-                      hist, stats, visited, stack):
-    """Like run_blocks, under the no-revisit search wrapper (mode 1 = mask, 2 = reject); visited
-    and stack are per-thread scratch rows."""
-    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    for b in numba.prange(n_blocks):
-        thread = numba.get_thread_id()
-        first = first_rollout + b * block_size
-        last = min(first + block_size, last_rollout)
-        search_block(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
-                     seed_key, first, last, max_steps, bin_width, hist[thread], stats[thread],
-                     visited[thread], stack[thread])
+
+@_block
+def search_block(args, thread, first, last):
+    (row_start, next_state, weight, threshold, primary, alias, is_target, mode, seed_key,
+     max_steps, bin_width, hist, stats, visited, stack) = args
+    _search_rollouts(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
+                 seed_key, first, last, max_steps, bin_width, hist[thread], stats[thread],
+                 visited[thread], stack[thread])
+
+
+# ------------------------------------------------------------------------------ gradient kernel
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -329,7 +412,7 @@ def _gradient_lane_step(s, t, x, g, lane, next_rollout, live, last, lane_steps, 
 
 
 @_jit
-def gradient_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
+def _gradient_rollouts(row_start, threshold, primary, alias, is_target, seed_key, first, last,
                    max_steps, stats, slot_sums, censored_visits, rollout_count, touched, buffers):
     """ew_gradient_block: four gradient rollouts interleaved, each lane's state in locals."""
     buffer_steps = buffers.shape[1]
@@ -378,18 +461,11 @@ def gradient_block(row_start, threshold, primary, alias, is_target, seed_key, fi
             censored_visits, rollout_count, touched, buffers)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_gradient_blocks(row_start, threshold, primary, alias, is_target, seed_key, first_rollout,
-                        last_rollout, block_size, max_steps, stats, slot_sums, censored_visits,
-                        rollout_count, touched, buffers):
-    """Policy-gradient statistics (see ew_gradient_block); per thread: stats, slot_sums (visits
-    and steps remaining per alias slot), censored_visits, and scratch rollout_count, touched and
-    buffers (four lanes of buffer_steps)."""
-    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    for b in numba.prange(n_blocks):
-        thread = numba.get_thread_id()
-        first = first_rollout + b * block_size
-        last = min(first + block_size, last_rollout)
-        gradient_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-                       max_steps, stats[thread], slot_sums[thread], censored_visits[thread],
-                       rollout_count[thread], touched[thread], buffers[thread])
+
+@_block
+def gradient_block(args, thread, first, last):
+    (row_start, threshold, primary, alias, is_target, seed_key, max_steps, stats, slot_sums,
+     censored_visits, rollout_count, touched, buffers) = args
+    _gradient_rollouts(row_start, threshold, primary, alias, is_target, seed_key, first, last,
+                   max_steps, stats[thread], slot_sums[thread], censored_visits[thread],
+                   rollout_count[thread], touched[thread], buffers[thread])

@@ -94,24 +94,25 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
     grow with the number of rollouts."""
     graph = plan.policy.graph
     tables = plan.policy.alias
-    is_target = graph.target_states(plan.target).astype(np.uint8)
+    ends = graph.target_states(plan.target)
     hist = np.zeros((plan.threads, plan.bins), np.int64)
-    stats = np.zeros((plan.threads, kernels.NSTATS), np.uint64)
+    stats = np.zeros((plan.threads, kernels.STATS_STRIDE), np.uint64)
     key = np.uint64(kernels.seed_key(plan.seed))
     searching = plan.search != "none"
     if searching:
         visited = np.zeros((plan.threads, (graph.n_states + 63) // 64), np.uint64)
         stack = np.zeros((plan.threads, graph.n_states + 1), np.int32)
         call = kernels.parallel_call(
-            plan.backend, plan.threads, "run_search_blocks",
+            plan.backend, plan.threads, "search",
             (tables.row_start, tables.next_state, tables.weight, tables.threshold, tables.primary,
-             tables.alias, is_target, kernels.SEARCH_MODES[plan.search], key),
-            (plan.max_steps, plan.bin_width, hist, stats, visited, stack))
+             tables.alias, ends.astype(np.uint8), kernels.SEARCH_MODES[plan.search], key,
+             plan.max_steps, plan.bin_width, hist, stats, visited, stack))
     else:
+        rows = kernels.row_words(tables, ends)
         call = kernels.parallel_call(
-            plan.backend, plan.threads, "run_blocks",
-            (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target, key),
-            (plan.max_steps, plan.bin_width, hist, stats))
+            plan.backend, plan.threads, "plain",
+            (kernels.alias_columns(tables, rows), rows[0], key, plan.max_steps, plan.bin_width,
+             hist, stats))
     seconds, compile_seconds = _drive(plan.threads, plan.expected_steps, plan.max_steps,
                                       plan.first_rollout, plan.rollouts, call, stats, progress)
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
@@ -188,17 +189,17 @@ def execute_gradient(plan: GradientPlan, progress: Progress | None = None) -> Gr
     tables = plan.policy.alias
     is_target = np.stack([graph.target_states(t) for t in plan.targets]).astype(np.uint8)
     n_slots = 2 * graph.n_transitions  # slot 2k: column k's primary, 2k + 1: its alias
-    stats = np.zeros((plan.threads, kernels.NSTATS), np.uint64)
+    stats = np.zeros((plan.threads, kernels.STATS_STRIDE), np.uint64)
     slot_sums = np.zeros((plan.threads, n_slots, 2), np.uint64)
     censored_visits = np.zeros((plan.threads, n_slots), np.uint64)
     rollout_count = np.zeros((plan.threads, n_slots), np.uint64)
     touched = np.empty((plan.threads, n_slots), np.int32)
     buffers = np.empty((plan.threads, 4, max(1, min(plan.max_steps, GRADIENT_BUFFER_STEPS))), np.uint32)
     call = kernels.parallel_call(
-        plan.backend, plan.threads, "run_gradient_blocks",
+        plan.backend, plan.threads, "gradient",
         (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target,
-         np.uint64(kernels.seed_key(plan.seed))),
-        (plan.max_steps, stats, slot_sums, censored_visits, rollout_count, touched, buffers))
+         np.uint64(kernels.seed_key(plan.seed)), plan.max_steps, stats, slot_sums,
+         censored_visits, rollout_count, touched, buffers))
     seconds, _ = _drive(plan.threads, plan.expected_steps, plan.max_steps, 0, plan.rollouts, call,
                         stats, progress)
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]

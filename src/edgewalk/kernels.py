@@ -1,10 +1,11 @@
 """The interface between the engine and its two compiled backends.
 
 The C header ``native/edgewalk_kernel.h`` declares the kernel interface once (the indices of the
-per-thread counters, the search codes, the stream constant); the Cython extension exports it as
-``_native.ABI`` and the Numba mirror ``_numba_kernel`` states the same values, which this module
-checks at import. ``parallel_call`` runs a kernel of either backend over a range of rollouts on a
-given number of threads; both backends take the same arrays in the same order.
+per-thread counters, the search codes, the stream constant, the lane count); the Cython extension
+exports it as ``_native.ABI`` and the Numba mirror ``_numba_kernel`` states the same values,
+which this module checks at import. ``parallel_call`` runs a kernel of either backend over a range
+of rollouts on a given number of threads; both backends take the same tuple of arrays. The packed
+tables the kernels read (row words and alias columns, see the header) are built here.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import os
 from typing import Callable
 
 import numba
+import numpy as np
 
 from . import _native, _numba_kernel, checks
+from .alias import AliasTables
+from .errors import SizeError
 
 ABI: dict[str, int] = dict(_native.ABI)
 if ABI != _numba_kernel.ABI:
@@ -29,6 +33,9 @@ SEARCH_MODES = {"none": 0, "mask": ABI["SEARCH_MASK"], "reject": ABI["SEARCH_REJ
 BACKENDS = ("numba", "cython")
 GAMMA = ABI["GAMMA"]
 MASK64 = (1 << 64) - 1
+# Per-thread counter rows are padded to this many words (two cache lines) so that no two threads
+# write to one line.
+STATS_STRIDE = 16
 
 
 def mix64(z: int) -> int:
@@ -65,24 +72,51 @@ def check_threads(threads: int | None) -> int:
     return checks.whole("threads", threads, 1, max_threads())
 
 
-def parallel_call(backend: str, threads: int, kernel: str, leading: tuple, trailing: tuple
+def row_words(tables: AliasTables, ends: np.ndarray | None = None) -> np.ndarray:
+    """Per state, the row word of its alias columns, base | degree << 32 (edgewalk_kernel.h), or
+    0 where ``ends`` (a boolean mask of states) is set: entering such a state ends a rollout."""
+    if len(tables.next_state) >= 2**32:
+        raise SizeError(f"graph: {len(tables.next_state)} transitions; the kernels address at "
+                        f"most 2**32 - 1")
+    base = tables.row_start[:-1].astype(np.uint64)
+    words = base | np.diff(tables.row_start).astype(np.uint64) << np.uint64(32)
+    if ends is not None:
+        words[ends] = 0
+    return words
+
+
+def alias_columns(tables: AliasTables, rows: np.ndarray) -> np.ndarray:
+    """The ew_alias_column of every alias column k, uint64 (n_columns, 4): the row words (from
+    ``rows``, see row_words) of primary[k] and alias[k], threshold[k], and primary[k] | alias[k]
+    << 32."""
+    columns = np.empty((len(tables.threshold), 4), np.uint64)
+    columns[:, 0] = rows[tables.primary]
+    columns[:, 1] = rows[tables.alias]
+    columns[:, 2] = tables.threshold
+    columns[:, 3] = (tables.primary.astype(np.uint64)
+                     | tables.alias.astype(np.uint64) << np.uint64(32))
+    return columns
+
+
+def parallel_call(backend: str, threads: int, kernel: str, args: tuple
                   ) -> Callable[[int, int, int], None]:
-    """``call(first, last, block_size)`` runs rollouts first..last-1 through ``kernel`` (a
-    function of that name in both backends) as ``kernel(*leading, first, last, block_size,
-    *trailing)`` in blocks of block_size rollouts on ``threads`` threads of ``backend``; thread i
-    accumulates into row i of the per-thread arrays."""
+    """``call(first, last, block_size)`` runs rollouts first..last-1 through ``kernel`` with the
+    arrays ``args`` in blocks of block_size rollouts on ``threads`` threads of ``backend``;
+    thread i accumulates into row i of the per-thread arrays. A kernel is ``_native.<kernel>``
+    (Cython, it runs the C block driver) and ``_numba_kernel.<kernel>_block`` (its Numba block
+    function, run by the Numba driver); both take the same ``args``."""
     if backend == "cython":
         function = getattr(_native, kernel)
 
         def call(first: int, last: int, block_size: int) -> None:
-            function(*leading, first, last, block_size, *trailing, threads)
+            function(args, first, last, block_size, threads)
 
         return call
-    function = getattr(_numba_kernel, kernel)
+    run = _numba_kernel.driver(getattr(_numba_kernel, kernel + "_block"), args)
 
     def call(first: int, last: int, block_size: int) -> None:
         numba.set_num_threads(threads)
         with numba.parallel_chunksize(1):
-            function(*leading, first, last, block_size, *trailing)
+            run(first, last, block_size)
 
     return call
