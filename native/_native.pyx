@@ -96,14 +96,14 @@ cdef _check_rows(int threads, per_thread):
 def plain(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
     """Plain rollouts (ew_plain_block); args = (columns, start_row, seed_key, max_steps,
     bin_width, hist, stats)."""
-    cdef const uint64_t[:, ::1] columns = args[0]
+    cdef const uint64_t[::1] columns = args[0]
     cdef int64_t[:, ::1] hist = args[5]
     cdef uint64_t[:, ::1] stats = args[6]
     _check_rows(threads, {"hist": hist.shape[0], "stats": stats.shape[0]})
-    if columns.shape[1] != 4 or stats.shape[1] < EW_NSTATS:
-        raise ValueError("columns need 4 words and stats EW_NSTATS")
+    if columns.shape[0] % 4 != 0 or stats.shape[1] < EW_NSTATS:
+        raise ValueError("columns need 4 words each and stats EW_NSTATS")
     cdef ew_plain_args a
-    a.columns = <const ew_alias_column *>&columns[0, 0]
+    a.columns = <const ew_alias_column *>&columns[0]
     a.start_row, a.seed_key = args[1], args[2]
     a.max_steps, a.bin_width = args[3], args[4]
     a.hist, a.hist_stride = &hist[0, 0], hist.shape[1]

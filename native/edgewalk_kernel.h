@@ -43,6 +43,12 @@ enum { EW_SEARCH_MASK = 1, EW_SEARCH_REJECT = 2 };
 /* Rollouts a kernel interleaves per thread (lanes): more lanes overlap more loads, until the
  * lanes' state no longer fits in registers. */
 enum { EW_LANES = 8 };
+/* Loops over lanes are unrolled so that the lanes' state stays in registers. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EW_UNROLL _Pragma("GCC unroll 8")
+#else
+#define EW_UNROLL
+#endif
 
 static inline uint64_t ew_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -73,7 +79,7 @@ static inline const ew_alias_column *ew_draw(const ew_alias_column *columns, uin
 
 /* Whether draw z takes the column's primary (else its alias). */
 static inline int ew_takes_primary(const ew_alias_column *c, uint64_t z) {
-    return (z & EW_LOW32) <= c->threshold;
+    return (uint32_t)z <= (uint32_t)c->threshold;
 }
 
 /* Adds value v and its square to the sum at stats[sum] and the 128-bit sum at stats[sum + 1] (low
@@ -135,22 +141,36 @@ typedef struct {
     int64_t hist_stride, stats_stride;
 } ew_plain_args;
 
+/* Ends lane i's rollout at round n, a hit or censored at max_steps: records it unless the lane is
+ * idle, and starts the lane on the next rollout of the block (idle if there is none). */
+static inline void ew_plain_end(const ew_plain_args *a, int i, int hit, int64_t n, uint64_t *row,
+                                uint64_t *x, int64_t *start, int64_t *next_rollout, int64_t last,
+                                unsigned *idle, int64_t *live, int64_t *hist, uint64_t *stats) {
+    if (!((*idle >> i) & 1)) {
+        if (hit) ew_record_hit(n - start[i], a->bin_width, hist, stats);
+        else ew_record_censored(a->max_steps, stats);
+        if (*next_rollout < last) x[i] = ew_rollout_key(a->seed_key, (*next_rollout)++);
+        else { *idle |= 1u << i; (*live)--; }
+    }
+    row[i] = a->start_row;
+    start[i] = n;
+}
+
 /* Rollouts first..last-1 from the start state until a target state is entered or max_steps
  * transitions are made (censored). EW_LANES rollouts are interleaved so that their loads overlap:
- * every round each lane takes one step, with no test but whether its rollout ended; a lane's
+ * every round each lane takes one step, with no test but whether it entered a target; a lane's
  * steps are counted by the round number n and the round its rollout started, and censoring is
  * tested once a round against the earliest lane's deadline. Lanes left without a rollout walk on
  * unrecorded until the last rollout of the block ends. */
 static void ew_plain_block(const void *args, int thread, int64_t first, int64_t last) {
     const ew_plain_args *a = (const ew_plain_args *)args;
     const ew_alias_column *columns = a->columns;
-    const uint64_t start_row = a->start_row;
     const int64_t max_steps = a->max_steps;
     int64_t *hist = a->hist + thread * a->hist_stride;
     uint64_t *stats = a->stats + thread * a->stats_stride;
-    if (start_row == 0 || max_steps == 0) {
+    if (a->start_row == 0 || max_steps == 0) {
         for (int64_t r = first; r < last; r++) {
-            if (start_row == 0) ew_record_hit(0, a->bin_width, hist, stats);
+            if (a->start_row == 0) ew_record_hit(0, a->bin_width, hist, stats);
             else ew_record_censored(0, stats);
         }
         return;
@@ -160,7 +180,7 @@ static void ew_plain_block(const void *args, int thread, int64_t first, int64_t 
     unsigned idle = 0; /* bit i: lane i has no rollout left */
     int64_t next_rollout = first, live = 0, n = 0, deadline = max_steps;
     for (int i = 0; i < EW_LANES; i++) {
-        row[i] = start_row;
+        row[i] = a->start_row;
         start[i] = 0;
         x[i] = 0;
         if (next_rollout < last) { x[i] = ew_rollout_key(a->seed_key, next_rollout++); live++; }
@@ -168,26 +188,22 @@ static void ew_plain_block(const void *args, int thread, int64_t first, int64_t 
     }
     while (live > 0) {
         n++;
+        EW_UNROLL
         for (int i = 0; i < EW_LANES; i++) { x[i] += EW_GAMMA; z[i] = ew_mix64(x[i]); }
-        unsigned ended = 0;
+        int restarted = 0;
+        EW_UNROLL
         for (int i = 0; i < EW_LANES; i++) {
             const ew_alias_column *c = ew_draw(columns, row[i], z[i]);
             row[i] = ew_takes_primary(c, z[i]) ? c->primary_row : c->alias_row;
-            ended |= (unsigned)(row[i] == 0) << i;
-        }
-        if (ended | (n == deadline)) {
-            for (int i = 0; i < EW_LANES; i++) {
-                int hit = (ended >> i) & 1;
-                if (!hit && n - start[i] != max_steps) continue;
-                if (!((idle >> i) & 1)) {
-                    if (hit) ew_record_hit(n - start[i], a->bin_width, hist, stats);
-                    else ew_record_censored(max_steps, stats);
-                    if (next_rollout < last) x[i] = ew_rollout_key(a->seed_key, next_rollout++);
-                    else { idle |= 1u << i; live--; }
-                }
-                row[i] = start_row;
-                start[i] = n;
+            if (__builtin_expect(row[i] == 0, 0)) {
+                ew_plain_end(a, i, 1, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats);
+                restarted = 1;
             }
+        }
+        if (__builtin_expect(restarted | (n == deadline), 0)) {
+            for (int i = 0; i < EW_LANES; i++)
+                if (n - start[i] == max_steps)
+                    ew_plain_end(a, i, 0, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats);
             deadline = start[0];
             for (int i = 1; i < EW_LANES; i++) deadline = start[i] < deadline ? start[i] : deadline;
             deadline += max_steps;

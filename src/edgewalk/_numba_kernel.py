@@ -23,6 +23,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _32 = np.uint64(32)
 _ONE = np.uint64(1)
+_TWO = np.uint64(2)
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
 SEARCH_MASK, SEARCH_REJECT = 1, 2
 LANES = 8
@@ -126,9 +127,9 @@ def _record_censored(t, stats):
 @_jit
 def _next_row(columns, row, z):
     """ew_draw and ew_takes_primary: the row word a step from row word ``row`` with draw z
-    enters (columns: uint64 (n_columns, 4), see edgewalk_kernel.h)."""
-    k = (row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)
-    return columns[k, 0] if (z & _LOW32) <= columns[k, 2] else columns[k, 1]
+    enters (columns: four words per alias column, see edgewalk_kernel.h)."""
+    at = ((row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)) << _TWO
+    return columns[at] if (z & _LOW32) <= columns[at + _TWO] else columns[at + _ONE]
 
 
 # ------------------------------------------------------------------------------ plain kernel

@@ -86,16 +86,16 @@ def row_words(tables: AliasTables, ends: np.ndarray | None = None) -> np.ndarray
 
 
 def alias_columns(tables: AliasTables, rows: np.ndarray) -> np.ndarray:
-    """The ew_alias_column of every alias column k, uint64 (n_columns, 4): the row words (from
-    ``rows``, see row_words) of primary[k] and alias[k], threshold[k], and primary[k] | alias[k]
-    << 32."""
+    """The ew_alias_column of every alias column k, four uint64 words each (a flat array, column
+    k at 4k): the row words (from ``rows``, see row_words) of primary[k] and alias[k],
+    threshold[k], and primary[k] | alias[k] << 32."""
     columns = np.empty((len(tables.threshold), 4), np.uint64)
     columns[:, 0] = rows[tables.primary]
     columns[:, 1] = rows[tables.alias]
     columns[:, 2] = tables.threshold
     columns[:, 3] = (tables.primary.astype(np.uint64)
                      | tables.alias.astype(np.uint64) << np.uint64(32))
-    return columns
+    return columns.ravel()
 
 
 def parallel_call(backend: str, threads: int, kernel: str, args: tuple
