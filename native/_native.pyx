@@ -27,24 +27,28 @@ cdef extern from "edgewalk_kernel.h" nogil:
     void ew_plain_block(const void *args, int thread, int64_t first, int64_t last)
 
 cdef extern from "edgewalk_search.h" nogil:
+    enum:
+        EW_SEARCH_LANE_WORDS
+    ctypedef struct ew_search_state:
+        pass
     ctypedef struct ew_search_args:
-        const int64_t *row_start
-        const int32_t *next_state
+        const ew_search_state *states
+        const uint64_t *positive
+        const ew_alias_column *columns
         const uint32_t *weight
-        const uint32_t *threshold
-        const int32_t *primary
-        const int32_t *alias
-        const uint8_t *is_target
-        int64_t n_states
-        int mode
+        uint64_t start
+        int64_t mode
         uint64_t seed_key
         int64_t max_steps, bin_width
         int64_t *hist
         uint64_t *stats
         uint64_t *visited
-        int32_t *stack
-        int64_t hist_stride, stats_stride, visited_stride, stack_stride
-    void ew_search(const void *args, int thread, int64_t first, int64_t last)
+        uint64_t *stack
+        uint64_t *open
+        uint64_t *entry
+        uint64_t *lanes
+        int64_t hist_stride, stats_stride, n_words, stack_size, max_degree
+    void ew_search_block(const void *args, int thread, int64_t first, int64_t last)
 
 cdef extern from "edgewalk_gradient.h" nogil:
     ctypedef struct ew_gradient_args:
@@ -83,7 +87,7 @@ ABI = {
     "CENSORED": EW_CENSORED, "STEPS": EW_STEPS, "DRAWS_SUM": EW_DRAWS_SUM,
     "DRAWS_SUMSQ_LO": EW_DRAWS_SUMSQ_LO, "DRAWS_SUMSQ_HI": EW_DRAWS_SUMSQ_HI,
     "NSTATS": EW_NSTATS, "SEARCH_MASK": EW_SEARCH_MASK, "SEARCH_REJECT": EW_SEARCH_REJECT,
-    "GAMMA": EW_GAMMA, "LANES": EW_LANES,
+    "GAMMA": EW_GAMMA, "LANES": EW_LANES, "SEARCH_LANE_WORDS": EW_SEARCH_LANE_WORDS,
 }
 
 
@@ -113,30 +117,38 @@ def plain(tuple args, int64_t first, int64_t last, int64_t block_size, int threa
 
 
 def search(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
-    """Rollouts under the no-revisit search wrapper (ew_search); args = (row_start, next_state,
-    weight, threshold, primary, alias, is_target, mode, seed_key, max_steps, bin_width, hist,
-    stats, visited, stack)."""
-    cdef const int64_t[::1] row_start = args[0]
-    cdef const int32_t[::1] next_state = args[1]
-    cdef const uint32_t[::1] weight = args[2], threshold = args[3]
-    cdef const int32_t[::1] primary = args[4], alias = args[5]
-    cdef const uint8_t[::1] is_target = args[6]
-    cdef int64_t[:, ::1] hist = args[11]
-    cdef uint64_t[:, ::1] stats = args[12], visited = args[13]
-    cdef int32_t[:, ::1] stack = args[14]
+    """Rollouts under the no-revisit search wrapper (ew_search_block); args = (states,
+    positive, columns, weight, start, mode, seed_key, max_steps, bin_width, hist, stats,
+    visited, stack, open, entry, lanes), the last five per-thread scratch: (threads, EW_LANES,
+    ...) and lanes (threads, EW_SEARCH_LANE_WORDS, EW_LANES)."""
+    cdef const uint64_t[::1] states = args[0], positive = args[1], columns = args[2]
+    cdef const uint32_t[::1] weight = args[3]
+    cdef int64_t[:, ::1] hist = args[9]
+    cdef uint64_t[:, ::1] stats = args[10]
+    cdef uint64_t[:, :, ::1] visited = args[11], stack = args[12], open_ = args[13], entry = args[14]
+    cdef uint64_t[:, :, ::1] lanes = args[15]
     _check_rows(threads, {"hist": hist.shape[0], "stats": stats.shape[0],
-                          "visited": visited.shape[0], "stack": stack.shape[0]})
+                          "visited": visited.shape[0], "stack": stack.shape[0],
+                          "open": open_.shape[0], "entry": entry.shape[0], "lanes": lanes.shape[0]})
+    if lanes.shape[1] != EW_SEARCH_LANE_WORDS or lanes.shape[2] != EW_LANES:
+        raise ValueError("lanes needs (threads, EW_SEARCH_LANE_WORDS, EW_LANES)")
+    if min(visited.shape[1], stack.shape[1], open_.shape[1], entry.shape[1]) != EW_LANES:
+        raise ValueError("the search scratch needs EW_LANES lanes per thread")
+    if stack.shape[2] < states.shape[0] // 4 + 1 or visited.shape[2] < (states.shape[0] // 4 + 63) // 64 + 1:
+        raise ValueError("the search scratch is too small for the graph")
     cdef ew_search_args a
-    a.row_start, a.next_state, a.weight, a.threshold = &row_start[0], &next_state[0], &weight[0], &threshold[0]
-    a.primary, a.alias, a.is_target = &primary[0], &alias[0], &is_target[0]
-    a.n_states = is_target.shape[0]
-    a.mode, a.seed_key, a.max_steps, a.bin_width = args[7], args[8], args[9], args[10]
+    a.states = <const ew_search_state *>&states[0]
+    a.positive, a.columns = &positive[0], <const ew_alias_column *>&columns[0]
+    a.weight = &weight[0]
+    a.start, a.mode, a.seed_key, a.max_steps, a.bin_width = args[4], args[5], args[6], args[7], args[8]
     a.hist, a.hist_stride = &hist[0, 0], hist.shape[1]
     a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
-    a.visited, a.visited_stride = &visited[0, 0], visited.shape[1]
-    a.stack, a.stack_stride = &stack[0, 0], stack.shape[1]
+    a.visited, a.n_words = &visited[0, 0, 0], visited.shape[2] - 1
+    a.stack, a.stack_size = &stack[0, 0, 0], stack.shape[2]
+    a.open, a.entry, a.max_degree = &open_[0, 0, 0], &entry[0, 0, 0], open_.shape[2]
+    a.lanes = &lanes[0, 0, 0]
     with nogil:
-        ew_drive(ew_search, &a, first, last, block_size, threads)
+        ew_drive(ew_search_block, &a, first, last, block_size, threads)
 
 
 def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):

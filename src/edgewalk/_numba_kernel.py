@@ -16,6 +16,7 @@ from typing import Callable
 import numba
 import numpy as np
 from numba import types
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -26,13 +27,14 @@ _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
 SEARCH_MASK, SEARCH_REJECT = 1, 2
-LANES = 8
+LANES, SEARCH_LANE_WORDS = 8, 5
 # The kernel interface this mirror assumes; edgewalk.kernels checks it against the C header's.
 ABI = {
     "HITS": HITS, "SUM": SUM, "SUMSQ_LO": SUMSQ_LO, "SUMSQ_HI": SUMSQ_HI, "CENSORED": CENSORED,
     "STEPS": STEPS, "DRAWS_SUM": DRAWS_SUM, "DRAWS_SUMSQ_LO": DRAWS_SUMSQ_LO,
     "DRAWS_SUMSQ_HI": DRAWS_SUMSQ_HI, "NSTATS": NSTATS, "SEARCH_MASK": SEARCH_MASK,
     "SEARCH_REJECT": SEARCH_REJECT, "GAMMA": int(GAMMA), "LANES": LANES,
+    "SEARCH_LANE_WORDS": SEARCH_LANE_WORDS,
 }
 
 # error_model="numpy" drops the zero-division checks; array indices are cast to unsigned below
@@ -231,81 +233,164 @@ def plain_block(args, thread, first, last):
 
 # ------------------------------------------------------------------------------ search wrapper
 
-
-@_jit
-def _is_visited(visited, s):
-    return (visited[np.uint64(s) >> np.uint64(6)] >> (np.uint64(s) & np.uint64(63))) & _ONE
+_X, _TOP, _T, _DRAWS, _DEPTH = range(SEARCH_LANE_WORDS)
 
 
 @_jit
-def _search_rollouts(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
-                 seed_key, first, last, max_steps, bin_width, hist, stats, visited, stack):
-    for r in range(first, last):
-        if is_target[0]:
-            _record_hit(0, bin_width, hist, stats)
-            continue
-        visited[:] = 0
-        x = rollout_key(seed_key, r)
-        depth, t, draws, hit = 1, 0, 0, False
-        stack[0] = 0
-        visited[0] = _ONE
-        while t < max_steps:
-            s = np.uint64(stack[depth - 1])
-            lo, hi = np.uint64(row_start[s]), np.uint64(row_start[s + _ONE])
-            open_weight = np.uint64(0)
-            for k in range(lo, hi):
-                if not _is_visited(visited, next_state[k]):
-                    open_weight += np.uint64(weight[k])
-            t += 1
-            if open_weight == 0:
-                depth -= 1
-                if depth == 0:
-                    break
-                continue
-            chosen = np.int32(-1)
-            if mode == SEARCH_MASK:
-                x += GAMMA
-                pick = ((mix64(x) >> np.uint64(32)) * open_weight) >> np.uint64(32)
-                draws += 1
-                for k in range(lo, hi):
-                    if _is_visited(visited, next_state[k]):
-                        continue
-                    if pick < weight[k]:
-                        chosen = next_state[k]
-                        break
-                    pick -= np.uint64(weight[k])
-            else:
-                while True:
-                    x += GAMMA
-                    z = mix64(x)
-                    k = _column(row_start, s, z)
-                    chosen = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
-                    draws += 1
-                    if not _is_visited(visited, chosen):
-                        break
-            c = np.uint64(chosen)
-            visited[c >> np.uint64(6)] |= _ONE << (c & np.uint64(63))
-            stack[depth] = chosen
-            depth += 1
-            if is_target[c]:
-                hit = True
-                break
-        if hit:
-            _record_hit(t, bin_width, hist, stats)
-            _add_moments(draws, stats, DRAWS_SUM)
-        else:
-            stats[CENSORED] += _ONE
-            stats[STEPS] += np.uint64(t)
+def _visited_field(visited, first):
+    """ew_visited_field: bits first .. first + 63 of the bitset (one word of padding is read)."""
+    word, shift = first >> np.uint64(6), first & np.uint64(63)
+    low = visited[word] >> shift
+    if shift == 0:
+        return low
+    return low | visited[word + _ONE] << (np.uint64(64) - shift)
 
+
+@_jit
+def _is_visited(visited, p):
+    return (visited[p >> np.uint64(6)] >> (p & np.uint64(63))) & _ONE
+
+
+@_jit
+def _mark_visited(visited, p):
+    visited[p >> np.uint64(6)] |= _ONE << (p & np.uint64(63))
+
+
+@_jit
+def _any_open(states, positive, visited, at):
+    """ew_any_open, for the state whose four words start at ``at``."""
+    degree, lo, masks = states[at] >> _32, states[at + _ONE], states[at + _TWO]
+    c = np.uint64(0)
+    while np.uint64(64) * c < degree:
+        if ~_visited_field(visited, lo + np.uint64(64) * c) & positive[masks + c]:
+            return True
+        c += _ONE
+    return False
+
+
+@_jit
+def _open_entries(states, positive, weight, visited, at, open_weight, entry):
+    """ew_open_entries: the unvisited positive-weight entries of the row in row order with their
+    running open weights; returns their number."""
+    row, lo, masks = states[at], states[at + _ONE], states[at + _TWO]
+    base, degree = row & _LOW32, row >> _32
+    total, n, c = np.uint64(0), 0, np.uint64(0)
+    while np.uint64(64) * c < degree:
+        field = ~_visited_field(visited, lo + np.uint64(64) * c) & positive[masks + c]
+        while field:
+            j = np.uint64(64) * c + np.uint64(trailing_zeros(field))
+            total += np.uint64(weight[base + j])
+            open_weight[n] = total
+            entry[n] = j
+            n += 1
+            field &= field - _ONE
+        c += _ONE
+    return n
+
+
+@_jit
+def _draw_position(columns, row, z):
+    """ew_draw_position: the position drawn with z from the alias columns of row word ``row``."""
+    at = ((row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)) << _TWO
+    if (z & _LOW32) <= columns[at + _TWO]:
+        return columns[at + np.uint64(3)] & _LOW32
+    return columns[at + np.uint64(3)] >> _32
+
+
+@_jit
+def _search_lane_start(lane, visited, path, start):
+    visited[:] = 0
+    _mark_visited(visited, start)
+    path[0] = start
+    lane[_TOP], lane[_T], lane[_DRAWS], lane[_DEPTH] = start, 0, 0, 1
 
 
 @_block
 def search_block(args, thread, first, last):
-    (row_start, next_state, weight, threshold, primary, alias, is_target, mode, seed_key,
-     max_steps, bin_width, hist, stats, visited, stack) = args
-    _search_rollouts(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
-                 seed_key, first, last, max_steps, bin_width, hist[thread], stats[thread],
-                 visited[thread], stack[thread])
+    """ew_search_block; args = (states, positive, columns, weight, start, mode, seed_key,
+    max_steps, bin_width, hist, stats, visited, stack, open, entry, lanes)."""
+    (states, positive, columns, weight, start, mode, seed_key, max_steps, bin_width, hist, stats,
+     visited, stack, open_weight, entry, lanes) = args
+    hist, stats = hist[thread], stats[thread]
+    if states[np.uint64(4) * start] == 0 or max_steps == 0:
+        for _ in range(first, last):
+            if states[np.uint64(4) * start] == 0:
+                _record_hit(0, bin_width, hist, stats)
+            else:
+                _record_censored(0, stats)
+        return
+    visited, stack, lanes = visited[thread], stack[thread], lanes[thread]
+    open_weight, entry = open_weight[thread], entry[thread]
+    idle, next_rollout, live = 0, first, 0
+    for i in range(LANES):
+        if next_rollout < last:
+            lanes[_X, i] = rollout_key(seed_key, next_rollout)
+            next_rollout += 1
+            live += 1
+        else:
+            lanes[_X, i] = 0
+            idle |= 1 << i
+        _search_lane_start(lanes[:, i], visited[i], stack[i], start)
+    limit = np.uint64(max_steps)
+    while live > 0:
+        for i in range(LANES):
+            if (idle >> i) & 1:
+                continue
+            v, path = visited[i], stack[i]
+            top = lanes[_TOP, i]
+            at = np.uint64(4) * top
+            chosen = np.uint64(0)
+            moved = False
+            lanes[_T, i] += _ONE
+            if mode == SEARCH_MASK:
+                n = _open_entries(states, positive, weight, v, at, open_weight[i], entry[i])
+                if n > 0:
+                    lanes[_X, i] += GAMMA
+                    lanes[_DRAWS, i] += _ONE
+                    pick = ((mix64(lanes[_X, i]) >> _32) * open_weight[i, n - 1]) >> _32
+                    k = 0
+                    for q in range(n):
+                        k += open_weight[i, q] <= pick
+                    chosen = states[at + _ONE] + entry[i, k]
+                    moved = True
+            else:
+                row = states[at]
+                chosen = _draw_position(columns, row, mix64(lanes[_X, i] + GAMMA))
+                moved = not _is_visited(v, chosen) or _any_open(states, positive, v, at)
+                if moved:
+                    while _is_visited(v, chosen):  # a rejected draw
+                        lanes[_X, i] += GAMMA
+                        lanes[_DRAWS, i] += _ONE
+                        chosen = _draw_position(columns, row, mix64(lanes[_X, i] + GAMMA))
+                    lanes[_X, i] += GAMMA
+                    lanes[_DRAWS, i] += _ONE
+            hit = False
+            if moved:
+                _mark_visited(v, chosen)
+                depth = lanes[_DEPTH, i]
+                path[depth] = chosen
+                lanes[_DEPTH, i], lanes[_TOP, i] = depth + _ONE, chosen
+                hit = states[np.uint64(4) * chosen] == 0
+                ended = hit or lanes[_T, i] == limit
+            else:
+                depth = lanes[_DEPTH, i] - _ONE
+                lanes[_DEPTH, i] = depth
+                ended = depth == 0 or lanes[_T, i] == limit
+                if depth > 0:
+                    lanes[_TOP, i] = path[depth - _ONE]
+            if ended:
+                if hit:
+                    _record_hit(lanes[_T, i], bin_width, hist, stats)
+                    _add_moments(lanes[_DRAWS, i], stats, DRAWS_SUM)
+                else:
+                    _record_censored(lanes[_T, i], stats)
+                if next_rollout < last:
+                    lanes[_X, i] = rollout_key(seed_key, next_rollout)
+                    next_rollout += 1
+                    _search_lane_start(lanes[:, i], v, path, start)
+                else:
+                    idle |= 1 << i
+                    live -= 1
 
 
 # ------------------------------------------------------------------------------ gradient kernel

@@ -100,13 +100,16 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
     key = np.uint64(kernels.seed_key(plan.seed))
     searching = plan.search != "none"
     if searching:
-        visited = np.zeros((plan.threads, (graph.n_states + 63) // 64), np.uint64)
-        stack = np.zeros((plan.threads, graph.n_states + 1), np.int32)
+        states, positive, columns, start, max_degree = kernels.search_tables(tables, ends)
+        lanes = (plan.threads, kernels.LANES)
         call = kernels.parallel_call(
             plan.backend, plan.threads, "search",
-            (tables.row_start, tables.next_state, tables.weight, tables.threshold, tables.primary,
-             tables.alias, ends.astype(np.uint8), kernels.SEARCH_MODES[plan.search], key,
-             plan.max_steps, plan.bin_width, hist, stats, visited, stack))
+            (states, positive, columns, tables.weight, start, kernels.SEARCH_MODES[plan.search],
+             key, plan.max_steps, plan.bin_width, hist, stats,
+             np.zeros((*lanes, (graph.n_states + 63) // 64 + 1), np.uint64),
+             np.zeros((*lanes, graph.n_states + 1), np.uint64),
+             np.zeros((*lanes, max_degree), np.uint64), np.zeros((*lanes, max_degree), np.uint64),
+             np.zeros((plan.threads, kernels.SEARCH_LANE_WORDS, kernels.LANES), np.uint64)))
     else:
         rows = kernels.row_words(tables, ends)
         call = kernels.parallel_call(

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _native, _numba_kernel, checks
 from .alias import AliasTables
-from .errors import SizeError
+from .errors import InputError, SizeError
 
 ABI: dict[str, int] = dict(_native.ABI)
 if ABI != _numba_kernel.ABI:
@@ -29,6 +29,7 @@ if ABI != _numba_kernel.ABI:
 
 HITS, SUM, SUMSQ, CENSORED, STEPS = ABI["HITS"], ABI["SUM"], ABI["SUMSQ_LO"], ABI["CENSORED"], ABI["STEPS"]
 DRAWS_SUM, DRAWS_SUMSQ, NSTATS = ABI["DRAWS_SUM"], ABI["DRAWS_SUMSQ_LO"], ABI["NSTATS"]
+LANES, SEARCH_LANE_WORDS = ABI["LANES"], ABI["SEARCH_LANE_WORDS"]
 SEARCH_MODES = {"none": 0, "mask": ABI["SEARCH_MASK"], "reject": ABI["SEARCH_REJECT"]}
 BACKENDS = ("numba", "cython")
 GAMMA = ABI["GAMMA"]
@@ -78,24 +79,86 @@ def row_words(tables: AliasTables, ends: np.ndarray | None = None) -> np.ndarray
     if len(tables.next_state) >= 2**32:
         raise SizeError(f"graph: {len(tables.next_state)} transitions; the kernels address at "
                         f"most 2**32 - 1")
-    base = tables.row_start[:-1].astype(np.uint64)
-    words = base | np.diff(tables.row_start).astype(np.uint64) << np.uint64(32)
+    degree = np.diff(tables.row_start)
+    dead_ends = np.flatnonzero((degree == 0) & (True if ends is None else ~ends))
+    if dead_ends.size:
+        raise InputError(f"graph: state {dead_ends[0]} has no next state")
+    words = tables.row_start[:-1].astype(np.uint64) | degree.astype(np.uint64) << np.uint64(32)
     if ends is not None:
         words[ends] = 0
     return words
 
 
-def alias_columns(tables: AliasTables, rows: np.ndarray) -> np.ndarray:
+def alias_columns(tables: AliasTables, rows: np.ndarray, numbering: np.ndarray | None = None
+                  ) -> np.ndarray:
     """The ew_alias_column of every alias column k, four uint64 words each (a flat array, column
     k at 4k): the row words (from ``rows``, see row_words) of primary[k] and alias[k],
-    threshold[k], and primary[k] | alias[k] << 32."""
+    threshold[k], and the two states as numbered by ``numbering`` (default: the states
+    themselves), primary | alias << 32."""
     columns = np.empty((len(tables.threshold), 4), np.uint64)
     columns[:, 0] = rows[tables.primary]
     columns[:, 1] = rows[tables.alias]
     columns[:, 2] = tables.threshold
-    columns[:, 3] = (tables.primary.astype(np.uint64)
-                     | tables.alias.astype(np.uint64) << np.uint64(32))
+    primary, alias = ((tables.primary, tables.alias) if numbering is None
+                      else (numbering[tables.primary], numbering[tables.alias]))
+    columns[:, 3] = primary.astype(np.uint64) | alias.astype(np.uint64) << np.uint64(32)
     return columns.ravel()
+
+
+def consecutive_numbering(tables: AliasTables) -> np.ndarray:
+    """A numbering of the states (``position[s]``) in which the next states of every state are
+    consecutive and in row order: row s is positions position[next_state[row_start[s]]] + 0, 1,
+    ... It exists for every edge-state chain (the next states of a state are the states leaving
+    its head, and two rows are the same or disjoint); states no row contains come last."""
+    row_start, next_state = tables.row_start, tables.next_state
+    n_states = len(row_start) - 1
+    degree = np.diff(row_start)
+    has_row = np.flatnonzero(degree > 0)
+    _, first_of_row = np.unique(next_state[row_start[has_row]], return_index=True)
+    representatives = np.sort(has_row[first_of_row])
+    lengths = degree[representatives]
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    placed = next_state[np.repeat(row_start[representatives], lengths) + offsets]
+    position = np.full(n_states, -1, np.int64)
+    position[placed] = np.arange(len(placed))
+    unplaced = np.flatnonzero(position < 0)
+    position[unplaced] = len(placed) + np.arange(len(unplaced))
+    rows = np.repeat(np.arange(n_states), degree)
+    in_row = np.arange(len(next_state)) - np.repeat(row_start[:-1], degree)
+    if (len(np.unique(placed)) != len(placed)
+            or not np.array_equal(position[next_state],
+                                  position[next_state[row_start[rows]]] + in_row)):
+        raise InputError("graph: the search wrapper needs an edge-state chain (the next states "
+                         "of every state are the states leaving its head)")
+    return position
+
+
+def search_tables(tables: AliasTables, ends: np.ndarray) -> tuple:
+    """The search wrapper's tables (edgewalk_search.h): per position, four words (the state's row
+    word, 0 where ``ends``; lo, the position of its first next state; the index of its first
+    positive-weight mask; unused); the masks; the alias columns with positions for states; the
+    start state's position; the largest degree. Positions: consecutive_numbering."""
+    position = consecutive_numbering(tables)
+    rows = row_words(tables, ends)
+    row_start = tables.row_start
+    degree = np.diff(row_start)
+    n_states = len(degree)
+    chunks = (degree + 63) // 64
+    first_mask = np.cumsum(chunks) - chunks
+    states = np.zeros((n_states, 4), np.uint64)
+    states[position, 0] = rows
+    has_row = degree > 0
+    states[position[has_row], 1] = position[tables.next_state[row_start[:-1][has_row]]]
+    states[position, 2] = first_mask
+    entry_state = np.repeat(np.arange(n_states), degree)
+    in_row = np.arange(len(tables.next_state)) - row_start[entry_state]
+    positive = np.zeros(max(1, int(chunks.sum())), np.uint64)
+    taken = tables.weight > 0
+    np.bitwise_or.at(positive, first_mask[entry_state[taken]] + in_row[taken] // 64,
+                     np.uint64(1) << (in_row[taken] % 64).astype(np.uint64))
+    columns = alias_columns(tables, rows, position)
+    return (states.ravel(), positive, columns, np.uint64(position[0]),
+            max(1, int(degree.max())))
 
 
 def parallel_call(backend: str, threads: int, kernel: str, args: tuple
