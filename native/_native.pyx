@@ -52,12 +52,10 @@ cdef extern from "edgewalk_search.h" nogil:
 
 cdef extern from "edgewalk_gradient.h" nogil:
     ctypedef struct ew_gradient_args:
-        const int64_t *row_start
-        const uint32_t *threshold
-        const int32_t *primary
-        const int32_t *alias
-        const uint8_t *is_target
-        int64_t n_states, n_targets
+        const ew_alias_column *columns
+        const uint64_t *targets
+        uint64_t start_row, start_label
+        int64_t n_targets
         uint64_t seed_key
         int64_t max_steps, buffer_steps
         uint64_t *stats
@@ -66,8 +64,8 @@ cdef extern from "edgewalk_gradient.h" nogil:
         uint64_t *rollout_count
         int32_t *touched
         uint32_t *buffers
-        int64_t stats_stride, slots_stride, touched_stride, buffers_stride
-    void ew_gradient(const void *args, int thread, int64_t first, int64_t last)
+        int64_t stats_stride, slots_stride, buffers_stride
+    void ew_gradient_block(const void *args, int thread, int64_t first, int64_t last)
 
 cdef extern from *:
     """
@@ -152,32 +150,32 @@ def search(tuple args, int64_t first, int64_t last, int64_t block_size, int thre
 
 
 def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
-    """Policy-gradient statistics (ew_gradient); args = (row_start, threshold, primary, alias,
-    is_target, seed_key, max_steps, stats, slot_sums, censored_visits, rollout_count, touched,
-    buffers)."""
-    cdef const int64_t[::1] row_start = args[0]
-    cdef const uint32_t[::1] threshold = args[1]
-    cdef const int32_t[::1] primary = args[2], alias = args[3]
-    cdef const uint8_t[:, ::1] is_target = args[4]
-    cdef uint64_t[:, ::1] stats = args[7]
-    cdef uint64_t[:, :, ::1] slot_sums = args[8]
-    cdef uint64_t[:, ::1] censored_visits = args[9], rollout_count = args[10]
-    cdef int32_t[:, ::1] touched = args[11]
-    cdef uint32_t[:, :, ::1] buffers = args[12]
+    """Policy-gradient statistics (ew_gradient_block); args = (columns, targets, start_row,
+    start_label, seed_key, max_steps, stats, slot_sums, censored_visits, rollout_count, touched,
+    buffers), the last six per thread, buffers (threads, EW_LANES, buffer_steps)."""
+    cdef const uint64_t[::1] columns = args[0], targets = args[1]
+    cdef uint64_t[:, ::1] stats = args[6]
+    cdef uint64_t[:, :, ::1] slot_sums = args[7]
+    cdef uint64_t[:, ::1] censored_visits = args[8], rollout_count = args[9]
+    cdef int32_t[:, ::1] touched = args[10]
+    cdef uint32_t[:, :, ::1] buffers = args[11]
     _check_rows(threads, {"stats": stats.shape[0], "slot_sums": slot_sums.shape[0],
                           "censored_visits": censored_visits.shape[0],
                           "rollout_count": rollout_count.shape[0], "touched": touched.shape[0],
                           "buffers": buffers.shape[0]})
-    if buffers.shape[1] != 4:
-        raise ValueError("buffers need four lanes per thread")
+    cdef int64_t n_slots = slot_sums.shape[1]
+    if (buffers.shape[1] != EW_LANES or columns.shape[0] != 2 * n_slots
+            or min(censored_visits.shape[1], rollout_count.shape[1], touched.shape[1]) != n_slots):
+        raise ValueError("buffers need EW_LANES lanes and every per-slot array two slots a column")
     cdef ew_gradient_args a
-    a.row_start, a.threshold, a.primary, a.alias = &row_start[0], &threshold[0], &primary[0], &alias[0]
-    a.is_target, a.n_targets, a.n_states = &is_target[0, 0], is_target.shape[0], is_target.shape[1]
-    a.seed_key, a.max_steps, a.buffer_steps = args[5], args[6], buffers.shape[2]
+    a.columns, a.targets = <const ew_alias_column *>&columns[0], &targets[0]
+    a.n_targets = targets.shape[0]
+    a.start_row, a.start_label, a.seed_key, a.max_steps = args[2], args[3], args[4], args[5]
+    a.buffer_steps = buffers.shape[2]
     a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
-    a.slot_sums, a.slots_stride = &slot_sums[0, 0, 0], slot_sums.shape[1]
+    a.slot_sums, a.slots_stride = &slot_sums[0, 0, 0], n_slots
     a.censored_visits, a.rollout_count = &censored_visits[0, 0], &rollout_count[0, 0]
-    a.touched, a.touched_stride = &touched[0, 0], touched.shape[1]
+    a.touched = &touched[0, 0]
     a.buffers, a.buffers_stride = &buffers[0, 0, 0], buffers.shape[1] * buffers.shape[2]
     with nogil:
-        ew_drive(ew_gradient, &a, first, last, block_size, threads)
+        ew_drive(ew_gradient_block, &a, first, last, block_size, threads)

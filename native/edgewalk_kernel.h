@@ -41,13 +41,17 @@ enum { EW_HITS = 0, EW_SUM = 1, EW_SUMSQ_LO = 2, EW_SUMSQ_HI = 3, EW_CENSORED = 
        EW_DRAWS_SUM = 6, EW_DRAWS_SUMSQ_LO = 7, EW_DRAWS_SUMSQ_HI = 8, EW_NSTATS = 9 };
 enum { EW_SEARCH_MASK = 1, EW_SEARCH_REJECT = 2 };
 /* Rollouts a kernel interleaves per thread (lanes): more lanes overlap more loads, until the
- * lanes' state no longer fits in registers. */
+ * lanes' state no longer fits in registers. EW_FOR_LANES(STEP) spells out STEP(i) for every lane
+ * i with a constant i, so that arrays of lane state indexed by i stay in registers (a loop over
+ * the lanes is not always unrolled: GCC stops at a size limit). */
 enum { EW_LANES = 8 };
-/* Loops over lanes are unrolled so that the lanes' state stays in registers. */
+#define EW_FOR_LANES(STEP) STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
 #if defined(__GNUC__) || defined(__clang__)
-#define EW_UNROLL _Pragma("GCC unroll 8")
+#define EW_NOINLINE __attribute__((noinline))
+#define EW_UNLIKELY(condition) __builtin_expect(!!(condition), 0)
 #else
-#define EW_UNROLL
+#define EW_NOINLINE
+#define EW_UNLIKELY(condition) (condition)
 #endif
 
 static inline uint64_t ew_mix64(uint64_t z) {
@@ -80,6 +84,13 @@ static inline const ew_alias_column *ew_draw(const ew_alias_column *columns, uin
 /* Whether draw z takes the column's primary (else its alias). */
 static inline int ew_takes_primary(const ew_alias_column *c, uint64_t z) {
     return (uint32_t)z <= (uint32_t)c->threshold;
+}
+
+/* The row word a step entering column c with draw z goes to (a conditional move: keep further
+ * selections on the same test arithmetic, or compilers may make them all a branch, a third
+ * slower a step as measured in the gradient kernel). */
+static inline uint64_t ew_next_row(const ew_alias_column *c, uint64_t z) {
+    return ew_takes_primary(c, z) ? c->primary_row : c->alias_row;
 }
 
 /* Adds value v and its square to the sum at stats[sum] and the 128-bit sum at stats[sum + 1] (low
@@ -186,21 +197,21 @@ static void ew_plain_block(const void *args, int thread, int64_t first, int64_t 
         if (next_rollout < last) { x[i] = ew_rollout_key(a->seed_key, next_rollout++); live++; }
         else idle |= 1u << i;
     }
+#define EW_PLAIN_DRAW(i) x[i] += EW_GAMMA; z[i] = ew_mix64(x[i]);
+#define EW_PLAIN_STEP(i)                                                                   \
+    {                                                                                      \
+        row[i] = ew_next_row(ew_draw(columns, row[i], z[i]), z[i]);                      \
+        if (EW_UNLIKELY(row[i] == 0)) {                                                    \
+            ew_plain_end(a, i, 1, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats); \
+            restarted = 1;                                                                 \
+        }                                                                                  \
+    }
     while (live > 0) {
         n++;
-        EW_UNROLL
-        for (int i = 0; i < EW_LANES; i++) { x[i] += EW_GAMMA; z[i] = ew_mix64(x[i]); }
+        EW_FOR_LANES(EW_PLAIN_DRAW)
         int restarted = 0;
-        EW_UNROLL
-        for (int i = 0; i < EW_LANES; i++) {
-            const ew_alias_column *c = ew_draw(columns, row[i], z[i]);
-            row[i] = ew_takes_primary(c, z[i]) ? c->primary_row : c->alias_row;
-            if (__builtin_expect(row[i] == 0, 0)) {
-                ew_plain_end(a, i, 1, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats);
-                restarted = 1;
-            }
-        }
-        if (__builtin_expect(restarted | (n == deadline), 0)) {
+        EW_FOR_LANES(EW_PLAIN_STEP)
+        if (EW_UNLIKELY(restarted | (n == deadline))) {
             for (int i = 0; i < EW_LANES; i++)
                 if (n - start[i] == max_steps)
                     ew_plain_end(a, i, 0, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats);

@@ -396,12 +396,25 @@ def search_block(args, thread, first, last):
 # ------------------------------------------------------------------------------ gradient kernel
 
 
+@_jit
+def _gradient_step(columns, row, z):
+    """One step of a gradient rollout (state words are labels): the row word and label entered
+    and the slot taken, 2k for column k's primary, 2k + 1 for its alias (one select, the rest
+    arithmetic on the same test, as in edgewalk_gradient.h)."""
+    k = (row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)
+    at = k << _TWO
+    took_alias = np.uint64((z & _LOW32) > columns[at + _TWO])
+    row = columns[at + _ONE] if took_alias else columns[at]
+    label = (columns[at + np.uint64(3)] >> (_32 * took_alias)) & _LOW32
+    return row, label, np.uint32(k + k + took_alias)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
-                     slot_sums, censored_visits, rollout_count, touched, buf, target, s, t, x):
-    """ew_gradient_finish: finishes a rollout at state s after t steps whose slots are
-    buf[:t] and records it."""
-    hit = target[np.uint64(s)] != 0
+def _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
+                     rollout_count, touched, buf, target, row, label, t, x):
+    """ew_gradient_finish: finishes a rollout aiming at ``target`` after t steps (now at row word
+    ``row``, label ``label``) whose slots are buf[:t], and records it."""
+    hit = label == target
     if hit or t == max_steps:
         for i in range(t):
             slot = np.uint64(buf[i])
@@ -411,7 +424,7 @@ def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_ste
             for i in range(t):
                 censored_visits[np.uint64(buf[i])] += _ONE
     else:
-        n_touched, buffer_start, row = 0, 0, np.uint64(s)
+        n_touched, buffer_start = 0, 0
         while True:
             for i in range(t - buffer_start):
                 slot = np.uint64(buf[i])
@@ -427,13 +440,10 @@ def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_ste
             limit = max_steps if max_steps - t < buffer_steps else t + buffer_steps
             while True:
                 x += GAMMA
-                z = mix64(x)
-                k = _column(row_start, row, z)
-                took_alias = np.uint32(z & _LOW32) > threshold[k]
-                row = np.uint64(alias[k] if took_alias else primary[k])
-                buf[t - buffer_start] = np.uint32(k + k + took_alias)
+                row, label, slot32 = _gradient_step(columns, row, mix64(x))
+                buf[t - buffer_start] = slot32
                 t += 1
-                hit = target[row] != 0
+                hit = label == target
                 if hit or t >= limit:
                     break
         for i in range(n_touched):
@@ -450,108 +460,147 @@ def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_ste
     stats[STEPS] += np.uint64(t)
 
 
-@_jit
-def _gradient_lane_start(t, x, g, lane, next_rollout, last, is_target, seed_key, max_steps,
-                         buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-                         censored_visits, rollout_count, touched, buffers):
-    """EW_GRADIENT_LANE_START: the lane's (s, t, x, g) for the next rollout of the block that
-    takes a step (g: its target row), s = -1 if none is left; returns them and next_rollout."""
-    n_targets = is_target.shape[0]
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row,
+                    start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                    censored_visits, rollout_count, touched, buf):
+    """ew_gradient_start: the lane's (row, x, t, target) for the next rollout of the block that
+    takes a step, recording those that take none; an idle lane (none left) aims at no label.
+    Returns them and the block's (next_rollout, idle, live)."""
+    n_targets = len(targets)
+    x = np.uint64(0)
     while next_rollout < last:
-        g = np.uint64(next_rollout % n_targets)
+        target = targets[next_rollout % n_targets]
         x = rollout_key(seed_key, next_rollout)
         next_rollout += 1
-        t = 0
-        if is_target[g, 0] == 0 and max_steps > 0:
-            return np.int32(0), t, x, g, next_rollout
-        _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
-                         slot_sums, censored_visits, rollout_count, touched, buffers[lane],
-                         is_target[g], 0, 0, x)
-    return np.int32(-1), t, x, g, next_rollout
+        if start_label != target and max_steps > 0:
+            return start_row, x, 0, target, next_rollout, idle, live
+        _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
+                         rollout_count, touched, buf, target, start_row, start_label, 0, x)
+    if (idle >> lane) & 1 == 0:
+        idle |= 1 << lane
+        live -= 1
+    return start_row, x, 0, ~np.uint64(0), next_rollout, idle, live
 
 
-@_jit
-def _gradient_lane_step(s, t, x, g, lane, next_rollout, live, last, lane_steps, is_target,
-                        seed_key, max_steps, buffer_steps, row_start, threshold, primary, alias,
-                        stats, slot_sums, censored_visits, rollout_count, touched, buffers):
-    """EW_GRADIENT_LANE_STEP: one step of one interleaved gradient rollout."""
-    if s < 0:
-        return s, t, x, g, next_rollout, live
-    x += GAMMA
-    z = mix64(x)
-    k = _column(row_start, np.uint64(s), z)
-    took_alias = np.uint32(z & _LOW32) > threshold[k]
-    s = alias[k] if took_alias else primary[k]
-    buffers[lane, np.uint64(t)] = np.uint32(k + k + took_alias)
-    t += 1
-    if is_target[g, np.uint64(s)] or t == lane_steps:
-        _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
-                         slot_sums, censored_visits, rollout_count, touched, buffers[lane],
-                         is_target[g], s, t, x)
-        s, t, x, g, next_rollout = _gradient_lane_start(
-            t, x, g, lane, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-            row_start, threshold, primary, alias, stats, slot_sums, censored_visits,
-            rollout_count, touched, buffers)
-        if s < 0:
-            live -= 1
-    return s, t, x, g, next_rollout, live
-
-
-@_jit
-def _gradient_rollouts(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-                   max_steps, stats, slot_sums, censored_visits, rollout_count, touched, buffers):
-    """ew_gradient_block: four gradient rollouts interleaved, each lane's state in locals."""
-    buffer_steps = buffers.shape[1]
-    lane_steps = min(buffer_steps, max_steps)
-    live, next_rollout = 0, first
-    t0 = t1 = t2 = t3 = 0
-    x0 = x1 = x2 = x3 = np.uint64(0)
-    g0 = g1 = g2 = g3 = np.uint64(0)
-    s0 = s1 = s2 = s3 = np.int32(-1)  # overwritten below, yet dropping it costs 6% (measured)
-    s0, t0, x0, g0, next_rollout = _gradient_lane_start(
-        t0, x0, g0, 0, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
-        touched, buffers)
-    live += s0 >= 0
-    s1, t1, x1, g1, next_rollout = _gradient_lane_start(
-        t1, x1, g1, 1, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
-        touched, buffers)
-    live += s1 >= 0
-    s2, t2, x2, g2, next_rollout = _gradient_lane_start(
-        t2, x2, g2, 2, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
-        touched, buffers)
-    live += s2 >= 0
-    s3, t3, x3, g3, next_rollout = _gradient_lane_start(
-        t3, x3, g3, 3, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
-        touched, buffers)
-    live += s3 >= 0
-    while live > 0:
-        s0, t0, x0, g0, next_rollout, live = _gradient_lane_step(
-            s0, t0, x0, g0, 0, next_rollout, live, last, lane_steps, is_target, seed_key,
-            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-            censored_visits, rollout_count, touched, buffers)
-        s1, t1, x1, g1, next_rollout, live = _gradient_lane_step(
-            s1, t1, x1, g1, 1, next_rollout, live, last, lane_steps, is_target, seed_key,
-            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-            censored_visits, rollout_count, touched, buffers)
-        s2, t2, x2, g2, next_rollout, live = _gradient_lane_step(
-            s2, t2, x2, g2, 2, next_rollout, live, last, lane_steps, is_target, seed_key,
-            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-            censored_visits, rollout_count, touched, buffers)
-        s3, t3, x3, g3, next_rollout, live = _gradient_lane_step(
-            s3, t3, x3, g3, 3, next_rollout, live, last, lane_steps, is_target, seed_key,
-            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-            censored_visits, rollout_count, touched, buffers)
-
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient_end(lane, row, x, t, target, label, next_rollout, last, idle, live, columns,
+                  targets, start_row, start_label, seed_key, max_steps, buffer_steps, stats,
+                  slot_sums, censored_visits, rollout_count, touched, buf):
+    """A lane's rollout ended (hit, or its buffer is full): finish it unless the lane is idle,
+    and start the next."""
+    if (idle >> lane) & 1 == 0:
+        _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
+                         rollout_count, touched, buf, target, row, label, t, x)
+    return _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row,
+                           start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                           censored_visits, rollout_count, touched, buf)
 
 
 @_block
 def gradient_block(args, thread, first, last):
-    (row_start, threshold, primary, alias, is_target, seed_key, max_steps, stats, slot_sums,
+    """ew_gradient_block, its eight lanes spelled out; args = (columns, targets, start_row,
+    start_label, seed_key, max_steps, stats, slot_sums, censored_visits, rollout_count, touched,
+    buffers)."""
+    (columns, targets, start_row, start_label, seed_key, max_steps, stats, slot_sums,
      censored_visits, rollout_count, touched, buffers) = args
-    _gradient_rollouts(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-                   max_steps, stats[thread], slot_sums[thread], censored_visits[thread],
-                   rollout_count[thread], touched[thread], buffers[thread])
+    stats, slot_sums, censored_visits = stats[thread], slot_sums[thread], censored_visits[thread]
+    rollout_count, touched, buffers = rollout_count[thread], touched[thread], buffers[thread]
+    buffer_steps = buffers.shape[1]
+    lane_steps = min(buffer_steps, max_steps)
+    b0, b1, b2, b3 = buffers[0], buffers[1], buffers[2], buffers[3]
+    b4, b5, b6, b7 = buffers[4], buffers[5], buffers[6], buffers[7]
+    idle, live, next_rollout = 0, LANES, first
+    r0, x0, t0, g0, next_rollout, idle, live = _gradient_start(
+        0, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b0)
+    r1, x1, t1, g1, next_rollout, idle, live = _gradient_start(
+        1, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b1)
+    r2, x2, t2, g2, next_rollout, idle, live = _gradient_start(
+        2, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b2)
+    r3, x3, t3, g3, next_rollout, idle, live = _gradient_start(
+        3, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b3)
+    r4, x4, t4, g4, next_rollout, idle, live = _gradient_start(
+        4, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b4)
+    r5, x5, t5, g5, next_rollout, idle, live = _gradient_start(
+        5, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b5)
+    r6, x6, t6, g6, next_rollout, idle, live = _gradient_start(
+        6, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b6)
+    r7, x7, t7, g7, next_rollout, idle, live = _gradient_start(
+        7, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b7)
+    while live > 0:
+        x0 += GAMMA; x1 += GAMMA; x2 += GAMMA; x3 += GAMMA  # noqa: E702
+        x4 += GAMMA; x5 += GAMMA; x6 += GAMMA; x7 += GAMMA  # noqa: E702
+        z0, z1, z2, z3 = mix64(x0), mix64(x1), mix64(x2), mix64(x3)
+        z4, z5, z6, z7 = mix64(x4), mix64(x5), mix64(x6), mix64(x7)
+        r0, l0, slot = _gradient_step(columns, r0, z0)
+        b0[t0] = slot
+        t0 += 1
+        if l0 == g0 or t0 == lane_steps:
+            r0, x0, t0, g0, next_rollout, idle, live = _gradient_end(
+                0, r0, x0, t0, g0, l0, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b0)
+        r1, l1, slot = _gradient_step(columns, r1, z1)
+        b1[t1] = slot
+        t1 += 1
+        if l1 == g1 or t1 == lane_steps:
+            r1, x1, t1, g1, next_rollout, idle, live = _gradient_end(
+                1, r1, x1, t1, g1, l1, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b1)
+        r2, l2, slot = _gradient_step(columns, r2, z2)
+        b2[t2] = slot
+        t2 += 1
+        if l2 == g2 or t2 == lane_steps:
+            r2, x2, t2, g2, next_rollout, idle, live = _gradient_end(
+                2, r2, x2, t2, g2, l2, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b2)
+        r3, l3, slot = _gradient_step(columns, r3, z3)
+        b3[t3] = slot
+        t3 += 1
+        if l3 == g3 or t3 == lane_steps:
+            r3, x3, t3, g3, next_rollout, idle, live = _gradient_end(
+                3, r3, x3, t3, g3, l3, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b3)
+        r4, l4, slot = _gradient_step(columns, r4, z4)
+        b4[t4] = slot
+        t4 += 1
+        if l4 == g4 or t4 == lane_steps:
+            r4, x4, t4, g4, next_rollout, idle, live = _gradient_end(
+                4, r4, x4, t4, g4, l4, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b4)
+        r5, l5, slot = _gradient_step(columns, r5, z5)
+        b5[t5] = slot
+        t5 += 1
+        if l5 == g5 or t5 == lane_steps:
+            r5, x5, t5, g5, next_rollout, idle, live = _gradient_end(
+                5, r5, x5, t5, g5, l5, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b5)
+        r6, l6, slot = _gradient_step(columns, r6, z6)
+        b6[t6] = slot
+        t6 += 1
+        if l6 == g6 or t6 == lane_steps:
+            r6, x6, t6, g6, next_rollout, idle, live = _gradient_end(
+                6, r6, x6, t6, g6, l6, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b6)
+        r7, l7, slot = _gradient_step(columns, r7, z7)
+        b7[t7] = slot
+        t7 += 1
+        if l7 == g7 or t7 == lane_steps:
+            r7, x7, t7, g7, next_rollout, idle, live = _gradient_end(
+                7, r7, x7, t7, g7, l7, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b7)

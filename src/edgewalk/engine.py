@@ -23,9 +23,9 @@ from .result import GradientStatistics, HittingTimes
 # The speed plans assume, per thread: deliberately below the measured rate, so that estimates err
 # on the slow side. Chunks of the driver are about two seconds of work at this rate.
 PLANNING_STEPS_PER_SECOND = 1e8
-# Steps of a rollout the gradient kernel buffers per lane (4 lanes per thread, 4 bytes a step);
-# longer rollouts are finished one buffer at a time at about half the speed.
-GRADIENT_BUFFER_STEPS = 2**18
+# Steps of a rollout the gradient kernel buffers per lane (kernels.LANES lanes per thread, 4 bytes
+# a step); longer rollouts are finished one buffer at a time at about half the speed.
+GRADIENT_BUFFER_STEPS = 2**17
 
 Progress = Callable[[int, int], None]  # progress(rollouts done, steps done)
 
@@ -190,18 +190,21 @@ def execute_gradient(plan: GradientPlan, progress: Progress | None = None) -> Gr
     O(transitions), bit-identical across backends and thread counts."""
     graph = plan.policy.graph
     tables = plan.policy.alias
-    is_target = np.stack([graph.target_states(t) for t in plan.targets]).astype(np.uint8)
     n_slots = 2 * graph.n_transitions  # slot 2k: column k's primary, 2k + 1: its alias
+    # a state's label is its head: a rollout aiming at target node x ends on entering label x
+    labels = graph.state_head.astype(np.uint64)
+    rows = kernels.row_words(tables)
     stats = np.zeros((plan.threads, kernels.STATS_STRIDE), np.uint64)
     slot_sums = np.zeros((plan.threads, n_slots, 2), np.uint64)
     censored_visits = np.zeros((plan.threads, n_slots), np.uint64)
     rollout_count = np.zeros((plan.threads, n_slots), np.uint64)
     touched = np.empty((plan.threads, n_slots), np.int32)
-    buffers = np.empty((plan.threads, 4, max(1, min(plan.max_steps, GRADIENT_BUFFER_STEPS))), np.uint32)
+    buffers = np.empty((plan.threads, kernels.LANES,
+                        max(1, min(plan.max_steps, GRADIENT_BUFFER_STEPS))), np.uint32)
     call = kernels.parallel_call(
         plan.backend, plan.threads, "gradient",
-        (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target,
-         np.uint64(kernels.seed_key(plan.seed)), plan.max_steps, stats, slot_sums,
+        (kernels.alias_columns(tables, rows, labels), np.array(plan.targets, np.uint64), rows[0],
+         labels[0], np.uint64(kernels.seed_key(plan.seed)), plan.max_steps, stats, slot_sums,
          censored_visits, rollout_count, touched, buffers))
     seconds, _ = _drive(plan.threads, plan.expected_steps, plan.max_steps, 0, plan.rollouts, call,
                         stats, progress)
