@@ -106,7 +106,7 @@ static inline int64_t ew_open_entries(const ew_search_args *a, const ew_search_s
 /* The position drawn with z from the alias columns of row word `row`. */
 static inline uint64_t ew_draw_position(const ew_alias_column *columns, uint64_t row, uint64_t z) {
     const ew_alias_column *c = ew_draw(columns, row, z);
-    return ew_takes_primary(c, z) ? c->states & EW_LOW32 : c->states >> 32;
+    return (c->states >> (32 * (uint64_t)!ew_takes_primary(c, z))) & EW_LOW32;
 }
 
 static void ew_search_block(const void *args, int thread, int64_t first, int64_t last) {

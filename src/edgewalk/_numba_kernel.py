@@ -292,9 +292,8 @@ def _open_entries(states, positive, weight, visited, at, open_weight, entry):
 def _draw_position(columns, row, z):
     """ew_draw_position: the position drawn with z from the alias columns of row word ``row``."""
     at = ((row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)) << _TWO
-    if (z & _LOW32) <= columns[at + _TWO]:
-        return columns[at + np.uint64(3)] & _LOW32
-    return columns[at + np.uint64(3)] >> _32
+    took_alias = np.uint64((z & _LOW32) > columns[at + _TWO])
+    return (columns[at + np.uint64(3)] >> (_32 * took_alias)) & _LOW32
 
 
 @_jit
