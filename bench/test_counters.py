@@ -29,11 +29,11 @@ Report = Callable[[str], None]
 
 # (name, policy, search mode or "gradient", rollouts): each a few million steps.
 CASES = [
-    ("plain-pretrained", "pretrained", "none", 60),
+    ("plain-pretrained", "pretrained", "none", 300),
     ("plain-rlvr", "rlvr", "none", 3000),
     ("search-mask-sft", "sft", "mask", 3000),
     ("search-reject-sft", "sft", "reject", 3000),
-    ("gradient-pretrained", "pretrained", "gradient", 60),
+    ("gradient-pretrained", "pretrained", "gradient", 300),
     ("gradient-rlvr", "rlvr", "gradient", 3000),
 ]
 BLOCK = {"none": "ew_plain_block", "mask": "ew_search_block", "reject": "ew_search_block",

@@ -28,7 +28,7 @@ cdef extern from "edgewalk_kernel.h" nogil:
 
 cdef extern from "edgewalk_search.h" nogil:
     enum:
-        EW_SEARCH_LANE_WORDS
+        EW_SEARCH_LANE_WORDS, EW_SEARCH_NARROW
     ctypedef struct ew_search_state:
         pass
     ctypedef struct ew_search_args:
@@ -86,6 +86,7 @@ ABI = {
     "DRAWS_SUMSQ_LO": EW_DRAWS_SUMSQ_LO, "DRAWS_SUMSQ_HI": EW_DRAWS_SUMSQ_HI,
     "NSTATS": EW_NSTATS, "SEARCH_MASK": EW_SEARCH_MASK, "SEARCH_REJECT": EW_SEARCH_REJECT,
     "GAMMA": EW_GAMMA, "LANES": EW_LANES, "SEARCH_LANE_WORDS": EW_SEARCH_LANE_WORDS,
+    "SEARCH_NARROW": EW_SEARCH_NARROW,
 }
 
 
@@ -132,8 +133,10 @@ def search(tuple args, int64_t first, int64_t last, int64_t block_size, int thre
         raise ValueError("lanes needs (threads, EW_SEARCH_LANE_WORDS, EW_LANES)")
     if min(visited.shape[1], stack.shape[1], open_.shape[1], entry.shape[1]) != EW_LANES:
         raise ValueError("the search scratch needs EW_LANES lanes per thread")
-    if stack.shape[2] < states.shape[0] // 4 + 1 or visited.shape[2] < (states.shape[0] // 4 + 63) // 64 + 1:
-        raise ValueError("the search scratch is too small for the graph")
+    if (stack.shape[2] < states.shape[0] // 4 + 1
+            or visited.shape[2] < (states.shape[0] // 4 + 63) // 64 + 1
+            or open_.shape[2] < EW_SEARCH_NARROW or weight.shape[0] < columns.shape[0] // 4 + EW_SEARCH_NARROW):
+        raise ValueError("the search scratch or the padded weights are too small for the graph")
     cdef ew_search_args a
     a.states = <const ew_search_state *>&states[0]
     a.positive, a.columns = &positive[0], <const ew_alias_column *>&columns[0]

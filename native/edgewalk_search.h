@@ -40,7 +40,10 @@ typedef struct {
 } ew_search_state;
 
 /* A lane's state, one row of EW_LANES words each in the lanes scratch: random counter, position
- * on top of the path stack, steps, policy draws, stack depth. */
+ * on top of the path stack, steps, policy draws, stack depth. Rows of at most EW_SEARCH_NARROW
+ * entries (the weights are padded with as many zeros) take the mask step without a branch that
+ * depends on the visited set; wider rows take it entry by entry. */
+enum { EW_SEARCH_NARROW = 8 };
 enum { EW_SEARCH_X, EW_SEARCH_TOP, EW_SEARCH_T, EW_SEARCH_DRAWS, EW_SEARCH_DEPTH,
        EW_SEARCH_LANE_WORDS };
 
@@ -151,12 +154,25 @@ static void ew_search_block(const void *args, int thread, int64_t first, int64_t
         for (int i = 0; i < EW_LANES; i++) {
             if ((idle >> i) & 1) continue;
             uint64_t *v = visited + i * lane_words, *path = stack + i * a->stack_size;
+            uint64_t *lane_open = open + i * a->max_degree;
             const ew_search_state *st = &states[top[i]];
-            uint64_t chosen = 0;
-            int moved = 0;
+            uint64_t chosen = 0, moved = 0;
             t[i]++;
-            if (a->mode == EW_SEARCH_MASK) {
-                uint64_t *lane_open = open + i * a->max_degree, *lane_entry = entry + i * a->max_degree;
+            if (a->mode == EW_SEARCH_MASK && (st->row >> 32) <= EW_SEARCH_NARROW) {
+                const uint32_t *w = a->weight + (st->row & EW_LOW32);
+                uint64_t field = ~ew_visited_field(v, st->lo) & a->positive[st->masks], total = 0;
+                for (int j = 0; j < EW_SEARCH_NARROW; j++) {
+                    total += w[j] & (0 - ((field >> j) & 1));
+                    lane_open[j] = total;
+                }
+                moved = total != 0;
+                x[i] += EW_GAMMA & (0 - moved);
+                draws[i] += moved;
+                uint64_t pick = ((ew_mix64(x[i]) >> 32) * total) >> 32, k = 0;
+                for (int j = 0; j < EW_SEARCH_NARROW; j++) k += lane_open[j] <= pick;
+                chosen = st->lo + k;
+            } else if (a->mode == EW_SEARCH_MASK) {
+                uint64_t *lane_entry = entry + i * a->max_degree;
                 int64_t n = ew_open_entries(a, st, v, lane_open, lane_entry);
                 if (n > 0) {
                     x[i] += EW_GAMMA;
@@ -180,17 +196,17 @@ static void ew_search_block(const void *args, int thread, int64_t first, int64_t
                     draws[i]++;
                 }
             }
-            int ended;
-            int hit = 0;
-            if (moved) {
-                v[chosen >> 6] |= 1ULL << (chosen & 63);
-                path[depth[i]++] = top[i] = chosen;
-                hit = states[chosen].row == 0;
-                ended = hit || t[i] == (uint64_t)a->max_steps;
-            } else {
-                ended = --depth[i] == 0 || t[i] == (uint64_t)a->max_steps;
-                if (depth[i] > 0) top[i] = path[depth[i] - 1];
-            }
+            /* The move (push `chosen`) or the pop, without a branch: a pop marks and stores the
+             * top again, above the stack, and goes back to the state below it. */
+            uint64_t c = moved ? chosen : top[i], d = depth[i];
+            v[c >> 6] |= 1ULL << (c & 63);
+            path[d] = c;
+            d = d + 2 * moved - 1;
+            depth[i] = d;
+            uint64_t below = path[d - (d != 0)];
+            top[i] = moved ? c : below;
+            int hit = states[top[i]].row == 0; /* a state on the stack below is no target */
+            int ended = hit | (d == 0) | (t[i] == (uint64_t)a->max_steps);
             if (ended) {
                 if (hit) {
                     ew_record_hit((int64_t)t[i], a->bin_width, hist, stats);

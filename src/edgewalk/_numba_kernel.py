@@ -27,14 +27,14 @@ _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
 SEARCH_MASK, SEARCH_REJECT = 1, 2
-LANES, SEARCH_LANE_WORDS = 8, 5
+LANES, SEARCH_LANE_WORDS, SEARCH_NARROW = 8, 5, 8
 # The kernel interface this mirror assumes; edgewalk.kernels checks it against the C header's.
 ABI = {
     "HITS": HITS, "SUM": SUM, "SUMSQ_LO": SUMSQ_LO, "SUMSQ_HI": SUMSQ_HI, "CENSORED": CENSORED,
     "STEPS": STEPS, "DRAWS_SUM": DRAWS_SUM, "DRAWS_SUMSQ_LO": DRAWS_SUMSQ_LO,
     "DRAWS_SUMSQ_HI": DRAWS_SUMSQ_HI, "NSTATS": NSTATS, "SEARCH_MASK": SEARCH_MASK,
     "SEARCH_REJECT": SEARCH_REJECT, "GAMMA": int(GAMMA), "LANES": LANES,
-    "SEARCH_LANE_WORDS": SEARCH_LANE_WORDS,
+    "SEARCH_LANE_WORDS": SEARCH_LANE_WORDS, "SEARCH_NARROW": SEARCH_NARROW,
 }
 
 # error_model="numpy" drops the zero-division checks; array indices are cast to unsigned below
@@ -193,8 +193,8 @@ def plain_block(args, thread, first, last):
     x7, next_rollout, idle, live = _lane_start(7, next_rollout, last, idle, live, seed_key)
     while live > 0:
         n += 1
-        x0 += GAMMA; x1 += GAMMA; x2 += GAMMA; x3 += GAMMA  # noqa: E702
-        x4 += GAMMA; x5 += GAMMA; x6 += GAMMA; x7 += GAMMA  # noqa: E702
+        x0, x1, x2, x3 = x0 + GAMMA, x1 + GAMMA, x2 + GAMMA, x3 + GAMMA
+        x4, x5, x6, x7 = x4 + GAMMA, x5 + GAMMA, x6 + GAMMA, x7 + GAMMA
         z0, z1, z2, z3 = mix64(x0), mix64(x1), mix64(x2), mix64(x3)
         z4, z5, z6, z7 = mix64(x4), mix64(x5), mix64(x6), mix64(x7)
         r0, r1 = _next_row(columns, r0, z0), _next_row(columns, r1, z1)
@@ -331,52 +331,66 @@ def search_block(args, thread, first, last):
             idle |= 1 << i
         _search_lane_start(lanes[:, i], visited[i], stack[i], start)
     limit = np.uint64(max_steps)
+    narrow = np.uint64(SEARCH_NARROW)
     while live > 0:
         for i in range(LANES):
             if (idle >> i) & 1:
                 continue
-            v, path = visited[i], stack[i]
+            v, path, lane_open = visited[i], stack[i], open_weight[i]
             top = lanes[_TOP, i]
             at = np.uint64(4) * top
-            chosen = np.uint64(0)
-            moved = False
+            row, lo = states[at], states[at + _ONE]
+            chosen, moved = np.uint64(0), np.uint64(0)
             lanes[_T, i] += _ONE
-            if mode == SEARCH_MASK:
-                n = _open_entries(states, positive, weight, v, at, open_weight[i], entry[i])
+            if mode == SEARCH_MASK and row >> _32 <= narrow:
+                base = row & _LOW32
+                field = ~_visited_field(v, lo) & positive[states[at + _TWO]]
+                total = np.uint64(0)
+                for j in range(SEARCH_NARROW):
+                    total += np.uint64(weight[base + np.uint64(j)]) & (
+                        np.uint64(0) - ((field >> np.uint64(j)) & _ONE))
+                    lane_open[j] = total
+                moved = np.uint64(total != 0)
+                lanes[_X, i] += GAMMA & (np.uint64(0) - moved)
+                lanes[_DRAWS, i] += moved
+                pick = ((mix64(lanes[_X, i]) >> _32) * total) >> _32
+                k = np.uint64(0)
+                for j in range(SEARCH_NARROW):
+                    k += np.uint64(lane_open[j] <= pick)
+                chosen = lo + k
+            elif mode == SEARCH_MASK:
+                n = _open_entries(states, positive, weight, v, at, lane_open, entry[i])
                 if n > 0:
                     lanes[_X, i] += GAMMA
                     lanes[_DRAWS, i] += _ONE
-                    pick = ((mix64(lanes[_X, i]) >> _32) * open_weight[i, n - 1]) >> _32
+                    pick = ((mix64(lanes[_X, i]) >> _32) * lane_open[n - 1]) >> _32
                     k = 0
                     for q in range(n):
-                        k += open_weight[i, q] <= pick
-                    chosen = states[at + _ONE] + entry[i, k]
-                    moved = True
+                        k += lane_open[q] <= pick
+                    chosen = lo + entry[i, k]
+                    moved = _ONE
             else:
-                row = states[at]
                 chosen = _draw_position(columns, row, mix64(lanes[_X, i] + GAMMA))
-                moved = not _is_visited(v, chosen) or _any_open(states, positive, v, at)
-                if moved:
+                if not _is_visited(v, chosen) or _any_open(states, positive, v, at):
+                    moved = _ONE
                     while _is_visited(v, chosen):  # a rejected draw
                         lanes[_X, i] += GAMMA
                         lanes[_DRAWS, i] += _ONE
                         chosen = _draw_position(columns, row, mix64(lanes[_X, i] + GAMMA))
                     lanes[_X, i] += GAMMA
                     lanes[_DRAWS, i] += _ONE
-            hit = False
-            if moved:
-                _mark_visited(v, chosen)
-                depth = lanes[_DEPTH, i]
-                path[depth] = chosen
-                lanes[_DEPTH, i], lanes[_TOP, i] = depth + _ONE, chosen
-                hit = states[np.uint64(4) * chosen] == 0
-                ended = hit or lanes[_T, i] == limit
-            else:
-                depth = lanes[_DEPTH, i] - _ONE
-                lanes[_DEPTH, i] = depth
-                ended = depth == 0 or lanes[_T, i] == limit
-                if depth > 0:
-                    lanes[_TOP, i] = path[depth - _ONE]
+            # the move or the pop, as in edgewalk_search.h
+            c = chosen if moved else top
+            _mark_visited(v, c)
+            depth = lanes[_DEPTH, i]
+            path[depth] = c
+            depth = depth + moved + moved - _ONE
+            lanes[_DEPTH, i] = depth
+            below = path[depth - np.uint64(depth != 0)]
+            top = c if moved else below
+            lanes[_TOP, i] = top
+            hit = states[np.uint64(4) * top] == 0
+            ended = hit or depth == 0 or lanes[_T, i] == limit
             if ended:
                 if hit:
                     _record_hit(lanes[_T, i], bin_width, hist, stats)
@@ -535,8 +549,8 @@ def gradient_block(args, thread, first, last):
         7, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
         max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b7)
     while live > 0:
-        x0 += GAMMA; x1 += GAMMA; x2 += GAMMA; x3 += GAMMA  # noqa: E702
-        x4 += GAMMA; x5 += GAMMA; x6 += GAMMA; x7 += GAMMA  # noqa: E702
+        x0, x1, x2, x3 = x0 + GAMMA, x1 + GAMMA, x2 + GAMMA, x3 + GAMMA
+        x4, x5, x6, x7 = x4 + GAMMA, x5 + GAMMA, x6 + GAMMA, x7 + GAMMA
         z0, z1, z2, z3 = mix64(x0), mix64(x1), mix64(x2), mix64(x3)
         z4, z5, z6, z7 = mix64(x4), mix64(x5), mix64(x6), mix64(x7)
         r0, l0, slot = _gradient_step(columns, r0, z0)

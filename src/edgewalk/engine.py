@@ -100,11 +100,11 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
     key = np.uint64(kernels.seed_key(plan.seed))
     searching = plan.search != "none"
     if searching:
-        states, positive, columns, start, max_degree = kernels.search_tables(tables, ends)
+        states, positive, columns, weight, start, max_degree = kernels.search_tables(tables, ends)
         lanes = (plan.threads, kernels.LANES)
         call = kernels.parallel_call(
             plan.backend, plan.threads, "search",
-            (states, positive, columns, tables.weight, start, kernels.SEARCH_MODES[plan.search],
+            (states, positive, columns, weight, start, kernels.SEARCH_MODES[plan.search],
              key, plan.max_steps, plan.bin_width, hist, stats,
              np.zeros((*lanes, (graph.n_states + 63) // 64 + 1), np.uint64),
              np.zeros((*lanes, graph.n_states + 1), np.uint64),

@@ -29,14 +29,14 @@ if ABI != _numba_kernel.ABI:
 
 HITS, SUM, SUMSQ, CENSORED, STEPS = ABI["HITS"], ABI["SUM"], ABI["SUMSQ_LO"], ABI["CENSORED"], ABI["STEPS"]
 DRAWS_SUM, DRAWS_SUMSQ, NSTATS = ABI["DRAWS_SUM"], ABI["DRAWS_SUMSQ_LO"], ABI["NSTATS"]
-LANES, SEARCH_LANE_WORDS = ABI["LANES"], ABI["SEARCH_LANE_WORDS"]
+LANES, SEARCH_LANE_WORDS, SEARCH_NARROW = ABI["LANES"], ABI["SEARCH_LANE_WORDS"], ABI["SEARCH_NARROW"]
 SEARCH_MODES = {"none": 0, "mask": ABI["SEARCH_MASK"], "reject": ABI["SEARCH_REJECT"]}
 BACKENDS = ("numba", "cython")
 GAMMA = ABI["GAMMA"]
 MASK64 = (1 << 64) - 1
-# Per-thread counter rows are padded to this many words (two cache lines) so that no two threads
-# write to one line.
-STATS_STRIDE = 16
+# Per-thread counter rows are padded to this many words, so that the counters two threads write are
+# more than a cache line apart whatever the array's alignment.
+STATS_STRIDE = NSTATS + 16
 
 
 def mix64(z: int) -> int:
@@ -137,7 +137,9 @@ def search_tables(tables: AliasTables, ends: np.ndarray) -> tuple:
     """The search wrapper's tables (edgewalk_search.h): per position, four words (the state's row
     word, 0 where ``ends``; lo, the position of its first next state; the index of its first
     positive-weight mask; unused); the masks; the alias columns with positions for states; the
-    start state's position; the largest degree. Positions: consecutive_numbering."""
+    weights padded with SEARCH_NARROW zeros; the start state's position; the size of the
+    per-lane scratch rows (the largest degree, at least SEARCH_NARROW). Positions:
+    consecutive_numbering."""
     position = consecutive_numbering(tables)
     rows = row_words(tables, ends)
     row_start = tables.row_start
@@ -157,8 +159,9 @@ def search_tables(tables: AliasTables, ends: np.ndarray) -> tuple:
     np.bitwise_or.at(positive, first_mask[entry_state[taken]] + in_row[taken] // 64,
                      np.uint64(1) << (in_row[taken] % 64).astype(np.uint64))
     columns = alias_columns(tables, rows, position)
-    return (states.ravel(), positive, columns, np.uint64(position[0]),
-            max(1, int(degree.max())))
+    weight = np.concatenate((tables.weight, np.zeros(SEARCH_NARROW, np.uint32)))
+    return (states.ravel(), positive, columns, weight, np.uint64(position[0]),
+            max(SEARCH_NARROW, int(degree.max())))
 
 
 def parallel_call(backend: str, threads: int, kernel: str, args: tuple
