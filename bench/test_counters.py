@@ -97,7 +97,7 @@ def test_cycles_per_step(benchmark: BenchmarkFixture, case: tuple, report: Repor
     assert steps > 0 and per_step["instructions"] > 0
 
 
-def test_instructions_per_step(benchmark: BenchmarkFixture, report: Report) -> None:
+def test_instructions_per_step(benchmark: BenchmarkFixture, tmp_path, report: Report) -> None:
     """Instructions per step inside every C block function (callgrind), one child per case."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_annotate") is None:
         pytest.skip("valgrind is not installed")
@@ -105,7 +105,7 @@ def test_instructions_per_step(benchmark: BenchmarkFixture, report: Report) -> N
 
     def count_all() -> None:
         for name, policy_name, mode, rollouts in CASES:
-            out = f"/tmp/edgewalk-callgrind-{name}.out"
+            out = str(tmp_path / f"callgrind-{name}.out")
             result, _ = run_child(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                                    f"--toggle-collect={BLOCK[mode]}"], policy_name, mode, rollouts)
             totals = subprocess.run(["callgrind_annotate", out], check=True,
