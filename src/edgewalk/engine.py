@@ -25,7 +25,7 @@ from .result import GradientStatistics, HittingTimes
 PLANNING_STEPS_PER_SECOND = 1e8
 # Steps of a rollout the gradient kernel buffers per lane (kernels.LANES lanes per thread, 4 bytes
 # a step); longer rollouts are finished one buffer at a time at about half the speed.
-GRADIENT_BUFFER_STEPS = 2**17
+GRADIENT_BUFFER_STEPS = 2**18
 
 Progress = Callable[[int, int], None]  # progress(rollouts done, steps done)
 
