@@ -1,6 +1,5 @@
-"""Shared set-up for the benchmarks: the paper's graph, a session cache of measured rates (so a
-figure measured by one bench is reused by another in the same run) and a summary printed at the
-end of the run. Run with ``pytest bench/``."""
+"""Shared set-up for the benchmarks: the paper's graph and a summary printed at the end of the
+run. Run with ``pytest bench/`` (bench/README.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import pytest
 
 from edgewalk import graph, policy
 from edgewalk.policy import Policy
-from measure import Rates
 
 BENCH_DIR = Path(__file__).resolve().parent
 PAPER_GRAPH = (15, 15, 5)  # W, K, L
@@ -45,9 +43,3 @@ def report() -> Callable[[str], None]:
 def pretrained() -> Policy:
     """The pretrained (uniform) policy on the paper's graph W = K = 15, L = 5."""
     return policy.pretrained(graph.path_star(*PAPER_GRAPH))
-
-
-@pytest.fixture(scope="session")
-def rates() -> Rates:
-    """Steps/s measured in this run (the baseline's, reused by every ratio_to_baseline)."""
-    return Rates()

@@ -25,9 +25,10 @@ CACHED_ROUNDS = 3
 Report = Callable[[str], None]
 CHILD = """
 import json
-from edgewalk import engine, graph, policy
+from edgewalk import graph, policy
+from edgewalk.planning import simulate
 pol = policy.pretrained(graph.path_star(15, 15, 5))
-r = engine.simulate(pol, rollouts=1, backend="numba", threads=1)
+r = simulate(pol, rollouts=1, backend="numba", threads=1)
 print(json.dumps({"compile_seconds": r.compile_seconds}))
 """
 

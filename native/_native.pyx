@@ -1,36 +1,82 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cython backend: OpenMP threads over blocks of rollouts, each block run by the C kernel in
-edgewalk_kernel.h. Thread i accumulates into row i of ``hist`` and ``stats``."""
+"""Cython backend: each kernel fills its argument struct from the arrays of ``args`` (the same
+tuple, in the same order, as the Numba backend's block function takes) and runs
+``ew_drive`` (native/edgewalk_kernel.h), OpenMP threads over blocks of rollouts. Thread i
+accumulates into row i of every per-thread array."""
 
-from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-cimport openmp
 
 cdef extern from "edgewalk_kernel.h" nogil:
     enum:
         EW_HITS, EW_SUM, EW_SUMSQ_LO, EW_SUMSQ_HI, EW_CENSORED, EW_STEPS, EW_DRAWS_SUM,
-        EW_DRAWS_SUMSQ_LO, EW_DRAWS_SUMSQ_HI, EW_NSTATS, EW_SEARCH_MASK, EW_SEARCH_REJECT
+        EW_DRAWS_SUMSQ_LO, EW_DRAWS_SUMSQ_HI, EW_NSTATS, EW_SEARCH_MASK, EW_SEARCH_REJECT,
+        EW_LANES
     const unsigned long long EW_GAMMA
-    void ew_run_block(const int64_t *row_start, const uint32_t *threshold,
-                      const int32_t *primary, const int32_t *alias,
-                      const uint8_t *is_target, uint64_t seed_key, int64_t first,
-                      int64_t last, int64_t max_steps, int64_t bin_width,
-                      int64_t *hist, uint64_t *stats)
-    void ew_search_block(const int64_t *row_start, const int32_t *next_state,
-                         const uint32_t *weight, const uint32_t *threshold,
-                         const int32_t *primary, const int32_t *alias,
-                         const uint8_t *is_target, int64_t n_states, int mode,
-                         uint64_t seed_key, int64_t first, int64_t last,
-                         int64_t max_steps, int64_t bin_width, int64_t *hist,
-                         uint64_t *stats, uint64_t *visited, int32_t *stack)
-    void ew_gradient_block(const int64_t *row_start, const uint32_t *threshold,
-                           const int32_t *primary, const int32_t *alias,
-                           const uint8_t *is_target, int64_t n_states,
-                           int64_t n_targets, uint64_t seed_key, int64_t first,
-                           int64_t last, int64_t max_steps, int64_t buffer_steps,
-                           uint64_t *stats, uint64_t *slot_sums,
-                           uint64_t *censored_visits, uint64_t *rollout_count,
-                           int32_t *touched, uint32_t *buffers)
+    ctypedef void (*ew_block)(const void *args, int thread, int64_t first, int64_t last) noexcept nogil
+    void ew_drive(ew_block block, const void *args, int64_t first_rollout, int64_t last_rollout,
+                  int64_t block_size, int threads)
+    ctypedef struct ew_alias_column:
+        pass
+    ctypedef struct ew_plain_args:
+        const ew_alias_column *columns
+        uint64_t start_row, seed_key
+        int64_t max_steps, bin_width
+        int64_t *hist
+        uint64_t *stats
+        int64_t hist_stride, stats_stride
+    void ew_plain_block(const void *args, int thread, int64_t first, int64_t last)
+
+cdef extern from "edgewalk_search.h" nogil:
+    enum:
+        EW_SEARCH_LANE_WORDS, EW_SEARCH_NARROW
+    ctypedef struct ew_search_state:
+        pass
+    ctypedef struct ew_search_args:
+        const ew_search_state *states
+        const uint64_t *positive
+        const ew_alias_column *columns
+        const uint32_t *weight
+        uint64_t start
+        int64_t mode
+        uint64_t seed_key
+        int64_t max_steps, bin_width
+        int64_t *hist
+        uint64_t *stats
+        uint64_t *visited
+        uint64_t *stack
+        uint64_t *open
+        uint64_t *entry
+        uint64_t *lanes
+        int64_t hist_stride, stats_stride, n_words, stack_size, max_degree
+    void ew_search_block(const void *args, int thread, int64_t first, int64_t last)
+
+cdef extern from "edgewalk_gradient.h" nogil:
+    ctypedef struct ew_gradient_args:
+        const ew_alias_column *columns
+        const uint64_t *targets
+        uint64_t start_row, start_label
+        int64_t n_targets
+        uint64_t seed_key
+        int64_t max_steps, buffer_steps
+        uint64_t *stats
+        uint64_t *slot_sums
+        uint64_t *censored_visits
+        uint64_t *rollout_count
+        int32_t *touched
+        uint32_t *buffers
+        int64_t stats_stride, slots_stride, buffers_stride
+    void ew_gradient_block(const void *args, int thread, int64_t first, int64_t last)
+
+cdef extern from *:
+    """
+    #ifndef EW_MARCH_NATIVE
+    #define EW_MARCH_NATIVE 0
+    #endif
+    """
+    int EW_MARCH_NATIVE
+
+# How the extension was compiled: "native" (EDGEWALK_NATIVE=1, -march=native) or "portable".
+BUILD = "native" if EW_MARCH_NATIVE else "portable"
 
 # The kernel interface as the C header declares it; edgewalk.kernels checks at import that the
 # Numba mirror declares the same.
@@ -39,102 +85,120 @@ ABI = {
     "CENSORED": EW_CENSORED, "STEPS": EW_STEPS, "DRAWS_SUM": EW_DRAWS_SUM,
     "DRAWS_SUMSQ_LO": EW_DRAWS_SUMSQ_LO, "DRAWS_SUMSQ_HI": EW_DRAWS_SUMSQ_HI,
     "NSTATS": EW_NSTATS, "SEARCH_MASK": EW_SEARCH_MASK, "SEARCH_REJECT": EW_SEARCH_REJECT,
-    "GAMMA": EW_GAMMA,
+    "GAMMA": EW_GAMMA, "LANES": EW_LANES, "SEARCH_LANE_WORDS": EW_SEARCH_LANE_WORDS,
+    "SEARCH_NARROW": EW_SEARCH_NARROW,
 }
 
 
-def run_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
-               const int32_t[::1] primary, const int32_t[::1] alias,
-               const uint8_t[::1] is_target, uint64_t seed_key,
-               int64_t first_rollout, int64_t last_rollout, int64_t block_size,
-               int64_t max_steps, int64_t bin_width,
-               int64_t[:, ::1] hist, uint64_t[:, ::1] stats, int threads):
-    """Run rollouts first_rollout..last_rollout-1 in blocks of block_size on ``threads`` threads."""
-    cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    cdef int64_t b, first, last
-    cdef int thread
-    if hist.shape[0] < threads or stats.shape[0] < threads:
-        raise ValueError("hist and stats need one row per thread")
-    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
-        thread = openmp.omp_get_thread_num()
-        first = first_rollout + b * block_size
-        last = first + block_size
-        if last > last_rollout:
-            last = last_rollout
-        ew_run_block(&row_start[0], &threshold[0], &primary[0], &alias[0], &is_target[0],
-                     seed_key, first, last, max_steps, bin_width,
-                     &hist[thread, 0], &stats[thread, 0])
+cdef _check_rows(int threads, per_thread):
+    for name, rows in per_thread.items():
+        if rows < threads:
+            raise ValueError(f"{name} needs one row per thread ({threads}), has {rows}")
 
 
-def run_search_blocks(const int64_t[::1] row_start, const int32_t[::1] next_state,
-                      const uint32_t[::1] weight, const uint32_t[::1] threshold,
-                      const int32_t[::1] primary, const int32_t[::1] alias,
-                      const uint8_t[::1] is_target, int mode, uint64_t seed_key,
-                      int64_t first_rollout, int64_t last_rollout, int64_t block_size,
-                      int64_t max_steps, int64_t bin_width,
-                      int64_t[:, ::1] hist, uint64_t[:, ::1] stats,
-                      uint64_t[:, ::1] visited, int32_t[:, ::1] stack, int threads):
-    """Like run_blocks, under the no-revisit search wrapper (mode 1 = mask, 2 = reject); visited
-    and stack are per-thread scratch rows."""
-    cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    cdef int64_t n_states = is_target.shape[0]
-    cdef int64_t b, first, last
-    cdef int thread
-    if min(hist.shape[0], stats.shape[0], visited.shape[0], stack.shape[0]) < threads:
-        raise ValueError("hist, stats, visited and stack need one row per thread")
-    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
-        thread = openmp.omp_get_thread_num()
-        first = first_rollout + b * block_size
-        last = first + block_size
-        if last > last_rollout:
-            last = last_rollout
-        ew_search_block(&row_start[0], &next_state[0], &weight[0], &threshold[0], &primary[0],
-                        &alias[0], &is_target[0], n_states, mode, seed_key, first, last,
-                        max_steps, bin_width, &hist[thread, 0], &stats[thread, 0],
-                        &visited[thread, 0], &stack[thread, 0])
+def plain(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
+    """Plain rollouts (ew_plain_block); args = (columns, start_row, seed_key, max_steps,
+    bin_width, hist, stats)."""
+    cdef const uint64_t[::1] columns = args[0]
+    cdef int64_t[:, ::1] hist = args[5]
+    cdef uint64_t[:, ::1] stats = args[6]
+    _check_rows(threads, {"hist": hist.shape[0], "stats": stats.shape[0]})
+    if columns.shape[0] % 4 != 0 or stats.shape[1] < EW_NSTATS:
+        raise ValueError("columns need 4 words each and stats EW_NSTATS")
+    cdef ew_plain_args a
+    a.columns = <const ew_alias_column *>&columns[0]
+    a.start_row, a.seed_key = args[1], args[2]
+    a.max_steps, a.bin_width = args[3], args[4]
+    a.hist, a.hist_stride = &hist[0, 0], hist.shape[1]
+    a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
+    with nogil:
+        ew_drive(ew_plain_block, &a, first, last, block_size, threads)
 
 
-def run_gradient_blocks(const int64_t[::1] row_start, const uint32_t[::1] threshold,
-                        const int32_t[::1] primary, const int32_t[::1] alias,
-                        const uint8_t[:, ::1] is_target, uint64_t seed_key,
-                        int64_t first_rollout, int64_t last_rollout, int64_t block_size,
-                        int64_t max_steps, uint64_t[:, ::1] stats, uint64_t[:, :, ::1] slot_sums,
-                        uint64_t[:, ::1] censored_visits, uint64_t[:, ::1] rollout_count,
-                        int32_t[:, ::1] touched, uint32_t[:, :, ::1] buffers, int threads):
-    """Policy-gradient statistics of rollouts first_rollout..last_rollout-1 (see
-    ew_gradient_block); per thread: stats, slot_sums (visits and steps remaining per alias slot),
-    censored_visits, and scratch rollout_count, touched and buffers (four lanes)."""
-    cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    cdef int64_t n_targets = is_target.shape[0], n_states = is_target.shape[1]
-    cdef int64_t buffer_steps = buffers.shape[2]
-    cdef int64_t b, first, last
-    cdef int thread
-    if min(stats.shape[0], slot_sums.shape[0], censored_visits.shape[0], rollout_count.shape[0],
-           touched.shape[0], buffers.shape[0]) < threads:
-        raise ValueError("stats, slot_sums, censored_visits and the scratch need one row per thread")
-    if buffers.shape[1] != 4:
-        raise ValueError("buffers need four lanes per thread")
-    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
-        thread = openmp.omp_get_thread_num()
-        first = first_rollout + b * block_size
-        last = first + block_size
-        if last > last_rollout:
-            last = last_rollout
-        ew_gradient_block(&row_start[0], &threshold[0], &primary[0], &alias[0],
-                          &is_target[0, 0], n_states, n_targets, seed_key, first, last,
-                          max_steps, buffer_steps, &stats[thread, 0], &slot_sums[thread, 0, 0],
-                          &censored_visits[thread, 0], &rollout_count[thread, 0],
-                          &touched[thread, 0], &buffers[thread, 0, 0])
+def search(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
+    """Rollouts under the no-revisit search wrapper (ew_search_block); args = (states,
+    positive, columns, weight, start, mode, seed_key, max_steps, bin_width, hist, stats,
+    visited, stack, open, entry, lanes), the last five per-thread scratch: (threads, EW_LANES,
+    ...) and lanes (threads, EW_SEARCH_LANE_WORDS, EW_LANES)."""
+    cdef const uint64_t[::1] states = args[0], positive = args[1], columns = args[2]
+    cdef const uint32_t[::1] weight = args[3]
+    cdef int64_t[:, ::1] hist = args[9]
+    cdef uint64_t[:, ::1] stats = args[10]
+    cdef uint64_t[:, :, ::1] visited = args[11], stack = args[12], open_ = args[13], entry = args[14]
+    cdef uint64_t[:, :, ::1] lanes = args[15]
+    _check_rows(threads, {"hist": hist.shape[0], "stats": stats.shape[0],
+                          "visited": visited.shape[0], "stack": stack.shape[0],
+                          "open": open_.shape[0], "entry": entry.shape[0], "lanes": lanes.shape[0]})
+    if lanes.shape[1] != EW_SEARCH_LANE_WORDS or lanes.shape[2] != EW_LANES:
+        raise ValueError("lanes needs (threads, EW_SEARCH_LANE_WORDS, EW_LANES)")
+    if min(visited.shape[1], stack.shape[1], open_.shape[1], entry.shape[1]) != EW_LANES:
+        raise ValueError("the search scratch needs EW_LANES lanes per thread")
+    if (stack.shape[2] < states.shape[0] // 4 + 1
+            or visited.shape[2] < (states.shape[0] // 4 + 63) // 64 + 1
+            or open_.shape[2] < EW_SEARCH_NARROW or weight.shape[0] < columns.shape[0] // 4 + EW_SEARCH_NARROW):
+        raise ValueError("the search scratch or the padded weights are too small for the graph")
+    cdef ew_search_args a
+    a.states = <const ew_search_state *>&states[0]
+    a.positive, a.columns = &positive[0], <const ew_alias_column *>&columns[0]
+    a.weight = &weight[0]
+    a.start, a.mode, a.seed_key, a.max_steps, a.bin_width = args[4], args[5], args[6], args[7], args[8]
+    a.hist, a.hist_stride = &hist[0, 0], hist.shape[1]
+    a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
+    a.visited, a.n_words = &visited[0, 0, 0], visited.shape[2] - 1
+    a.stack, a.stack_size = &stack[0, 0, 0], stack.shape[2]
+    a.open, a.entry, a.max_degree = &open_[0, 0, 0], &entry[0, 0, 0], open_.shape[2]
+    a.lanes = &lanes[0, 0, 0]
+    with nogil:
+        ew_drive(ew_search_block, &a, first, last, block_size, threads)
+
+
+def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
+    """Policy-gradient statistics (ew_gradient_block); args = (columns, targets, start_row,
+    start_label, seed_key, max_steps, stats, slot_sums, censored_visits, rollout_count, touched,
+    buffers), the last six per thread, buffers (threads, EW_LANES, buffer_steps)."""
+    cdef const uint64_t[::1] columns = args[0], targets = args[1]
+    cdef uint64_t[:, ::1] stats = args[6]
+    cdef uint64_t[:, :, ::1] slot_sums = args[7]
+    cdef uint64_t[:, ::1] censored_visits = args[8], rollout_count = args[9]
+    cdef int32_t[:, ::1] touched = args[10]
+    cdef uint32_t[:, :, ::1] buffers = args[11]
+    _check_rows(threads, {"stats": stats.shape[0], "slot_sums": slot_sums.shape[0],
+                          "censored_visits": censored_visits.shape[0],
+                          "rollout_count": rollout_count.shape[0], "touched": touched.shape[0],
+                          "buffers": buffers.shape[0]})
+    cdef int64_t n_slots = slot_sums.shape[1]
+    if (buffers.shape[1] != EW_LANES or columns.shape[0] != 2 * n_slots
+            or min(censored_visits.shape[1], rollout_count.shape[1], touched.shape[1]) != n_slots):
+        raise ValueError("buffers need EW_LANES lanes and every per-slot array two slots a column")
+    cdef ew_gradient_args a
+    a.columns, a.targets = <const ew_alias_column *>&columns[0], &targets[0]
+    a.n_targets = targets.shape[0]
+    a.start_row, a.start_label, a.seed_key, a.max_steps = args[2], args[3], args[4], args[5]
+    a.buffer_steps = buffers.shape[2]
+    a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
+    a.slot_sums, a.slots_stride = &slot_sums[0, 0, 0], n_slots
+    a.censored_visits, a.rollout_count = &censored_visits[0, 0], &rollout_count[0, 0]
+    a.touched = &touched[0, 0]
+    a.buffers, a.buffers_stride = &buffers[0, 0, 0], buffers.shape[1] * buffers.shape[2]
+    with nogil:
+        ew_drive(ew_gradient_block, &a, first, last, block_size, threads)
 
 
 cdef extern from "edgewalk_leap.h" nogil:
     enum:
         EW_LEAP_HIT, EW_LEAP_CENSORED, EW_LEAP_IDLE, EW_LEAP_HITS, EW_LEAP_SUM, EW_LEAP_SUMSQ,
         EW_LEAP_CENSORED_COUNT, EW_LEAP_STEPS, EW_LEAP_NSTATS
-    void ew_leap_block(const int64_t *row_start, const uint32_t *columns,
-                       int32_t start_row, uint64_t seed_key, int64_t first,
-                       int64_t last, const int64_t *edges, int64_t n_bins,
-                       int64_t *hist, uint64_t *stats)
+    ctypedef struct ew_leap_args:
+        const int64_t *row_start
+        const uint32_t *columns
+        int32_t start_row
+        uint64_t seed_key
+        const int64_t *edges
+        int64_t n_bins
+        int64_t *hist
+        uint64_t *stats
+        int64_t hist_stride, stats_stride
+    void ew_leap_block(const void *args, int thread, int64_t first, int64_t last)
 
 # The leap kernel's interface as edgewalk_leap.h declares it (edgewalk.leap checks the Numba
 # mirror against it).
@@ -145,25 +209,21 @@ LEAP_ABI = {
 }
 
 
-def run_leap_blocks(const int64_t[::1] row_start, const uint32_t[:, ::1] columns,
-                    int32_t start_row, uint64_t seed_key, int64_t first_rollout, int64_t last_rollout,
-                    int64_t block_size, const int64_t[::1] edges,
-                    int64_t[:, ::1] hist, uint64_t[:, ::1] stats, int threads):
-    """Leap rollouts first_rollout..last_rollout-1 (see ew_leap_block) in blocks of block_size on
-    ``threads`` threads; thread i accumulates into row i of hist and stats."""
-    cdef int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    cdef int64_t n_bins = edges.shape[0] - 1
-    cdef int64_t b, first, last
-    cdef int thread
-    if hist.shape[0] < threads or stats.shape[0] < threads:
-        raise ValueError("hist and stats need one row per thread")
-    if stats.shape[1] != EW_LEAP_NSTATS or hist.shape[1] != n_bins or columns.shape[1] != 4:
+def leap(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
+    """Leap rollouts (ew_leap_block); args = (row_start, columns, start_row, seed_key, edges,
+    hist, stats), columns (n, 4), hist (threads, bins), stats (threads, EW_LEAP_NSTATS)."""
+    cdef const int64_t[::1] row_start = args[0], edges = args[4]
+    cdef const uint32_t[:, ::1] columns = args[1]
+    cdef int64_t[:, ::1] hist = args[5]
+    cdef uint64_t[:, ::1] stats = args[6]
+    _check_rows(threads, {"hist": hist.shape[0], "stats": stats.shape[0]})
+    if stats.shape[1] != EW_LEAP_NSTATS or hist.shape[1] != edges.shape[0] - 1 or columns.shape[1] != 4:
         raise ValueError("columns need 4 words, stats EW_LEAP_NSTATS and hist one per bin")
-    for b in prange(n_blocks, nogil=True, schedule="dynamic", num_threads=threads):
-        thread = openmp.omp_get_thread_num()
-        first = first_rollout + b * block_size
-        last = first + block_size
-        if last > last_rollout:
-            last = last_rollout
-        ew_leap_block(&row_start[0], &columns[0, 0], start_row, seed_key, first, last,
-                      &edges[0], n_bins, &hist[thread, 0], &stats[thread, 0])
+    cdef ew_leap_args a
+    a.row_start, a.columns = &row_start[0], &columns[0, 0]
+    a.start_row, a.seed_key = args[2], args[3]
+    a.edges, a.n_bins = &edges[0], edges.shape[0] - 1
+    a.hist, a.hist_stride = &hist[0, 0], hist.shape[1]
+    a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
+    with nogil:
+        ew_drive(ew_leap_block, &a, first, last, block_size, threads)

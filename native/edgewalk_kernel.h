@@ -1,5 +1,7 @@
-/* The edgewalk rollout kernel, shared by the Cython backend (and mirrored line for line by the
- * Numba backend in src/edgewalk/_numba_kernel.py).
+/* The edgewalk kernels' common part, shared by the Cython backend (native/_native.pyx) and
+ * mirrored by the Numba backend (src/edgewalk/_numba_kernel.py): the kernel interface, the random
+ * streams, the packed tables, the block driver and the plain rollout kernel. The search wrapper
+ * and the gradient statistics have their own headers (edgewalk_search.h, edgewalk_gradient.h).
  *
  * Random numbers: rollout r has its own SplitMix64 stream, seeded with
  *   key_r = mix64(seed_key + (r + 1) * GAMMA),
@@ -7,19 +9,50 @@
  * depends only on (seed, r): not on blocks, lanes or threads, and all accumulation is integer,
  * so every backend and thread count gives the same histogram bit for bit.
  *
- * One step from state s with one 64-bit draw z (alias layout, see edgewalk.policy.AliasTables):
+ * One step from state s with one 64-bit draw z (alias layout, see edgewalk.alias.AliasTables):
  *   k = row_start[s] + (((z >> 32) * deg) >> 32);  s' = (z & 0xffffffff) <= threshold[k] ? primary[k] : alias[k]
+ *
+ * Packed tables (built by edgewalk.kernels, the same arrays for both backends). A *row word*
+ * stands for a state's row of alias columns, base | degree << 32 (columns base .. base +
+ * degree - 1), or is 0 for a state that ends the rollout (a target), so that the target test is
+ * a test of the word a step loads anyway. An ew_alias_column holds everything one step reads in
+ * one 32-byte load: the row words of primary[k] and alias[k], threshold[k], and the two states
+ * themselves (primary in the low half), which the search wrapper and the gradient kernel use.
+ *
+ * The block driver: ew_drive runs rollouts first..last-1 in blocks of block_size on an OpenMP
+ * team, calling one kernel's block function for each block with the thread's number; a block
+ * function reads its arrays from the argument struct it is given and accumulates into the
+ * thread's rows of the per-thread arrays. Adding a kernel is: an argument struct, a block
+ * function with the ew_block signature, and a Cython function that fills the struct and calls
+ * ew_drive (docs/architecture.md).
  */
 #ifndef EDGEWALK_KERNEL_H
 #define EDGEWALK_KERNEL_H
 
 #include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define EW_GAMMA 0x9E3779B97F4A7C15ULL
+#define EW_LOW32 0xFFFFFFFFULL
 
 enum { EW_HITS = 0, EW_SUM = 1, EW_SUMSQ_LO = 2, EW_SUMSQ_HI = 3, EW_CENSORED = 4, EW_STEPS = 5,
        EW_DRAWS_SUM = 6, EW_DRAWS_SUMSQ_LO = 7, EW_DRAWS_SUMSQ_HI = 8, EW_NSTATS = 9 };
 enum { EW_SEARCH_MASK = 1, EW_SEARCH_REJECT = 2 };
+/* Rollouts a kernel interleaves per thread (lanes): more lanes overlap more loads, until the
+ * lanes' state no longer fits in registers. EW_FOR_LANES(STEP) spells out STEP(i) for every lane
+ * i with a constant i, so that arrays of lane state indexed by i stay in registers (a loop over
+ * the lanes is not always unrolled: GCC stops at a size limit). */
+enum { EW_LANES = 8 };
+#define EW_FOR_LANES(STEP) STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
+#if defined(__GNUC__) || defined(__clang__)
+#define EW_NOINLINE __attribute__((noinline))
+#define EW_UNLIKELY(condition) __builtin_expect(!!(condition), 0)
+#else
+#define EW_NOINLINE
+#define EW_UNLIKELY(condition) (condition)
+#endif
 
 static inline uint64_t ew_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -36,6 +69,28 @@ static inline int64_t ew_column(const int64_t *row_start, int32_t s, uint64_t z)
     int64_t base = row_start[s];
     uint64_t degree = (uint64_t)(row_start[s + 1] - base);
     return base + (int64_t)(((z >> 32) * degree) >> 32);
+}
+
+typedef struct {
+    uint64_t primary_row, alias_row, threshold, states;
+} ew_alias_column;
+
+/* The column drawn with z from the row of row word `row` (the same column as ew_column). */
+static inline const ew_alias_column *ew_draw(const ew_alias_column *columns, uint64_t row,
+                                             uint64_t z) {
+    return columns + (row & EW_LOW32) + (((z >> 32) * (row >> 32)) >> 32);
+}
+
+/* Whether draw z takes the column's primary (else its alias). */
+static inline int ew_takes_primary(const ew_alias_column *c, uint64_t z) {
+    return (uint32_t)z <= (uint32_t)c->threshold;
+}
+
+/* The row word a step entering column c with draw z goes to (a conditional move: keep further
+ * selections on the same test arithmetic, or compilers may make them all a branch, a third
+ * slower a step as measured in the gradient kernel). */
+static inline uint64_t ew_next_row(const ew_alias_column *c, uint64_t z) {
+    return ew_takes_primary(c, z) ? c->primary_row : c->alias_row;
 }
 
 /* Adds value v and its square to the sum at stats[sum] and the 128-bit sum at stats[sum + 1] (low
@@ -55,271 +110,115 @@ static inline void ew_record_hit(int64_t t, int64_t bin_width, int64_t *hist, ui
     stats[EW_STEPS] += (uint64_t)t;
 }
 
-/* One step of one interleaved rollout (state s, steps t, random counter x): on a hit or at
- * max_steps the rollout is recorded and the lane takes the next rollout of the block, or stops
- * (s = -1) when none is left. */
-#define EW_LANE_STEP(s, t, x)                                                              \
-    if (s >= 0) {                                                                          \
-        x += EW_GAMMA;                                                                     \
-        uint64_t z = ew_mix64(x);                                                          \
-        int64_t k = ew_column(row_start, s, z);                                            \
-        int32_t take_primary = primary[k], take_alias = alias[k];                          \
-        s = ((uint32_t)z <= threshold[k]) ? take_primary : take_alias;                     \
-        t++;                                                                               \
-        if (is_target[s] | (t == max_steps)) {                                             \
-            if (is_target[s]) ew_record_hit(t, bin_width, hist, stats);                    \
-            else { stats[EW_CENSORED] += 1; stats[EW_STEPS] += (uint64_t)t; }              \
-            if (next_rollout < last) { s = 0; t = 0; x = ew_rollout_key(seed_key, next_rollout++); } \
-            else { s = -1; live--; }                                                       \
-        }                                                                                  \
-    }
+/* Adds one rollout censored after t steps. */
+static inline void ew_record_censored(int64_t t, uint64_t *stats) {
+    stats[EW_CENSORED] += 1;
+    stats[EW_STEPS] += (uint64_t)t;
+}
 
-/* Runs rollouts first..last-1 from the start state 0 until a state with is_target set is entered
- * or max_steps transitions are made (censored), four rollouts interleaved so that their memory
- * loads overlap (lanes are plain locals so that they stay in registers). Requires
- * bin_width * (number of bins) > max_steps. */
-static inline void ew_run_block(const int64_t *row_start, const uint32_t *threshold,
-                                const int32_t *primary, const int32_t *alias,
-                                const uint8_t *is_target, uint64_t seed_key, int64_t first,
-                                int64_t last, int64_t max_steps, int64_t bin_width,
-                                int64_t *hist, uint64_t *stats) {
-    if (is_target[0] || max_steps == 0) {
+/* ------------------------------------------------------------------------------ the driver */
+
+typedef void (*ew_block)(const void *args, int thread, int64_t first, int64_t last);
+
+/* Runs block(args, thread, first, last) over rollouts first_rollout..last_rollout-1 cut into
+ * blocks of block_size, on `threads` OpenMP threads taking blocks one at a time. */
+static void ew_drive(ew_block block, const void *args, int64_t first_rollout,
+                     int64_t last_rollout, int64_t block_size, int threads) {
+    int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) / block_size;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+    for (int64_t b = 0; b < n_blocks; b++) {
+        int64_t first = first_rollout + b * block_size;
+        int64_t last = first + block_size < last_rollout ? first + block_size : last_rollout;
+#ifdef _OPENMP
+        block(args, omp_get_thread_num(), first, last);
+#else
+        block(args, 0, first, last);
+#endif
+    }
+    (void)threads;
+}
+
+/* ------------------------------------------------------------------------- the plain kernel */
+
+typedef struct {
+    const ew_alias_column *columns; /* target states' rows folded to 0 */
+    uint64_t start_row;             /* the row word of the start state 0 */
+    uint64_t seed_key;
+    int64_t max_steps, bin_width;   /* bin_width * (number of bins) > max_steps */
+    int64_t *hist;                  /* per thread: the histogram of hitting times */
+    uint64_t *stats;                /* per thread: EW_NSTATS counters */
+    int64_t hist_stride, stats_stride;
+} ew_plain_args;
+
+/* Ends lane i's rollout at round n, a hit or censored at max_steps: records it unless the lane is
+ * idle, and starts the lane on the next rollout of the block (idle if there is none). */
+static inline void ew_plain_end(const ew_plain_args *a, int i, int hit, int64_t n, uint64_t *row,
+                                uint64_t *x, int64_t *start, int64_t *next_rollout, int64_t last,
+                                unsigned *idle, int64_t *live, int64_t *hist, uint64_t *stats) {
+    if (!((*idle >> i) & 1)) {
+        if (hit) ew_record_hit(n - start[i], a->bin_width, hist, stats);
+        else ew_record_censored(a->max_steps, stats);
+        if (*next_rollout < last) x[i] = ew_rollout_key(a->seed_key, (*next_rollout)++);
+        else { *idle |= 1u << i; (*live)--; }
+    }
+    row[i] = a->start_row;
+    start[i] = n;
+}
+
+/* Rollouts first..last-1 from the start state until a target state is entered or max_steps
+ * transitions are made (censored). EW_LANES rollouts are interleaved so that their loads overlap:
+ * every round each lane takes one step, with no test but whether it entered a target; a lane's
+ * steps are counted by the round number n and the round its rollout started, and censoring is
+ * tested once a round against the earliest lane's deadline. Lanes left without a rollout walk on
+ * unrecorded until the last rollout of the block ends. */
+static void ew_plain_block(const void *args, int thread, int64_t first, int64_t last) {
+    const ew_plain_args *a = (const ew_plain_args *)args;
+    const ew_alias_column *columns = a->columns;
+    const int64_t max_steps = a->max_steps;
+    int64_t *hist = a->hist + thread * a->hist_stride;
+    uint64_t *stats = a->stats + thread * a->stats_stride;
+    if (a->start_row == 0 || max_steps == 0) {
         for (int64_t r = first; r < last; r++) {
-            if (is_target[0]) ew_record_hit(0, bin_width, hist, stats);
-            else stats[EW_CENSORED] += 1;
+            if (a->start_row == 0) ew_record_hit(0, a->bin_width, hist, stats);
+            else ew_record_censored(0, stats);
         }
         return;
     }
-    int64_t next_rollout = first;
-    int live = 0;
-    int32_t s0 = -1, s1 = -1, s2 = -1, s3 = -1;
-    int64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-    uint64_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
-#define EW_LANE_START(s, x) if (next_rollout < last) { s = 0; x = ew_rollout_key(seed_key, next_rollout++); live++; }
-    EW_LANE_START(s0, x0) EW_LANE_START(s1, x1) EW_LANE_START(s2, x2) EW_LANE_START(s3, x3)
-    while (live > 0) {
-        EW_LANE_STEP(s0, t0, x0)
-        EW_LANE_STEP(s1, t1, x1)
-        EW_LANE_STEP(s2, t2, x2)
-        EW_LANE_STEP(s3, t3, x3)
+    uint64_t row[EW_LANES], x[EW_LANES], z[EW_LANES];
+    int64_t start[EW_LANES];
+    unsigned idle = 0; /* bit i: lane i has no rollout left */
+    int64_t next_rollout = first, live = 0, n = 0, deadline = max_steps;
+    for (int i = 0; i < EW_LANES; i++) {
+        row[i] = a->start_row;
+        start[i] = 0;
+        x[i] = 0;
+        if (next_rollout < last) { x[i] = ew_rollout_key(a->seed_key, next_rollout++); live++; }
+        else idle |= 1u << i;
     }
-}
-
-static inline int ew_is_visited(const uint64_t *visited, int32_t s) {
-    return (int)((visited[s >> 6] >> (s & 63)) & 1);
-}
-
-/* The no-revisit search wrapper (MODEL.md section 6) around the same policy and random streams:
- * rollouts first..last-1 one after another. The wrapper never enters a state entered before in
- * the rollout (start included); from a state with no unvisited next state of positive weight it
- * pops back along the path stack. Every accepted move and every pop is one step.
- *   mask:   one draw picks among the unvisited next states in proportion to weight[k]:
- *           pick = ((z >> 32) * open) >> 32, then the first entry whose running weight exceeds it.
- *   reject: draws from the full policy (the alias step above) until an unvisited state comes up;
- *           each draw counts as a policy draw.
- * A rollout that pops past the start (target unreachable) or reaches max_steps is censored.
- * Scratch per thread: visited (ceil(n_states / 64) words) and stack (n_states entries). */
-static inline void ew_search_block(const int64_t *row_start, const int32_t *next_state,
-                                   const uint32_t *weight, const uint32_t *threshold,
-                                   const int32_t *primary, const int32_t *alias,
-                                   const uint8_t *is_target, int64_t n_states, int mode,
-                                   uint64_t seed_key, int64_t first, int64_t last,
-                                   int64_t max_steps, int64_t bin_width, int64_t *hist,
-                                   uint64_t *stats, uint64_t *visited, int32_t *stack) {
-    int64_t n_words = (n_states + 63) / 64;
-    for (int64_t r = first; r < last; r++) {
-        if (is_target[0]) {
-            ew_record_hit(0, bin_width, hist, stats);
-            continue;
-        }
-        for (int64_t w = 0; w < n_words; w++) visited[w] = 0;
-        uint64_t x = ew_rollout_key(seed_key, r);
-        int64_t depth = 1, t = 0, draws = 0;
-        int hit = 0;
-        stack[0] = 0;
-        visited[0] = 1;
-        while (t < max_steps) {
-            int32_t s = stack[depth - 1];
-            int64_t lo = row_start[s], hi = row_start[s + 1];
-            uint64_t open = 0;
-            for (int64_t k = lo; k < hi; k++)
-                if (!ew_is_visited(visited, next_state[k])) open += weight[k];
-            t++;
-            if (open == 0) {
-                if (--depth == 0) break; /* popped past the start: nothing left to search */
-                continue;
-            }
-            int32_t chosen = -1;
-            if (mode == EW_SEARCH_MASK) {
-                x += EW_GAMMA;
-                uint64_t pick = ((ew_mix64(x) >> 32) * open) >> 32;
-                draws++;
-                for (int64_t k = lo; k < hi; k++) {
-                    if (ew_is_visited(visited, next_state[k])) continue;
-                    if (pick < weight[k]) { chosen = next_state[k]; break; }
-                    pick -= weight[k];
-                }
-            } else {
-                do {
-                    x += EW_GAMMA;
-                    uint64_t z = ew_mix64(x);
-                    int64_t k = ew_column(row_start, s, z);
-                    chosen = ((uint32_t)z <= threshold[k]) ? primary[k] : alias[k];
-                    draws++;
-                } while (ew_is_visited(visited, chosen));
-            }
-            visited[chosen >> 6] |= 1ULL << (chosen & 63);
-            stack[depth++] = chosen;
-            if (is_target[chosen]) { hit = 1; break; }
-        }
-        if (hit) {
-            ew_record_hit(t, bin_width, hist, stats);
-            ew_add_moments((uint64_t)draws, stats, EW_DRAWS_SUM);
-        } else {
-            stats[EW_CENSORED] += 1;
-            stats[EW_STEPS] += (uint64_t)t;
-        }
-    }
-}
-
-/* Policy-gradient statistics, without storing trajectories.
- *
- * Rollout r aims at the target of row r % n_targets of is_target and draws exactly as in
- * ew_run_block (same stream, same alias step). Statistics are kept per alias slot: slot 2k is
- * column k's primary, slot 2k + 1 its alias (edgewalk.engine maps slots to CSR entries). For every
- * slot taken at step t (1-based) of a rollout of length T:
- *   slot_sums[2 * slot] += 1 (visits),  slot_sums[2 * slot + 1] += T - t + 1 (steps remaining,
- *   this one included),  censored_visits[slot] += 1 if the rollout did not hit.
- * Four rollouts are interleaved as in ew_run_block; each lane records the slots it takes in its
- * buffer (buffer_steps entries) and folds them into the sums when its rollout ends, T known. A
- * rollout that outgrows its buffer is finished by ew_gradient_finish alone, a buffer at a time,
- * with per-rollout counts (rollout_count, zero between rollouts, and touched, its slots).
- * Per-thread scratch: buffers (4 * buffer_steps), rollout_count and touched (one per slot).
- * Sums wrap modulo 2**64 in between; the totals are exact. */
-typedef struct {
-    const int64_t *row_start;
-    const uint32_t *threshold;
-    const int32_t *primary, *alias;
-    int64_t max_steps, buffer_steps;
-    uint64_t *stats, *slot_sums, *censored_visits, *rollout_count;
-    int32_t *touched;
-} ew_gradient_scratch;
-
-/* Finishes a rollout at state s after t steps whose slots are buf[0..t-1] and records it. */
-static void ew_gradient_finish(const ew_gradient_scratch *g, uint32_t *buf, const uint8_t *target,
-                               int32_t s, int64_t t, uint64_t x) {
-    uint64_t *slot_sums = g->slot_sums;
-    int hit = target[s];
-    if (hit || t == g->max_steps) {
-        for (int64_t i = 0; i < t; i++) {
-            uint64_t *sums = slot_sums + 2 * (uint64_t)buf[i];
-            sums[0] += 1;
-            sums[1] += (uint64_t)(t - i);
-        }
-        if (!hit)
-            for (int64_t i = 0; i < t; i++) g->censored_visits[buf[i]] += 1;
-    } else {
-        /* steps remaining = (1 - step) now, plus T per visit once T is known */
-        uint64_t *count = g->rollout_count;
-        int32_t *touched = g->touched;
-        int64_t n_touched = 0, buffer_start = 0;
-        for (;;) {
-            for (int64_t i = 0; i < t - buffer_start; i++) {
-                uint32_t slot = buf[i];
-                uint64_t *sums = slot_sums + 2 * (uint64_t)slot;
-                sums[0] += 1;
-                sums[1] -= (uint64_t)(buffer_start + i);
-                uint64_t n = count[slot];
-                count[slot] = n + 1;
-                touched[n_touched] = (int32_t)slot;
-                n_touched += (n == 0);
-            }
-            if (hit || t == g->max_steps) break;
-            buffer_start = t;
-            int64_t limit = g->max_steps - t < g->buffer_steps ? g->max_steps : t + g->buffer_steps;
-            do {
-                x += EW_GAMMA;
-                uint64_t z = ew_mix64(x);
-                int64_t k = ew_column(g->row_start, s, z);
-                uint32_t took_alias = (uint32_t)z > g->threshold[k];
-                s = took_alias ? g->alias[k] : g->primary[k];
-                buf[t - buffer_start] = (uint32_t)(2 * k) + took_alias;
-                t++;
-                hit = target[s];
-            } while (!hit && t < limit);
-        }
-        for (int64_t i = 0; i < n_touched; i++) {
-            uint32_t slot = (uint32_t)touched[i];
-            slot_sums[2 * (uint64_t)slot + 1] += count[slot] * (uint64_t)t;
-            if (!hit) g->censored_visits[slot] += count[slot];
-            count[slot] = 0;
-        }
-    }
-    if (hit) {
-        g->stats[EW_HITS] += 1;
-        ew_add_moments((uint64_t)t, g->stats, EW_SUM);
-    } else {
-        g->stats[EW_CENSORED] += 1;
-    }
-    g->stats[EW_STEPS] += (uint64_t)t;
-}
-
-/* One step of one interleaved gradient rollout (state s, steps t, counter x, target row, buffer). */
-#define EW_GRADIENT_LANE_STEP(s, t, x, target, buf)                                        \
-    if (s >= 0) {                                                                          \
-        x += EW_GAMMA;                                                                     \
-        uint64_t z = ew_mix64(x);                                                          \
-        int64_t k = ew_column(row_start, s, z);                                            \
-        uint32_t took_alias = (uint32_t)z > threshold[k];                                  \
-        int32_t take_primary = primary[k], take_alias = alias[k];                          \
-        s = took_alias ? take_alias : take_primary;                                        \
-        buf[t++] = (uint32_t)(2 * k) + took_alias;                                         \
-        if (target[s] | (t == lane_steps)) {                                               \
-            ew_gradient_finish(&scratch, buf, target, s, t, x);                            \
-            s = -1;                                                                        \
-            EW_GRADIENT_LANE_START(s, t, x, target, buf)                                   \
-            if (s < 0) live--;                                                             \
+#define EW_PLAIN_DRAW(i) x[i] += EW_GAMMA; z[i] = ew_mix64(x[i]);
+#define EW_PLAIN_STEP(i)                                                                   \
+    {                                                                                      \
+        row[i] = ew_next_row(ew_draw(columns, row[i], z[i]), z[i]);                      \
+        if (EW_UNLIKELY(row[i] == 0)) {                                                    \
+            ew_plain_end(a, i, 1, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats); \
+            restarted = 1;                                                                 \
         }                                                                                  \
     }
-
-/* Starts the lane on the next rollout of the block that takes a step; rollouts that take none
- * (start on the target, or max_steps = 0) are recorded on the way. Leaves s = -1 if none is left. */
-#define EW_GRADIENT_LANE_START(s, t, x, target, buf)                                       \
-    while (next_rollout < last) {                                                          \
-        target = is_target + (next_rollout % n_targets) * n_states;                        \
-        x = ew_rollout_key(seed_key, next_rollout++);                                      \
-        t = 0;                                                                             \
-        if (!target[0] && max_steps > 0) { s = 0; break; }                                 \
-        ew_gradient_finish(&scratch, buf, target, 0, 0, x);                                \
-    }
-
-static inline void ew_gradient_block(const int64_t *row_start, const uint32_t *threshold,
-                                     const int32_t *primary, const int32_t *alias,
-                                     const uint8_t *is_target, int64_t n_states,
-                                     int64_t n_targets, uint64_t seed_key, int64_t first,
-                                     int64_t last, int64_t max_steps, int64_t buffer_steps,
-                                     uint64_t *stats, uint64_t *slot_sums,
-                                     uint64_t *censored_visits, uint64_t *rollout_count,
-                                     int32_t *touched, uint32_t *buffers) {
-    ew_gradient_scratch scratch = {row_start, threshold, primary, alias, max_steps, buffer_steps,
-                                   stats, slot_sums, censored_visits, rollout_count, touched};
-    int64_t lane_steps = buffer_steps < max_steps ? buffer_steps : max_steps;
-    int64_t next_rollout = first;
-    int live = 0;
-    int32_t s0 = -1, s1 = -1, s2 = -1, s3 = -1;
-    int64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0;
-    uint64_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
-    const uint8_t *g0 = is_target, *g1 = is_target, *g2 = is_target, *g3 = is_target;
-    uint32_t *b0 = buffers, *b1 = b0 + buffer_steps, *b2 = b1 + buffer_steps, *b3 = b2 + buffer_steps;
-    EW_GRADIENT_LANE_START(s0, t0, x0, g0, b0) live += s0 >= 0;
-    EW_GRADIENT_LANE_START(s1, t1, x1, g1, b1) live += s1 >= 0;
-    EW_GRADIENT_LANE_START(s2, t2, x2, g2, b2) live += s2 >= 0;
-    EW_GRADIENT_LANE_START(s3, t3, x3, g3, b3) live += s3 >= 0;
     while (live > 0) {
-        EW_GRADIENT_LANE_STEP(s0, t0, x0, g0, b0)
-        EW_GRADIENT_LANE_STEP(s1, t1, x1, g1, b1)
-        EW_GRADIENT_LANE_STEP(s2, t2, x2, g2, b2)
-        EW_GRADIENT_LANE_STEP(s3, t3, x3, g3, b3)
+        n++;
+        EW_FOR_LANES(EW_PLAIN_DRAW)
+        int restarted = 0;
+        EW_FOR_LANES(EW_PLAIN_STEP)
+        if (EW_UNLIKELY(restarted | (n == deadline))) {
+            for (int i = 0; i < EW_LANES; i++)
+                if (n - start[i] == max_steps)
+                    ew_plain_end(a, i, 0, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats);
+            deadline = start[0];
+            for (int i = 1; i < EW_LANES; i++) deadline = start[i] < deadline ? start[i] : deadline;
+            deadline += max_steps;
+        }
     }
 }
 

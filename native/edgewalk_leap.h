@@ -105,10 +105,10 @@ static inline void ew_leap_record(int32_t end, int64_t t, const int64_t *edges, 
 /* Runs rollouts first..last-1 from row start_row, four interleaved so that their table loads
  * overlap. start_row == EW_LEAP_HIT means the start state enters the target: every rollout is a
  * hit at time 0. */
-static inline void ew_leap_block(const int64_t *row_start, const uint32_t *columns,
-                                 int32_t start_row, uint64_t seed_key, int64_t first,
-                                 int64_t last, const int64_t *edges, int64_t n_bins,
-                                 int64_t *hist, uint64_t *stats) {
+static inline void ew_leap_rollouts(const int64_t *row_start, const uint32_t *columns,
+                                    int32_t start_row, uint64_t seed_key, int64_t first,
+                                    int64_t last, const int64_t *edges, int64_t n_bins,
+                                    int64_t *hist, uint64_t *stats) {
     if (start_row < 0) {
         for (int64_t r = first; r < last; r++) ew_leap_record(EW_LEAP_HIT, 0, edges, n_bins, hist, stats);
         return;
@@ -128,6 +128,25 @@ static inline void ew_leap_block(const int64_t *row_start, const uint32_t *colum
         EW_LEAP_LANE_STEP(row2, t2, x2)
         EW_LEAP_LANE_STEP(row3, t3, x3)
     }
+}
+
+typedef struct {
+    const int64_t *row_start;
+    const uint32_t *columns;        /* four words a column */
+    int32_t start_row;
+    uint64_t seed_key;
+    const int64_t *edges;           /* n_bins + 1 bin edges */
+    int64_t n_bins;
+    int64_t *hist;                  /* per thread: n_bins counts */
+    uint64_t *stats;                /* per thread: EW_LEAP_NSTATS counters */
+    int64_t hist_stride, stats_stride;
+} ew_leap_args;
+
+/* The leap kernel's block function for ew_drive. */
+static void ew_leap_block(const void *args, int thread, int64_t first, int64_t last) {
+    const ew_leap_args *a = (const ew_leap_args *)args;
+    ew_leap_rollouts(a->row_start, a->columns, a->start_row, a->seed_key, first, last, a->edges,
+                     a->n_bins, a->hist + thread * a->hist_stride, a->stats + thread * a->stats_stride);
 }
 
 #endif

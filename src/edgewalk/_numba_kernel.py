@@ -1,29 +1,84 @@
-"""Numba backend: the kernel of native/edgewalk_kernel.h, line for line (same random streams,
-same integer arithmetic), parallel over blocks of rollouts with prange."""
+"""Numba backend: the kernels of native/edgewalk_kernel.h, edgewalk_search.h and
+edgewalk_gradient.h, statement for statement (same random streams, same integer arithmetic), and
+one parallel driver that runs any kernel's block function over blocks of rollouts.
+
+A kernel is a block function ``block(args, thread, first, last)``: it runs rollouts first..last-1
+with the arrays of the tuple ``args`` and accumulates into row ``thread`` of the per-thread
+arrays. :func:`driver` compiles it for the types of ``args`` and hands it to :func:`drive` as a
+first-class function, so that one compiled driver (cached on disk, like the block functions)
+serves every kernel whose arguments have the same types.
+"""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numba
 import numpy as np
+from numba import types
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
+_32 = np.uint64(32)
 _ONE = np.uint64(1)
+_TWO = np.uint64(2)
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
 SEARCH_MASK, SEARCH_REJECT = 1, 2
+LANES, SEARCH_LANE_WORDS, SEARCH_NARROW = 8, 5, 8
 # The kernel interface this mirror assumes; edgewalk.kernels checks it against the C header's.
 ABI = {
     "HITS": HITS, "SUM": SUM, "SUMSQ_LO": SUMSQ_LO, "SUMSQ_HI": SUMSQ_HI, "CENSORED": CENSORED,
     "STEPS": STEPS, "DRAWS_SUM": DRAWS_SUM, "DRAWS_SUMSQ_LO": DRAWS_SUMSQ_LO,
     "DRAWS_SUMSQ_HI": DRAWS_SUMSQ_HI, "NSTATS": NSTATS, "SEARCH_MASK": SEARCH_MASK,
-    "SEARCH_REJECT": SEARCH_REJECT, "GAMMA": int(GAMMA),
+    "SEARCH_REJECT": SEARCH_REJECT, "GAMMA": int(GAMMA), "LANES": LANES,
+    "SEARCH_LANE_WORDS": SEARCH_LANE_WORDS, "SEARCH_NARROW": SEARCH_NARROW,
 }
 
 # error_model="numpy" drops the zero-division checks; array indices are cast to unsigned below
 # because Numba adds a negative-index wraparound check to every signed index.
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+# Block functions are compiled on their own (the driver calls them through a pointer) and without
+# reference counting: they allocate nothing, and counting the arrays they hand to the helpers
+# below costs an atomic operation per call (tens of nanoseconds a step).
+_block = numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
+
+
+# ------------------------------------------------------------------------------ the driver
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def drive(block, args, first_rollout, last_rollout, block_size):
+    """ew_drive: block(args, thread, first, last) over rollouts first_rollout..last_rollout-1 cut
+    into blocks of block_size, on numba.get_num_threads() threads."""
+    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
+    for b in numba.prange(n_blocks):
+        first = first_rollout + b * block_size
+        block(args, numba.get_thread_id(), first, min(first + block_size, last_rollout))
+
+
+def driver(block, args: tuple) -> Callable[[int, int, int], None]:
+    """``run(first, last, block_size)``: the driver running ``block`` with ``args``. Compiles (or
+    loads from the cache) on the first call; the thread count is numba.get_num_threads()."""
+    compiled = []
+
+    def run(first: int, last: int, block_size: int) -> None:
+        if not compiled:
+            args_type = numba.typeof(args)
+            signature = types.void(args_type, types.intp, types.int64, types.int64)
+            block.compile(signature.args)
+            drive_args = (types.FunctionType(signature), args_type, types.int64, types.int64,
+                          types.int64)
+            drive.compile(drive_args)
+            compiled.append(drive.overloads[drive_args].entry_point)
+        compiled[0](block, args, first, last, block_size)
+
+    return run
+
+
+# ------------------------------------------------------------------------------ shared steps
 
 
 @_jit
@@ -64,175 +119,315 @@ def _record_hit(t, bin_width, hist, stats):
     stats[STEPS] += np.uint64(t)
 
 
+
 @_jit
-def _lane_step(s, t, x, next_rollout, live, last, row_start, threshold, primary, alias,
-               is_target, seed_key, max_steps, bin_width, hist, stats):
-    """EW_LANE_STEP: one step of one interleaved rollout; returns the lane's new (s, t, x) and the
-    block's new (next_rollout, live)."""
-    if s < 0:
-        return s, t, x, next_rollout, live
-    x += GAMMA
-    z = mix64(x)
-    k = _column(row_start, np.uint64(s), z)
-    s = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
-    t += 1
-    entered_target = is_target[np.uint64(s)]
-    if entered_target or t == max_steps:
-        if entered_target:
-            _record_hit(t, bin_width, hist, stats)
-        else:
-            stats[CENSORED] += _ONE
-            stats[STEPS] += np.uint64(t)
-        if next_rollout < last:
-            s, t, x = 0, 0, rollout_key(seed_key, next_rollout)
-            next_rollout += 1
-        else:
-            s = -1
-            live -= 1
-    return s, t, x, next_rollout, live
+def _record_censored(t, stats):
+    stats[CENSORED] += _ONE
+    stats[STEPS] += np.uint64(t)
 
 
 @_jit
-def _lane_start(next_rollout, last, live, seed_key):
-    if next_rollout < last:
-        return np.int32(0), rollout_key(seed_key, next_rollout), next_rollout + 1, live + 1
-    return np.int32(-1), np.uint64(0), next_rollout, live
+def _next_row(columns, row, z):
+    """ew_draw and ew_takes_primary: the row word a step from row word ``row`` with draw z
+    enters (columns: four words per alias column, see edgewalk_kernel.h)."""
+    at = ((row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)) << _TWO
+    return columns[at] if (z & _LOW32) <= columns[at + _TWO] else columns[at + _ONE]
 
 
-@_jit
-def run_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-              max_steps, bin_width, hist, stats):
-    """ew_run_block: four rollouts interleaved, each lane's (state, steps, counter) in locals."""
-    if is_target[0] or max_steps == 0:
-        for _ in range(first, last):
-            if is_target[0]:
-                _record_hit(0, bin_width, hist, stats)
-            else:
-                stats[CENSORED] += _ONE
-        return
-    live = 0
-    t0 = t1 = t2 = t3 = 0
-    s0, x0, next_rollout, live = _lane_start(first, last, live, seed_key)
-    s1, x1, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
-    s2, x2, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
-    s3, x3, next_rollout, live = _lane_start(next_rollout, last, live, seed_key)
-    while live > 0:
-        s0, t0, x0, next_rollout, live = _lane_step(
-            s0, t0, x0, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
-            seed_key, max_steps, bin_width, hist, stats)
-        s1, t1, x1, next_rollout, live = _lane_step(
-            s1, t1, x1, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
-            seed_key, max_steps, bin_width, hist, stats)
-        s2, t2, x2, next_rollout, live = _lane_step(
-            s2, t2, x2, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
-            seed_key, max_steps, bin_width, hist, stats)
-        s3, t3, x3, next_rollout, live = _lane_step(
-            s3, t3, x3, next_rollout, live, last, row_start, threshold, primary, alias, is_target,
-            seed_key, max_steps, bin_width, hist, stats)
-
-
-@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_blocks(row_start, threshold, primary, alias, is_target, seed_key, first_rollout,
-               last_rollout, block_size, max_steps, bin_width, hist, stats):
-    """Run rollouts first_rollout..last_rollout-1 in blocks of block_size; the calling thread
-    count is numba.get_num_threads() and thread i accumulates into row i of hist and stats."""
-    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    for b in numba.prange(n_blocks):
-        thread = numba.get_thread_id()
-        first = first_rollout + b * block_size
-        last = min(first + block_size, last_rollout)
-        run_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-                  max_steps, bin_width, hist[thread], stats[thread])
-
-
-@_jit
-def _is_visited(visited, s):
-    return (visited[np.uint64(s) >> np.uint64(6)] >> (np.uint64(s) & np.uint64(63))) & _ONE
-
-
-@_jit
-def search_block(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
-                 seed_key, first, last, max_steps, bin_width, hist, stats, visited, stack):
-    for r in range(first, last):
-        if is_target[0]:
-            _record_hit(0, bin_width, hist, stats)
-            continue
-        visited[:] = 0
-        x = rollout_key(seed_key, r)
-        depth, t, draws, hit = 1, 0, 0, False
-        stack[0] = 0
-        visited[0] = _ONE
-        while t < max_steps:
-            s = np.uint64(stack[depth - 1])
-            lo, hi = np.uint64(row_start[s]), np.uint64(row_start[s + _ONE])
-            open_weight = np.uint64(0)
-            for k in range(lo, hi):
-                if not _is_visited(visited, next_state[k]):
-                    open_weight += np.uint64(weight[k])
-            t += 1
-            if open_weight == 0:
-                depth -= 1
-                if depth == 0:
-                    break
-                continue
-            chosen = np.int32(-1)
-            if mode == SEARCH_MASK:
-                x += GAMMA
-                pick = ((mix64(x) >> np.uint64(32)) * open_weight) >> np.uint64(32)
-                draws += 1
-                for k in range(lo, hi):
-                    if _is_visited(visited, next_state[k]):
-                        continue
-                    if pick < weight[k]:
-                        chosen = next_state[k]
-                        break
-                    pick -= np.uint64(weight[k])
-            else:
-                while True:
-                    x += GAMMA
-                    z = mix64(x)
-                    k = _column(row_start, s, z)
-                    chosen = primary[k] if np.uint32(z & _LOW32) <= threshold[k] else alias[k]
-                    draws += 1
-                    if not _is_visited(visited, chosen):
-                        break
-            c = np.uint64(chosen)
-            visited[c >> np.uint64(6)] |= _ONE << (c & np.uint64(63))
-            stack[depth] = chosen
-            depth += 1
-            if is_target[c]:
-                hit = True
-                break
-        if hit:
-            _record_hit(t, bin_width, hist, stats)
-            _add_moments(draws, stats, DRAWS_SUM)
-        else:
-            stats[CENSORED] += _ONE
-            stats[STEPS] += np.uint64(t)
-
-
-@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_search_blocks(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
-                      seed_key, first_rollout, last_rollout, block_size, max_steps, bin_width,
-                      hist, stats, visited, stack):
-    """Like run_blocks, under the no-revisit search wrapper (mode 1 = mask, 2 = reject); visited
-    and stack are per-thread scratch rows."""
-    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    for b in numba.prange(n_blocks):
-        thread = numba.get_thread_id()
-        first = first_rollout + b * block_size
-        last = min(first + block_size, last_rollout)
-        search_block(row_start, next_state, weight, threshold, primary, alias, is_target, mode,
-                     seed_key, first, last, max_steps, bin_width, hist[thread], stats[thread],
-                     visited[thread], stack[thread])
+# ------------------------------------------------------------------------------ plain kernel
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
-                     slot_sums, censored_visits, rollout_count, touched, buf, target, s, t, x):
-    """ew_gradient_finish: finishes a rollout at state s after t steps whose slots are
-    buf[:t] and records it."""
-    hit = target[np.uint64(s)] != 0
+def _plain_end(lane, row, x, start, ended, n, next_rollout, last, idle, live, start_row,
+               seed_key, max_steps, bin_width, hist, stats):
+    """The end-of-rollout part of a round of ew_plain_block for one lane: if its rollout ended
+    (hit, or max_steps reached) records it and starts the next. Returns the lane's (row, x,
+    start) and the block's (next_rollout, idle, live)."""
+    hit = (ended >> lane) & 1
+    if hit == 0 and n - start != max_steps:
+        return row, x, start, next_rollout, idle, live
+    if (idle >> lane) & 1 == 0:
+        if hit:
+            _record_hit(n - start, bin_width, hist, stats)
+        else:
+            _record_censored(max_steps, stats)
+        if next_rollout < last:
+            x = rollout_key(seed_key, next_rollout)
+            next_rollout += 1
+        else:
+            idle |= 1 << lane
+            live -= 1
+    return start_row, x, n, next_rollout, idle, live
+
+
+@_jit
+def _lane_start(lane, next_rollout, last, idle, live, seed_key):
+    if next_rollout < last:
+        return rollout_key(seed_key, next_rollout), next_rollout + 1, idle, live + 1
+    return np.uint64(0), next_rollout, idle | (1 << lane), live
+
+
+@_block
+def plain_block(args, thread, first, last):
+    """ew_plain_block, its eight lanes spelled out; args = (columns, start_row, seed_key,
+    max_steps, bin_width, hist, stats)."""
+    columns, start_row, seed_key, max_steps, bin_width, hist, stats = args
+    hist, stats = hist[thread], stats[thread]
+    if start_row == 0 or max_steps == 0:
+        for _ in range(first, last):
+            if start_row == 0:
+                _record_hit(0, bin_width, hist, stats)
+            else:
+                _record_censored(0, stats)
+        return
+    next_rollout, idle, live, n, deadline = first, 0, 0, 0, max_steps
+    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = start_row
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0
+    x0, next_rollout, idle, live = _lane_start(0, next_rollout, last, idle, live, seed_key)
+    x1, next_rollout, idle, live = _lane_start(1, next_rollout, last, idle, live, seed_key)
+    x2, next_rollout, idle, live = _lane_start(2, next_rollout, last, idle, live, seed_key)
+    x3, next_rollout, idle, live = _lane_start(3, next_rollout, last, idle, live, seed_key)
+    x4, next_rollout, idle, live = _lane_start(4, next_rollout, last, idle, live, seed_key)
+    x5, next_rollout, idle, live = _lane_start(5, next_rollout, last, idle, live, seed_key)
+    x6, next_rollout, idle, live = _lane_start(6, next_rollout, last, idle, live, seed_key)
+    x7, next_rollout, idle, live = _lane_start(7, next_rollout, last, idle, live, seed_key)
+    while live > 0:
+        n += 1
+        x0, x1, x2, x3 = x0 + GAMMA, x1 + GAMMA, x2 + GAMMA, x3 + GAMMA
+        x4, x5, x6, x7 = x4 + GAMMA, x5 + GAMMA, x6 + GAMMA, x7 + GAMMA
+        z0, z1, z2, z3 = mix64(x0), mix64(x1), mix64(x2), mix64(x3)
+        z4, z5, z6, z7 = mix64(x4), mix64(x5), mix64(x6), mix64(x7)
+        r0, r1 = _next_row(columns, r0, z0), _next_row(columns, r1, z1)
+        r2, r3 = _next_row(columns, r2, z2), _next_row(columns, r3, z3)
+        r4, r5 = _next_row(columns, r4, z4), _next_row(columns, r5, z5)
+        r6, r7 = _next_row(columns, r6, z6), _next_row(columns, r7, z7)
+        ended = ((r0 == 0) | (r1 == 0) << 1 | (r2 == 0) << 2 | (r3 == 0) << 3
+                 | (r4 == 0) << 4 | (r5 == 0) << 5 | (r6 == 0) << 6 | (r7 == 0) << 7)
+        if ended != 0 or n == deadline:
+            r0, x0, s0, next_rollout, idle, live = _plain_end(
+                0, r0, x0, s0, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r1, x1, s1, next_rollout, idle, live = _plain_end(
+                1, r1, x1, s1, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r2, x2, s2, next_rollout, idle, live = _plain_end(
+                2, r2, x2, s2, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r3, x3, s3, next_rollout, idle, live = _plain_end(
+                3, r3, x3, s3, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r4, x4, s4, next_rollout, idle, live = _plain_end(
+                4, r4, x4, s4, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r5, x5, s5, next_rollout, idle, live = _plain_end(
+                5, r5, x5, s5, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r6, x6, s6, next_rollout, idle, live = _plain_end(
+                6, r6, x6, s6, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            r7, x7, s7, next_rollout, idle, live = _plain_end(
+                7, r7, x7, s7, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+                max_steps, bin_width, hist, stats)
+            deadline = min(s0, s1, s2, s3, s4, s5, s6, s7) + max_steps
+
+
+# ------------------------------------------------------------------------------ search wrapper
+
+_X, _TOP, _T, _DRAWS, _DEPTH = range(SEARCH_LANE_WORDS)
+
+
+@_jit
+def _visited_field(visited, first):
+    """ew_visited_field: bits first .. first + 63 of the bitset (one word of padding is read)."""
+    word, shift = first >> np.uint64(6), first & np.uint64(63)
+    low = visited[word] >> shift
+    if shift == 0:
+        return low
+    return low | visited[word + _ONE] << (np.uint64(64) - shift)
+
+
+@_jit
+def _is_visited(visited, p):
+    return (visited[p >> np.uint64(6)] >> (p & np.uint64(63))) & _ONE
+
+
+@_jit
+def _mark_visited(visited, p):
+    visited[p >> np.uint64(6)] |= _ONE << (p & np.uint64(63))
+
+
+@_jit
+def _any_open(states, positive, visited, at):
+    """ew_any_open, for the state whose four words start at ``at``."""
+    degree, lo, masks = states[at] >> _32, states[at + _ONE], states[at + _TWO]
+    c = np.uint64(0)
+    while np.uint64(64) * c < degree:
+        if ~_visited_field(visited, lo + np.uint64(64) * c) & positive[masks + c]:
+            return True
+        c += _ONE
+    return False
+
+
+@_jit
+def _open_entries(states, positive, weight, visited, at, open_weight, entry):
+    """ew_open_entries: the unvisited positive-weight entries of the row in row order with their
+    running open weights; returns their number."""
+    row, lo, masks = states[at], states[at + _ONE], states[at + _TWO]
+    base, degree = row & _LOW32, row >> _32
+    total, n, c = np.uint64(0), 0, np.uint64(0)
+    while np.uint64(64) * c < degree:
+        field = ~_visited_field(visited, lo + np.uint64(64) * c) & positive[masks + c]
+        while field:
+            j = np.uint64(64) * c + np.uint64(trailing_zeros(field))
+            total += np.uint64(weight[base + j])
+            open_weight[n] = total
+            entry[n] = j
+            n += 1
+            field &= field - _ONE
+        c += _ONE
+    return n
+
+
+@_jit
+def _draw_position(columns, row, z):
+    """ew_draw_position: the position drawn with z from the alias columns of row word ``row``."""
+    at = ((row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)) << _TWO
+    took_alias = np.uint64((z & _LOW32) > columns[at + _TWO])
+    return (columns[at + np.uint64(3)] >> (_32 * took_alias)) & _LOW32
+
+
+@_jit
+def _search_lane_start(lane, visited, path, start):
+    visited[:] = 0
+    _mark_visited(visited, start)
+    path[0] = start
+    lane[_TOP], lane[_T], lane[_DRAWS], lane[_DEPTH] = start, 0, 0, 1
+
+
+@_block
+def search_block(args, thread, first, last):
+    """ew_search_block; args = (states, positive, columns, weight, start, mode, seed_key,
+    max_steps, bin_width, hist, stats, visited, stack, open, entry, lanes)."""
+    (states, positive, columns, weight, start, mode, seed_key, max_steps, bin_width, hist, stats,
+     visited, stack, open_weight, entry, lanes) = args
+    hist, stats = hist[thread], stats[thread]
+    if states[np.uint64(4) * start] == 0 or max_steps == 0:
+        for _ in range(first, last):
+            if states[np.uint64(4) * start] == 0:
+                _record_hit(0, bin_width, hist, stats)
+            else:
+                _record_censored(0, stats)
+        return
+    visited, stack, lanes = visited[thread], stack[thread], lanes[thread]
+    open_weight, entry = open_weight[thread], entry[thread]
+    idle, next_rollout, live = 0, first, 0
+    for i in range(LANES):
+        if next_rollout < last:
+            lanes[_X, i] = rollout_key(seed_key, next_rollout)
+            next_rollout += 1
+            live += 1
+        else:
+            lanes[_X, i] = 0
+            idle |= 1 << i
+        _search_lane_start(lanes[:, i], visited[i], stack[i], start)
+    limit = np.uint64(max_steps)
+    narrow = np.uint64(SEARCH_NARROW)
+    while live > 0:
+        for i in range(LANES):
+            if (idle >> i) & 1:
+                continue
+            v, path, lane_open = visited[i], stack[i], open_weight[i]
+            top = lanes[_TOP, i]
+            at = np.uint64(4) * top
+            row, lo = states[at], states[at + _ONE]
+            chosen, moved = np.uint64(0), np.uint64(0)
+            lanes[_T, i] += _ONE
+            if mode == SEARCH_MASK and row >> _32 <= narrow:
+                base = row & _LOW32
+                field = ~_visited_field(v, lo) & positive[states[at + _TWO]]
+                total = np.uint64(0)
+                for j in range(SEARCH_NARROW):
+                    total += np.uint64(weight[base + np.uint64(j)]) & (
+                        np.uint64(0) - ((field >> np.uint64(j)) & _ONE))
+                    lane_open[j] = total
+                moved = np.uint64(total != 0)
+                lanes[_X, i] += GAMMA & (np.uint64(0) - moved)
+                lanes[_DRAWS, i] += moved
+                pick = ((mix64(lanes[_X, i]) >> _32) * total) >> _32
+                k = np.uint64(0)
+                for j in range(SEARCH_NARROW):
+                    k += np.uint64(lane_open[j] <= pick)
+                chosen = lo + k
+            elif mode == SEARCH_MASK:
+                n = _open_entries(states, positive, weight, v, at, lane_open, entry[i])
+                if n > 0:
+                    lanes[_X, i] += GAMMA
+                    lanes[_DRAWS, i] += _ONE
+                    pick = ((mix64(lanes[_X, i]) >> _32) * lane_open[n - 1]) >> _32
+                    k = 0
+                    for q in range(n):
+                        k += lane_open[q] <= pick
+                    chosen = lo + entry[i, k]
+                    moved = _ONE
+            else:
+                chosen = _draw_position(columns, row, mix64(lanes[_X, i] + GAMMA))
+                if not _is_visited(v, chosen) or _any_open(states, positive, v, at):
+                    moved = _ONE
+                    while _is_visited(v, chosen):  # a rejected draw
+                        lanes[_X, i] += GAMMA
+                        lanes[_DRAWS, i] += _ONE
+                        chosen = _draw_position(columns, row, mix64(lanes[_X, i] + GAMMA))
+                    lanes[_X, i] += GAMMA
+                    lanes[_DRAWS, i] += _ONE
+            # the move or the pop, as in edgewalk_search.h
+            c = chosen if moved else top
+            _mark_visited(v, c)
+            depth = lanes[_DEPTH, i]
+            path[depth] = c
+            depth = depth + moved + moved - _ONE
+            lanes[_DEPTH, i] = depth
+            below = path[depth - np.uint64(depth != 0)]
+            top = c if moved else below
+            lanes[_TOP, i] = top
+            hit = states[np.uint64(4) * top] == 0
+            ended = hit or depth == 0 or lanes[_T, i] == limit
+            if ended:
+                if hit:
+                    _record_hit(lanes[_T, i], bin_width, hist, stats)
+                    _add_moments(lanes[_DRAWS, i], stats, DRAWS_SUM)
+                else:
+                    _record_censored(lanes[_T, i], stats)
+                if next_rollout < last:
+                    lanes[_X, i] = rollout_key(seed_key, next_rollout)
+                    next_rollout += 1
+                    _search_lane_start(lanes[:, i], v, path, start)
+                else:
+                    idle |= 1 << i
+                    live -= 1
+
+
+# ------------------------------------------------------------------------------ gradient kernel
+
+
+@_jit
+def _gradient_step(columns, row, z):
+    """One step of a gradient rollout (state words are labels): the row word and label entered
+    and the slot taken, 2k for column k's primary, 2k + 1 for its alias (one select, the rest
+    arithmetic on the same test, as in edgewalk_gradient.h)."""
+    k = (row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)
+    at = k << _TWO
+    took_alias = np.uint64((z & _LOW32) > columns[at + _TWO])
+    row = columns[at + _ONE] if took_alias else columns[at]
+    label = (columns[at + np.uint64(3)] >> (_32 * took_alias)) & _LOW32
+    return row, label, np.uint32(k + k + took_alias)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
+                     rollout_count, touched, buf, target, row, label, t, x):
+    """ew_gradient_finish: finishes a rollout aiming at ``target`` after t steps (now at row word
+    ``row``, label ``label``) whose slots are buf[:t], and records it."""
+    hit = label == target
     if hit or t == max_steps:
         for i in range(t):
             slot = np.uint64(buf[i])
@@ -242,7 +437,7 @@ def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_ste
             for i in range(t):
                 censored_visits[np.uint64(buf[i])] += _ONE
     else:
-        n_touched, buffer_start, row = 0, 0, np.uint64(s)
+        n_touched, buffer_start = 0, 0
         while True:
             for i in range(t - buffer_start):
                 slot = np.uint64(buf[i])
@@ -258,13 +453,10 @@ def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_ste
             limit = max_steps if max_steps - t < buffer_steps else t + buffer_steps
             while True:
                 x += GAMMA
-                z = mix64(x)
-                k = _column(row_start, row, z)
-                took_alias = np.uint32(z & _LOW32) > threshold[k]
-                row = np.uint64(alias[k] if took_alias else primary[k])
-                buf[t - buffer_start] = np.uint32(k + k + took_alias)
+                row, label, slot32 = _gradient_step(columns, row, mix64(x))
+                buf[t - buffer_start] = slot32
                 t += 1
-                hit = target[row] != 0
+                hit = label == target
                 if hit or t >= limit:
                     break
         for i in range(n_touched):
@@ -281,115 +473,147 @@ def _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_ste
     stats[STEPS] += np.uint64(t)
 
 
-@_jit
-def _gradient_lane_start(t, x, g, lane, next_rollout, last, is_target, seed_key, max_steps,
-                         buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-                         censored_visits, rollout_count, touched, buffers):
-    """EW_GRADIENT_LANE_START: the lane's (s, t, x, g) for the next rollout of the block that
-    takes a step (g: its target row), s = -1 if none is left; returns them and next_rollout."""
-    n_targets = is_target.shape[0]
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row,
+                    start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                    censored_visits, rollout_count, touched, buf):
+    """ew_gradient_start: the lane's (row, x, t, target) for the next rollout of the block that
+    takes a step, recording those that take none; an idle lane (none left) aims at no label.
+    Returns them and the block's (next_rollout, idle, live)."""
+    n_targets = len(targets)
+    x = np.uint64(0)
     while next_rollout < last:
-        g = np.uint64(next_rollout % n_targets)
+        target = targets[next_rollout % n_targets]
         x = rollout_key(seed_key, next_rollout)
         next_rollout += 1
-        t = 0
-        if is_target[g, 0] == 0 and max_steps > 0:
-            return np.int32(0), t, x, g, next_rollout
-        _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
-                         slot_sums, censored_visits, rollout_count, touched, buffers[lane],
-                         is_target[g], 0, 0, x)
-    return np.int32(-1), t, x, g, next_rollout
+        if start_label != target and max_steps > 0:
+            return start_row, x, 0, target, next_rollout, idle, live
+        _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
+                         rollout_count, touched, buf, target, start_row, start_label, 0, x)
+    if (idle >> lane) & 1 == 0:
+        idle |= 1 << lane
+        live -= 1
+    return start_row, x, 0, ~np.uint64(0), next_rollout, idle, live
 
 
-@_jit
-def _gradient_lane_step(s, t, x, g, lane, next_rollout, live, last, lane_steps, is_target,
-                        seed_key, max_steps, buffer_steps, row_start, threshold, primary, alias,
-                        stats, slot_sums, censored_visits, rollout_count, touched, buffers):
-    """EW_GRADIENT_LANE_STEP: one step of one interleaved gradient rollout."""
-    if s < 0:
-        return s, t, x, g, next_rollout, live
-    x += GAMMA
-    z = mix64(x)
-    k = _column(row_start, np.uint64(s), z)
-    took_alias = np.uint32(z & _LOW32) > threshold[k]
-    s = alias[k] if took_alias else primary[k]
-    buffers[lane, np.uint64(t)] = np.uint32(k + k + took_alias)
-    t += 1
-    if is_target[g, np.uint64(s)] or t == lane_steps:
-        _gradient_finish(row_start, threshold, primary, alias, max_steps, buffer_steps, stats,
-                         slot_sums, censored_visits, rollout_count, touched, buffers[lane],
-                         is_target[g], s, t, x)
-        s, t, x, g, next_rollout = _gradient_lane_start(
-            t, x, g, lane, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-            row_start, threshold, primary, alias, stats, slot_sums, censored_visits,
-            rollout_count, touched, buffers)
-        if s < 0:
-            live -= 1
-    return s, t, x, g, next_rollout, live
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _gradient_end(lane, row, x, t, target, label, next_rollout, last, idle, live, columns,
+                  targets, start_row, start_label, seed_key, max_steps, buffer_steps, stats,
+                  slot_sums, censored_visits, rollout_count, touched, buf):
+    """A lane's rollout ended (hit, or its buffer is full): finish it unless the lane is idle,
+    and start the next."""
+    if (idle >> lane) & 1 == 0:
+        _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
+                         rollout_count, touched, buf, target, row, label, t, x)
+    return _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row,
+                           start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                           censored_visits, rollout_count, touched, buf)
 
 
-@_jit
-def gradient_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-                   max_steps, stats, slot_sums, censored_visits, rollout_count, touched, buffers):
-    """ew_gradient_block: four gradient rollouts interleaved, each lane's state in locals."""
+@_block
+def gradient_block(args, thread, first, last):
+    """ew_gradient_block, its eight lanes spelled out; args = (columns, targets, start_row,
+    start_label, seed_key, max_steps, stats, slot_sums, censored_visits, rollout_count, touched,
+    buffers)."""
+    (columns, targets, start_row, start_label, seed_key, max_steps, stats, slot_sums,
+     censored_visits, rollout_count, touched, buffers) = args
+    stats, slot_sums, censored_visits = stats[thread], slot_sums[thread], censored_visits[thread]
+    rollout_count, touched, buffers = rollout_count[thread], touched[thread], buffers[thread]
     buffer_steps = buffers.shape[1]
     lane_steps = min(buffer_steps, max_steps)
-    live, next_rollout = 0, first
-    t0 = t1 = t2 = t3 = 0
-    x0 = x1 = x2 = x3 = np.uint64(0)
-    g0 = g1 = g2 = g3 = np.uint64(0)
-    s0 = s1 = s2 = s3 = np.int32(-1)  # overwritten below, yet dropping it costs 6% (measured)
-    s0, t0, x0, g0, next_rollout = _gradient_lane_start(
-        t0, x0, g0, 0, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
-        touched, buffers)
-    live += s0 >= 0
-    s1, t1, x1, g1, next_rollout = _gradient_lane_start(
-        t1, x1, g1, 1, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
-        touched, buffers)
-    live += s1 >= 0
-    s2, t2, x2, g2, next_rollout = _gradient_lane_start(
-        t2, x2, g2, 2, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
-        touched, buffers)
-    live += s2 >= 0
-    s3, t3, x3, g3, next_rollout = _gradient_lane_start(
-        t3, x3, g3, 3, next_rollout, last, is_target, seed_key, max_steps, buffer_steps,
-        row_start, threshold, primary, alias, stats, slot_sums, censored_visits, rollout_count,
-        touched, buffers)
-    live += s3 >= 0
+    b0, b1, b2, b3 = buffers[0], buffers[1], buffers[2], buffers[3]
+    b4, b5, b6, b7 = buffers[4], buffers[5], buffers[6], buffers[7]
+    idle, live, next_rollout = 0, LANES, first
+    r0, x0, t0, g0, next_rollout, idle, live = _gradient_start(
+        0, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b0)
+    r1, x1, t1, g1, next_rollout, idle, live = _gradient_start(
+        1, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b1)
+    r2, x2, t2, g2, next_rollout, idle, live = _gradient_start(
+        2, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b2)
+    r3, x3, t3, g3, next_rollout, idle, live = _gradient_start(
+        3, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b3)
+    r4, x4, t4, g4, next_rollout, idle, live = _gradient_start(
+        4, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b4)
+    r5, x5, t5, g5, next_rollout, idle, live = _gradient_start(
+        5, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b5)
+    r6, x6, t6, g6, next_rollout, idle, live = _gradient_start(
+        6, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b6)
+    r7, x7, t7, g7, next_rollout, idle, live = _gradient_start(
+        7, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
+        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b7)
     while live > 0:
-        s0, t0, x0, g0, next_rollout, live = _gradient_lane_step(
-            s0, t0, x0, g0, 0, next_rollout, live, last, lane_steps, is_target, seed_key,
-            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-            censored_visits, rollout_count, touched, buffers)
-        s1, t1, x1, g1, next_rollout, live = _gradient_lane_step(
-            s1, t1, x1, g1, 1, next_rollout, live, last, lane_steps, is_target, seed_key,
-            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-            censored_visits, rollout_count, touched, buffers)
-        s2, t2, x2, g2, next_rollout, live = _gradient_lane_step(
-            s2, t2, x2, g2, 2, next_rollout, live, last, lane_steps, is_target, seed_key,
-            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-            censored_visits, rollout_count, touched, buffers)
-        s3, t3, x3, g3, next_rollout, live = _gradient_lane_step(
-            s3, t3, x3, g3, 3, next_rollout, live, last, lane_steps, is_target, seed_key,
-            max_steps, buffer_steps, row_start, threshold, primary, alias, stats, slot_sums,
-            censored_visits, rollout_count, touched, buffers)
-
-
-@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_gradient_blocks(row_start, threshold, primary, alias, is_target, seed_key, first_rollout,
-                        last_rollout, block_size, max_steps, stats, slot_sums, censored_visits,
-                        rollout_count, touched, buffers):
-    """Policy-gradient statistics (see ew_gradient_block); per thread: stats, slot_sums (visits
-    and steps remaining per alias slot), censored_visits, and scratch rollout_count, touched and
-    buffers (four lanes of buffer_steps)."""
-    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    for b in numba.prange(n_blocks):
-        thread = numba.get_thread_id()
-        first = first_rollout + b * block_size
-        last = min(first + block_size, last_rollout)
-        gradient_block(row_start, threshold, primary, alias, is_target, seed_key, first, last,
-                       max_steps, stats[thread], slot_sums[thread], censored_visits[thread],
-                       rollout_count[thread], touched[thread], buffers[thread])
+        x0, x1, x2, x3 = x0 + GAMMA, x1 + GAMMA, x2 + GAMMA, x3 + GAMMA
+        x4, x5, x6, x7 = x4 + GAMMA, x5 + GAMMA, x6 + GAMMA, x7 + GAMMA
+        z0, z1, z2, z3 = mix64(x0), mix64(x1), mix64(x2), mix64(x3)
+        z4, z5, z6, z7 = mix64(x4), mix64(x5), mix64(x6), mix64(x7)
+        r0, l0, slot = _gradient_step(columns, r0, z0)
+        b0[t0] = slot
+        t0 += 1
+        if l0 == g0 or t0 == lane_steps:
+            r0, x0, t0, g0, next_rollout, idle, live = _gradient_end(
+                0, r0, x0, t0, g0, l0, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b0)
+        r1, l1, slot = _gradient_step(columns, r1, z1)
+        b1[t1] = slot
+        t1 += 1
+        if l1 == g1 or t1 == lane_steps:
+            r1, x1, t1, g1, next_rollout, idle, live = _gradient_end(
+                1, r1, x1, t1, g1, l1, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b1)
+        r2, l2, slot = _gradient_step(columns, r2, z2)
+        b2[t2] = slot
+        t2 += 1
+        if l2 == g2 or t2 == lane_steps:
+            r2, x2, t2, g2, next_rollout, idle, live = _gradient_end(
+                2, r2, x2, t2, g2, l2, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b2)
+        r3, l3, slot = _gradient_step(columns, r3, z3)
+        b3[t3] = slot
+        t3 += 1
+        if l3 == g3 or t3 == lane_steps:
+            r3, x3, t3, g3, next_rollout, idle, live = _gradient_end(
+                3, r3, x3, t3, g3, l3, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b3)
+        r4, l4, slot = _gradient_step(columns, r4, z4)
+        b4[t4] = slot
+        t4 += 1
+        if l4 == g4 or t4 == lane_steps:
+            r4, x4, t4, g4, next_rollout, idle, live = _gradient_end(
+                4, r4, x4, t4, g4, l4, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b4)
+        r5, l5, slot = _gradient_step(columns, r5, z5)
+        b5[t5] = slot
+        t5 += 1
+        if l5 == g5 or t5 == lane_steps:
+            r5, x5, t5, g5, next_rollout, idle, live = _gradient_end(
+                5, r5, x5, t5, g5, l5, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b5)
+        r6, l6, slot = _gradient_step(columns, r6, z6)
+        b6[t6] = slot
+        t6 += 1
+        if l6 == g6 or t6 == lane_steps:
+            r6, x6, t6, g6, next_rollout, idle, live = _gradient_end(
+                6, r6, x6, t6, g6, l6, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b6)
+        r7, l7, slot = _gradient_step(columns, r7, z7)
+        b7[t7] = slot
+        t7 += 1
+        if l7 == g7 or t7 == lane_steps:
+            r7, x7, t7, g7, next_rollout, idle, live = _gradient_end(
+                7, r7, x7, t7, g7, l7, next_rollout, last, idle, live, columns, targets,
+                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
+                censored_visits, rollout_count, touched, b7)

@@ -1,12 +1,12 @@
 """Numba backend of the leap kernel: native/edgewalk_leap.h, line for line (same random streams,
-same integer arithmetic), parallel over blocks of rollouts with prange."""
+same integer arithmetic); its block function ``leap_block`` runs on the Numba driver of
+``_numba_kernel`` (``kernels.parallel_call(backend, threads, "leap", args)``)."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from ._numba_kernel import GAMMA, _column, _jit, mix64, rollout_key
+from ._numba_kernel import GAMMA, _block, _column, _jit, mix64, rollout_key
 
 HIT, CENSORED, IDLE = -1, -2, -3
 HITS, SUM, SUMSQ, CENSORED_COUNT, STEPS, NSTATS = 0, 1, 3, 6, 7, 9
@@ -97,8 +97,8 @@ def _lane_start(next_rollout, last, live, start_row, seed_key):
 
 
 @_jit
-def leap_block(row_start, columns, start_row, seed_key, first, last, edges, n_bins, hist, stats):
-    """ew_leap_block: four rollouts interleaved, each lane's (row, time, counter) in locals."""
+def _leap_rollouts(row_start, columns, start_row, seed_key, first, last, edges, n_bins, hist, stats):
+    """ew_leap_rollouts: four rollouts interleaved, each lane's (row, time, counter) in locals."""
     if start_row < 0:
         for _ in range(first, last):
             _record(HIT, 0, edges, n_bins, hist, stats)
@@ -124,16 +124,9 @@ def leap_block(row_start, columns, start_row, seed_key, first, last, edges, n_bi
             edges, n_bins, hist, stats)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def run_leap_blocks(row_start, columns, start_row, seed_key, first_rollout, last_rollout,
-                    block_size, edges, hist, stats):
-    """Run rollouts first_rollout..last_rollout-1 in blocks of block_size; the calling thread
-    count is numba.get_num_threads() and thread i accumulates into row i of hist and stats."""
-    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    n_bins = len(edges) - 1
-    for b in numba.prange(n_blocks):
-        thread = numba.get_thread_id()
-        first = first_rollout + b * block_size
-        last = min(first + block_size, last_rollout)
-        leap_block(row_start, columns, start_row, seed_key, first, last, edges, n_bins,
+@_block
+def leap_block(args, thread, first, last):
+    """ew_leap_block; args = (row_start, columns, start_row, seed_key, edges, hist, stats)."""
+    row_start, columns, start_row, seed_key, edges, hist, stats = args
+    _leap_rollouts(row_start, columns, start_row, seed_key, first, last, edges, len(edges) - 1,
                    hist[thread], stats[thread])

@@ -10,7 +10,6 @@ union exactly; all counts and moments are integers.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -24,11 +23,8 @@ from .result import GradientStatistics, HittingTimes
 # The speed plans assume, per thread: deliberately below the measured rate, so that estimates err
 # on the slow side.
 PLANNING_STEPS_PER_SECOND = 1e8
-# One parallel kernel call does about this much work at the planning rate: it bounds how long a
-# run takes to notice an interrupt (signals are handled between calls) and the progress interval.
-CHUNK_SECONDS = 0.25
-# Steps of a rollout the gradient kernel buffers per lane (4 lanes per thread, 4 bytes a step);
-# longer rollouts are finished one buffer at a time at about half the speed.
+# Steps of a rollout the gradient kernel buffers per lane (kernels.LANES lanes per thread, 4 bytes
+# a step); longer rollouts are finished one buffer at a time at about half the speed.
 GRADIENT_BUFFER_STEPS = 2**18
 
 Progress = Callable[[int, int], None]  # progress(rollouts done, steps done)
@@ -111,24 +107,28 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
         return replace(result, parameters=plan.describe(), exact_mass_below=plan.exact_mass_below)
     graph = plan.policy.graph
     tables = plan.policy.alias
-    is_target = graph.target_states(plan.target).astype(np.uint8)
+    ends = graph.target_states(plan.target)
     hist = np.zeros((plan.threads, plan.bins), np.int64)
-    stats = np.zeros((plan.threads, kernels.NSTATS), np.uint64)
+    stats = np.zeros((plan.threads, kernels.STATS_STRIDE), np.uint64)
     key = np.uint64(kernels.seed_key(plan.seed))
     searching = plan.search != "none"
     if searching:
-        visited = np.zeros((plan.threads, (graph.n_states + 63) // 64), np.uint64)
-        stack = np.zeros((plan.threads, graph.n_states + 1), np.int32)
+        states, positive, columns, weight, start, max_degree = kernels.search_tables(tables, ends)
+        lanes = (plan.threads, kernels.LANES)
         call = kernels.parallel_call(
-            plan.backend, plan.threads, "run_search_blocks",
-            (tables.row_start, tables.next_state, tables.weight, tables.threshold, tables.primary,
-             tables.alias, is_target, kernels.SEARCH_MODES[plan.search], key),
-            (plan.max_steps, plan.bin_width, hist, stats, visited, stack))
+            plan.backend, plan.threads, "search",
+            (states, positive, columns, weight, start, kernels.SEARCH_MODES[plan.search],
+             key, plan.max_steps, plan.bin_width, hist, stats,
+             np.zeros((*lanes, (graph.n_states + 63) // 64 + 1), np.uint64),
+             np.zeros((*lanes, graph.n_states + 1), np.uint64),
+             np.zeros((*lanes, max_degree), np.uint64), np.zeros((*lanes, max_degree), np.uint64),
+             np.zeros((plan.threads, kernels.SEARCH_LANE_WORDS, kernels.LANES), np.uint64)))
     else:
+        rows = kernels.row_words(tables, ends)
         call = kernels.parallel_call(
-            plan.backend, plan.threads, "run_blocks",
-            (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target, key),
-            (plan.max_steps, plan.bin_width, hist, stats))
+            plan.backend, plan.threads, "plain",
+            (kernels.alias_columns(tables, rows), rows[0], key, plan.max_steps, plan.bin_width,
+             hist, stats))
     seconds, compile_seconds = _drive(plan.threads, plan.expected_steps, plan.max_steps,
                                       plan.first_rollout, plan.rollouts, call, stats, progress)
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
@@ -153,28 +153,13 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
 def _drive(threads: int, expected_steps: float, max_steps: int, first_rollout: int, rollouts: int,
            call: Callable[[int, int, int], None], stats: np.ndarray, progress: Progress | None
            ) -> tuple[float, float]:
-    """Compile (or load) the kernel, then run rollouts first_rollout .. first_rollout + rollouts
-    - 1 in chunks. Returns the seconds spent simulating and the seconds spent compiling first."""
-    compile_start = time.perf_counter()
-    call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
-    compile_seconds = time.perf_counter() - compile_start
-
-    # A chunk is one parallel call (CHUNK_SECONDS of work); threads wait for each other only at its
-    # end, and 16 blocks per thread keep that wait short, while blocks of hundreds of rollouts keep
-    # the interleaved lanes busy. Neither affects the result.
+    """kernels.run_in_chunks for a step kernel: a rollout costs min(expected_steps, max_steps)
+    steps at the planning rate; progress gets the steps made so far."""
     steps_per_rollout = max(1.0, min(expected_steps, max_steps))
-    chunk = int(max(threads * 1024, CHUNK_SECONDS * PLANNING_STEPS_PER_SECOND * threads / steps_per_rollout))
-    block_size = max(64, min(4096, chunk // (threads * 16)))
-    seconds = 0.0
-    end = first_rollout + rollouts
-    for first in range(first_rollout, end, chunk):
-        last = min(first + chunk, end)
-        start = time.perf_counter()
-        call(first, last, block_size)
-        seconds += time.perf_counter() - start
-        if progress is not None:
-            progress(last - first_rollout, int(stats[:, kernels.STEPS].sum()))
-    return seconds, compile_seconds
+    on_chunk = None if progress is None else \
+        (lambda done: progress(done, int(stats[:, kernels.STEPS].sum())))
+    return kernels.run_in_chunks(call, threads, first_rollout, rollouts,
+                                 steps_per_rollout / PLANNING_STEPS_PER_SECOND, on_chunk)
 
 
 def _exact_sum(stats: np.ndarray, low: int) -> int:
@@ -203,19 +188,22 @@ def execute_gradient(plan: GradientPlan, progress: Progress | None = None) -> Gr
     O(transitions), bit-identical across backends and thread counts."""
     graph = plan.policy.graph
     tables = plan.policy.alias
-    is_target = np.stack([graph.target_states(t) for t in plan.targets]).astype(np.uint8)
     n_slots = 2 * graph.n_transitions  # slot 2k: column k's primary, 2k + 1: its alias
-    stats = np.zeros((plan.threads, kernels.NSTATS), np.uint64)
+    # a state's label is its head: a rollout aiming at target node x ends on entering label x
+    labels = graph.state_head.astype(np.uint64)
+    rows = kernels.row_words(tables)
+    stats = np.zeros((plan.threads, kernels.STATS_STRIDE), np.uint64)
     slot_sums = np.zeros((plan.threads, n_slots, 2), np.uint64)
     censored_visits = np.zeros((plan.threads, n_slots), np.uint64)
     rollout_count = np.zeros((plan.threads, n_slots), np.uint64)
     touched = np.empty((plan.threads, n_slots), np.int32)
-    buffers = np.empty((plan.threads, 4, max(1, min(plan.max_steps, GRADIENT_BUFFER_STEPS))), np.uint32)
+    buffers = np.empty((plan.threads, kernels.LANES,
+                        max(1, min(plan.max_steps, GRADIENT_BUFFER_STEPS))), np.uint32)
     call = kernels.parallel_call(
-        plan.backend, plan.threads, "run_gradient_blocks",
-        (tables.row_start, tables.threshold, tables.primary, tables.alias, is_target,
-         np.uint64(kernels.seed_key(plan.seed))),
-        (plan.max_steps, stats, slot_sums, censored_visits, rollout_count, touched, buffers))
+        plan.backend, plan.threads, "gradient",
+        (kernels.alias_columns(tables, rows, labels), np.array(plan.targets, np.uint64), rows[0],
+         labels[0], np.uint64(kernels.seed_key(plan.seed)), plan.max_steps, stats, slot_sums,
+         censored_visits, rollout_count, touched, buffers))
     seconds, _ = _drive(plan.threads, plan.expected_steps, plan.max_steps, 0, plan.rollouts, call,
                         stats, progress)
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]

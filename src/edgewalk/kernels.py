@@ -1,20 +1,25 @@
 """The interface between the engine and its two compiled backends.
 
 The C header ``native/edgewalk_kernel.h`` declares the kernel interface once (the indices of the
-per-thread counters, the search codes, the stream constant); the Cython extension exports it as
-``_native.ABI`` and the Numba mirror ``_numba_kernel`` states the same values, which this module
-checks at import. ``parallel_call`` runs a kernel of either backend over a range of rollouts on a
-given number of threads; both backends take the same arrays in the same order.
+per-thread counters, the search codes, the stream constant, the lane count); the Cython extension
+exports it as ``_native.ABI`` and the Numba mirror ``_numba_kernel`` states the same values,
+which this module checks at import. ``parallel_call`` runs a kernel of either backend over a range
+of rollouts on a given number of threads; both backends take the same tuple of arrays. The packed
+tables the kernels read (row words and alias columns, see the header) are built here.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable
 
 import numba
+import numpy as np
 
-from . import _native, _numba_kernel, checks
+from . import _native, _numba_kernel, _numba_leap, checks
+from .alias import AliasTables
+from .errors import InputError, SizeError
 
 ABI: dict[str, int] = dict(_native.ABI)
 if ABI != _numba_kernel.ABI:
@@ -25,10 +30,20 @@ if ABI != _numba_kernel.ABI:
 
 HITS, SUM, SUMSQ, CENSORED, STEPS = ABI["HITS"], ABI["SUM"], ABI["SUMSQ_LO"], ABI["CENSORED"], ABI["STEPS"]
 DRAWS_SUM, DRAWS_SUMSQ, NSTATS = ABI["DRAWS_SUM"], ABI["DRAWS_SUMSQ_LO"], ABI["NSTATS"]
+LANES, SEARCH_LANE_WORDS, SEARCH_NARROW = ABI["LANES"], ABI["SEARCH_LANE_WORDS"], ABI["SEARCH_NARROW"]
 SEARCH_MODES = {"none": 0, "mask": ABI["SEARCH_MASK"], "reject": ABI["SEARCH_REJECT"]}
 BACKENDS = ("numba", "cython")
+# One parallel kernel call does about this much work at the planning rate: it bounds how long a
+# run takes to notice an interrupt (signals are handled between calls) and the progress interval.
+CHUNK_SECONDS = 0.25
+# The Numba module holding each kernel's block function <kernel>_block.
+_NUMBA_MODULES = {"plain": _numba_kernel, "search": _numba_kernel, "gradient": _numba_kernel,
+                  "leap": _numba_leap}
 GAMMA = ABI["GAMMA"]
 MASK64 = (1 << 64) - 1
+# Per-thread counter rows are padded to this many words, so that the counters two threads write are
+# more than a cache line apart whatever the array's alignment.
+STATS_STRIDE = NSTATS + 16
 
 
 def mix64(z: int) -> int:
@@ -65,24 +80,144 @@ def check_threads(threads: int | None) -> int:
     return checks.whole("threads", threads, 1, max_threads())
 
 
-def parallel_call(backend: str, threads: int, kernel: str, leading: tuple, trailing: tuple
+def row_words(tables: AliasTables, ends: np.ndarray | None = None) -> np.ndarray:
+    """Per state, the row word of its alias columns, base | degree << 32 (edgewalk_kernel.h), or
+    0 where ``ends`` (a boolean mask of states) is set: entering such a state ends a rollout."""
+    if len(tables.next_state) >= 2**32:
+        raise SizeError(f"graph: {len(tables.next_state)} transitions; the kernels address at "
+                        f"most 2**32 - 1")
+    degree = np.diff(tables.row_start)
+    dead_ends = np.flatnonzero((degree == 0) & (True if ends is None else ~ends))
+    if dead_ends.size:
+        raise InputError(f"graph: state {dead_ends[0]} has no next state")
+    words = tables.row_start[:-1].astype(np.uint64) | degree.astype(np.uint64) << np.uint64(32)
+    if ends is not None:
+        words[ends] = 0
+    return words
+
+
+def alias_columns(tables: AliasTables, rows: np.ndarray, numbering: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """The ew_alias_column of every alias column k, four uint64 words each (a flat array, column
+    k at 4k): the row words (from ``rows``, see row_words) of primary[k] and alias[k],
+    threshold[k], and the two states as numbered by ``numbering`` (default: the states
+    themselves), primary | alias << 32."""
+    columns = np.empty((len(tables.threshold), 4), np.uint64)
+    columns[:, 0] = rows[tables.primary]
+    columns[:, 1] = rows[tables.alias]
+    columns[:, 2] = tables.threshold
+    primary, alias = ((tables.primary, tables.alias) if numbering is None
+                      else (numbering[tables.primary], numbering[tables.alias]))
+    columns[:, 3] = primary.astype(np.uint64) | alias.astype(np.uint64) << np.uint64(32)
+    return columns.ravel()
+
+
+def consecutive_numbering(tables: AliasTables) -> np.ndarray:
+    """A numbering of the states (``position[s]``) in which the next states of every state are
+    consecutive and in row order: row s is positions position[next_state[row_start[s]]] + 0, 1,
+    ... It exists for every edge-state chain (the next states of a state are the states leaving
+    its head, and two rows are the same or disjoint); states no row contains come last."""
+    row_start, next_state = tables.row_start, tables.next_state
+    n_states = len(row_start) - 1
+    degree = np.diff(row_start)
+    has_row = np.flatnonzero(degree > 0)
+    _, first_of_row = np.unique(next_state[row_start[has_row]], return_index=True)
+    representatives = np.sort(has_row[first_of_row])
+    lengths = degree[representatives]
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    placed = next_state[np.repeat(row_start[representatives], lengths) + offsets]
+    position = np.full(n_states, -1, np.int64)
+    position[placed] = np.arange(len(placed))
+    unplaced = np.flatnonzero(position < 0)
+    position[unplaced] = len(placed) + np.arange(len(unplaced))
+    rows = np.repeat(np.arange(n_states), degree)
+    in_row = np.arange(len(next_state)) - np.repeat(row_start[:-1], degree)
+    if (len(np.unique(placed)) != len(placed)
+            or not np.array_equal(position[next_state],
+                                  position[next_state[row_start[rows]]] + in_row)):
+        raise InputError("graph: the search wrapper needs an edge-state chain (the next states "
+                         "of every state are the states leaving its head)")
+    return position
+
+
+def search_tables(tables: AliasTables, ends: np.ndarray) -> tuple:
+    """The search wrapper's tables (edgewalk_search.h): per position, four words (the state's row
+    word, 0 where ``ends``; lo, the position of its first next state; the index of its first
+    positive-weight mask; unused); the masks; the alias columns with positions for states; the
+    weights padded with SEARCH_NARROW zeros; the start state's position; the size of the
+    per-lane scratch rows (the largest degree, at least SEARCH_NARROW). Positions:
+    consecutive_numbering."""
+    position = consecutive_numbering(tables)
+    rows = row_words(tables, ends)
+    row_start = tables.row_start
+    degree = np.diff(row_start)
+    n_states = len(degree)
+    chunks = (degree + 63) // 64
+    first_mask = np.cumsum(chunks) - chunks
+    states = np.zeros((n_states, 4), np.uint64)
+    states[position, 0] = rows
+    has_row = degree > 0
+    states[position[has_row], 1] = position[tables.next_state[row_start[:-1][has_row]]]
+    states[position, 2] = first_mask
+    entry_state = np.repeat(np.arange(n_states), degree)
+    in_row = np.arange(len(tables.next_state)) - row_start[entry_state]
+    positive = np.zeros(max(1, int(chunks.sum())), np.uint64)
+    taken = tables.weight > 0
+    np.bitwise_or.at(positive, first_mask[entry_state[taken]] + in_row[taken] // 64,
+                     np.uint64(1) << (in_row[taken] % 64).astype(np.uint64))
+    columns = alias_columns(tables, rows, position)
+    weight = np.concatenate((tables.weight, np.zeros(SEARCH_NARROW, np.uint32)))
+    return (states.ravel(), positive, columns, weight, np.uint64(position[0]),
+            max(SEARCH_NARROW, int(degree.max())))
+
+
+def parallel_call(backend: str, threads: int, kernel: str, args: tuple
                   ) -> Callable[[int, int, int], None]:
-    """``call(first, last, block_size)`` runs rollouts first..last-1 through ``kernel`` (a
-    function of that name in both backends) as ``kernel(*leading, first, last, block_size,
-    *trailing)`` in blocks of block_size rollouts on ``threads`` threads of ``backend``; thread i
-    accumulates into row i of the per-thread arrays."""
+    """``call(first, last, block_size)`` runs rollouts first..last-1 through ``kernel`` with the
+    arrays ``args`` in blocks of block_size rollouts on ``threads`` threads of ``backend``;
+    thread i accumulates into row i of the per-thread arrays. A kernel is ``_native.<kernel>``
+    (Cython, it runs the C block driver) and ``<kernel>_block`` in ``_numba_kernel`` or
+    ``_numba_leap`` (its Numba block function, run by the Numba driver); both take the same
+    ``args``."""
     if backend == "cython":
         function = getattr(_native, kernel)
 
         def call(first: int, last: int, block_size: int) -> None:
-            function(*leading, first, last, block_size, *trailing, threads)
+            function(args, first, last, block_size, threads)
 
         return call
-    function = getattr(_numba_kernel, kernel)
+    run = _numba_kernel.driver(getattr(_NUMBA_MODULES[kernel], kernel + "_block"), args)
 
     def call(first: int, last: int, block_size: int) -> None:
         numba.set_num_threads(threads)
         with numba.parallel_chunksize(1):
-            function(*leading, first, last, block_size, *trailing)
+            run(first, last, block_size)
 
     return call
+
+
+def run_in_chunks(call: Callable[[int, int, int], None], threads: int, first_rollout: int,
+                  rollouts: int, seconds_per_rollout: float,
+                  on_chunk: Callable[[int], None] | None = None) -> tuple[float, float]:
+    """Compile (or load) the kernel behind ``call`` (see :func:`parallel_call`), then run
+    rollouts first_rollout .. first_rollout + rollouts - 1 in chunks of about CHUNK_SECONDS of
+    work at ``seconds_per_rollout`` (one thread's planned cost of a rollout), calling
+    ``on_chunk(rollouts done)`` after each. Returns the seconds spent running and the seconds
+    spent compiling first. How rollouts are cut into chunks and blocks does not change a result."""
+    compile_start = time.perf_counter()
+    call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
+    compile_seconds = time.perf_counter() - compile_start
+    # Threads wait for each other only at a chunk's end; 16 blocks per thread keep that wait short,
+    # while blocks of hundreds of rollouts keep the interleaved lanes busy.
+    chunk = int(max(threads * 1024, CHUNK_SECONDS * threads / max(seconds_per_rollout, 1e-12)))
+    block_size = max(64, min(4096, chunk // (threads * 16)))
+    seconds = 0.0
+    end = first_rollout + rollouts
+    for first in range(first_rollout, end, chunk):
+        last = min(first + chunk, end)
+        start = time.perf_counter()
+        call(first, last, block_size)
+        seconds += time.perf_counter() - start
+        if on_chunk is not None:
+            on_chunk(last - first_rollout)
+    return seconds, compile_seconds

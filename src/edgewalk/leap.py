@@ -44,7 +44,6 @@ pretrained policy and 6e-9 for RLVR.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
@@ -518,32 +517,14 @@ def run(tables: LeapTables, *, rollouts: int, seed: int = 0, first_rollout: int 
     n_bins = len(edges) - 1
     hist = np.zeros((threads, n_bins), np.int64)
     stats = np.zeros((threads, _numba_leap.NSTATS), np.uint64)
-    arrays = (tables.row_start, tables.columns, np.int32(tables.start_row),
-              np.uint64(kernels.seed_key(seed)))
-    if backend == "cython":
-        def call(first: int, last: int, block_size: int) -> None:
-            _native.run_leap_blocks(*arrays, first, last, block_size, edges, hist, stats, threads)
-    else:
-        def call(first: int, last: int, block_size: int) -> None:
-            numba.set_num_threads(threads)
-            with numba.parallel_chunksize(1):
-                _numba_leap.run_leap_blocks(*arrays, first, last, block_size, edges, hist, stats)
-
-    compile_start = time.perf_counter()
-    call(0, 0, 1)  # compiles (or loads) the Numba kernel; nothing is drawn
-    compile_seconds = time.perf_counter() - compile_start
-    draws = max(tables.expected_draws, 1.0)
-    chunk = int(max(threads * 4096, 2 * PLANNING_DRAWS_PER_SECOND * threads / draws))
-    block_size = max(64, min(4096, chunk // (threads * 16)))
-    seconds = 0.0
-    end = first_rollout + rollouts
-    for first in range(first_rollout, end, chunk):
-        last = min(first + chunk, end)
-        started = time.perf_counter()
-        call(first, last, block_size)
-        seconds += time.perf_counter() - started
-        if progress is not None:
-            progress(last - first_rollout, _words(stats, _numba_leap.STEPS, 2))
+    call = kernels.parallel_call(backend, threads, "leap", (
+        tables.row_start, tables.columns, np.int32(tables.start_row), np.uint64(kernels.seed_key(seed)),
+        edges, hist, stats))
+    on_chunk = None if progress is None else \
+        (lambda done: progress(done, _words(stats, _numba_leap.STEPS, 2)))
+    seconds, compile_seconds = kernels.run_in_chunks(
+        call, threads, first_rollout, rollouts,
+        max(tables.expected_draws, 1.0) / PLANNING_DRAWS_PER_SECOND, on_chunk)
     total = _words(stats, _numba_leap.SUM, 2)
     squares = _words(stats, _numba_leap.SUMSQ, 3)
     lumped = tables.lumped
