@@ -120,7 +120,7 @@ def cores_were_free(benchmark: BenchmarkFixture, threads: int) -> tuple[bool, st
 
 def simulate_round(pol: Policy, backend: str, threads: int, rollouts: int, **options) -> Round:
     """One simulate() call; seconds is the kernel time only (compilation excluded)."""
-    r = simulate(pol, rollouts=rollouts, backend=backend, threads=threads, **options)
+    r = simulate(pol, rollouts=rollouts, backend=backend, threads=threads, method="step", **options)
     return r.steps, r.seconds
 
 

@@ -53,7 +53,8 @@ SLOW_SOLVE_SECONDS = 120.0  # a solve estimated (from the one 10x smaller) to ta
 
 
 def _round(policy: Policy, target: int, rollouts: int) -> Round:
-    result = planning.simulate(policy, target, rollouts=rollouts, seed=1, threads=1, force=True)
+    result = planning.simulate(policy, target, rollouts=rollouts, seed=1, threads=1, force=True,
+                               method="step")
     return result.steps, result.seconds
 
 

@@ -28,7 +28,7 @@ import json
 from edgewalk import graph, policy
 from edgewalk.planning import simulate
 pol = policy.pretrained(graph.path_star(15, 15, 5))
-r = simulate(pol, rollouts=1, backend="numba", threads=1)
+r = simulate(pol, rollouts=1, backend="numba", threads=1, method="step")
 print(json.dumps({"compile_seconds": r.compile_seconds}))
 """
 

@@ -47,7 +47,7 @@ pol = getattr(policy, name)(graph.path_star(15, 15, 5))
 if mode == "gradient":
     r = gradient_statistics(pol, rollouts=rollouts, backend="cython", threads=1)
 else:
-    r = simulate(pol, rollouts=rollouts, backend="cython", threads=1, search=mode)
+    r = simulate(pol, rollouts=rollouts, backend="cython", threads=1, search=mode, method="step")
 print(json.dumps({"steps": r.steps, "hits": r.hits}))
 """
 

@@ -23,7 +23,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from edgewalk import graph, kernels, leap, lumping, policy
 from edgewalk.planning import simulate
-from measure import Rates, Round, median_rate, rate, run_pedantic
+from measure import Round, median_rate, rate, run_pedantic
 
 STEP_GOAL_PER_CORE = 3e8  # steps/s, the step kernel's goal
 LEAP_GOAL_PER_CORE = 1e6  # rollouts/s of SFT on the paper's graph (issue)
@@ -52,17 +52,26 @@ def sft_tables() -> leap.LeapTables:
     return _tables("sft")
 
 
-def _step_rate(backend: str, rates: Rates) -> float:
+@pytest.fixture(scope="module")
+def rates() -> dict[str, float]:
+    """Step rates measured in this run, by name, measured once and shared by the tests."""
+    return {}
+
+
+def _step_rate(backend: str, rates: dict[str, float]) -> float:
     """The step kernel's steps/s per core on the paper's pretrained policy, best of ROUNDS."""
     pretrained = policy.pretrained(graph.path_star(15, 15, 5))
 
     def measure() -> float:
-        simulate(pretrained, rollouts=100, backend=backend, threads=1)  # warm up
-        runs = [simulate(pretrained, rollouts=STEP_ROLLOUTS, seed=i, backend=backend, threads=1)
-                for i in range(ROUNDS)]
+        simulate(pretrained, rollouts=100, backend=backend, threads=1, method="step")  # warm up
+        runs = [simulate(pretrained, rollouts=STEP_ROLLOUTS, seed=i, backend=backend, threads=1,
+                         method="step") for i in range(ROUNDS)]
         return max(r.steps / r.seconds for r in runs)
 
-    return rates.get_or_measure(f"step-{backend}-1-thread", measure)
+    name = f"step-{backend}-1-thread"
+    if name not in rates:
+        rates[name] = measure()
+    return rates[name]
 
 
 def _leap_round(tables: leap.LeapTables, backend: str, threads: int, rollouts: int,
@@ -74,7 +83,7 @@ def _leap_round(tables: leap.LeapTables, backend: str, threads: int, rollouts: i
 
 @pytest.mark.parametrize("backend", ("numba", "cython"))
 def test_sft_rollouts_per_second_on_the_paper_graph(benchmark: BenchmarkFixture, backend: str,
-                                                    sft_tables: leap.LeapTables, rates: Rates,
+                                                    sft_tables: leap.LeapTables, rates: dict[str, float],
                                                     report: Report) -> None:
     """SFT, one thread: rollouts/s per core and the effective steps/s (E[T] x rollouts/s)
     against the step kernel's steps/s measured in the same run."""
@@ -102,7 +111,7 @@ def test_sft_rollouts_per_second_on_the_paper_graph(benchmark: BenchmarkFixture,
 
 @pytest.mark.parametrize("backend", ("numba", "cython"))
 def test_a_million_sft_rollouts_on_two_cores_with_the_precompute(
-        benchmark: BenchmarkFixture, backend: str, sft_tables: leap.LeapTables, rates: Rates,
+        benchmark: BenchmarkFixture, backend: str, sft_tables: leap.LeapTables, rates: dict[str, float],
         report: Report) -> None:
     """Wall time of policy + lumping + tables + 10^6 rollouts on two threads, SFT W=K=15 L=5."""
     if kernels.available_cores() < 2:

@@ -76,7 +76,7 @@ def run(case: tuple, monkeypatch: pytest.MonkeyPatch, extension) -> tuple[Round,
             r = gradient_statistics(pol, rollouts=rollouts, backend="cython", threads=1)
             figures = (r.steps, r.hits, tuple(r.visits), tuple(r.remaining_sum))
         else:
-            r = simulate(pol, rollouts=rollouts, backend="cython", threads=1, search=mode)
+            r = simulate(pol, rollouts=rollouts, backend="cython", threads=1, search=mode, method="step")
             figures = (r.steps, r.hits, r.total, r.total_of_squares, r.draws_total,
                        tuple(r.counts))
     return (r.steps, r.seconds), figures
