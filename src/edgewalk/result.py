@@ -166,7 +166,11 @@ class TrainingRun:
     ``iteration[r]`` (0 = the starting policy). On a path-star, a, b, c, d have shape (rows, K)
     on a symmetric graph (averaged over branches and over the states of each kind) and
     (rows, W, max K) per branch otherwise (nan beyond a branch's depth); on other graphs they
-    are empty. ``hitting_time`` is the exact expected hitting time averaged over the targets."""
+    are empty. ``hitting_time`` is the exact expected hitting time averaged over the targets.
+    A run that trains a model other than the table (``parametrisation`` "transformer") keeps its
+    configuration and final parameters in ``model`` ({"config": dict, "parameters": name ->
+    array}), more per-recorded-iteration arrays in ``history``, and in ``logits`` and ``policy``
+    the table it started from."""
 
     method: str
     graph: dict
@@ -181,6 +185,8 @@ class TrainingRun:
     logits: np.ndarray = field(repr=False)
     policy: Policy = field(repr=False)
     seconds_per_iteration: float = 0.0
+    model: dict = field(default_factory=dict, repr=False)
+    history: dict = field(default_factory=dict, repr=False)
 
     def first_within(self, value: float, relative: float = 0.01) -> int | None:
         """The first recorded iteration whose hitting time is within ``relative`` of ``value``."""
@@ -194,4 +200,5 @@ class TrainingRun:
             "settings": dict(self.settings), "iteration": self.iteration,
             "hitting_time": self.hitting_time, "a": self.a, "b": self.b, "c": self.c, "d": self.d,
             "logits": self.logits, "seconds_per_iteration": self.seconds_per_iteration,
+            "model": self.model, "history": self.history,
         }
