@@ -230,6 +230,10 @@ def from_description(description: dict) -> Graph:
     """The graph that :meth:`Graph.describe` described."""
     if not isinstance(description, dict):
         raise InputError(f"graph description must be a mapping, got {description!r}")
+    if {"window", "graph"} <= description.keys():  # a window chain (edgewalk.history)
+        from .history import from_description as window_from_description
+
+        return window_from_description(description)
     if {"W", "K", "L"} <= description.keys():
         return path_star(description["W"], description["K"], description["L"])
     if {"depths", "lanes"} <= description.keys():

@@ -201,12 +201,20 @@ def from_description(description: dict) -> Graph:
 
 def reference_values(graph: Graph) -> dict[str, float]:
     """The exact reference values of target-blind search on the symmetric path-star with a
-    uniform leaf target (docs/model.md section 8): ``edge_conditioned``, (2K + 1)(2W - 1), the
-    best edge-conditioned policy whose fork rows stay uniform (converged RLVR); and
-    ``history_aware``, (2K + 1) W, the bound no policy goes below (never re-enter an explored
-    branch attains it)."""
+    uniform leaf target (docs/model.md section 8):
+
+    - ``edge_conditioned``, (2K + 1)(2W - 1): the best edge-conditioned policy whose fork rows stay
+      uniform (as tabular training keeps them), converged RLVR;
+    - ``history_aware``, (2K + 1) W: the bound no policy goes below; never re-entering an
+      explored branch attains it, and so does an edge-conditioned policy whose fork rows may
+      change (from the fork, entered from branch i, always take branch i + 1 mod W);
+    - ``history_aware_uniform_fork``, (2K + 1) W + W - 1: the best history policy whose fork rows
+      stay uniform: it explores each new branch and leaves an explored one at once (2 steps);
+      with n branches explored, n / (W - n) such returns are expected before a new one, and
+      summed over the n = 1 .. W - 1 reached with probability (W - n) / W that is (W - 1) / 2."""
     if not isinstance(graph, PathStar) or not graph.is_symmetric:
         raise InputError(f"graph: the reference values are those of the symmetric path-star, not of "
                          f"{graph.describe()}")
     W, K = graph.branches, graph.depths[0]
-    return {"edge_conditioned": float((2 * K + 1) * (2 * W - 1)), "history_aware": float((2 * K + 1) * W)}
+    return {"edge_conditioned": float((2 * K + 1) * (2 * W - 1)), "history_aware": float((2 * K + 1) * W),
+            "history_aware_uniform_fork": float((2 * K + 1) * W + W - 1)}
