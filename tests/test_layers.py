@@ -11,11 +11,12 @@ import edgewalk
 PACKAGE = Path(edgewalk.__file__).parent
 LAYERS = [
     ["errors", "checks"],
-    ["graph", "alias", "policy"],
+    ["graph", "alias", "policy", "history"],
     ["_numba_kernel", "kernels", "result", "engine"],
     ["_gth", "exact"],
     ["planning"],
     ["training"],
+    ["transformer"],
     ["study", "batch.config", "batch.units"],
     ["io"],
     ["batch.runner", "batch"],

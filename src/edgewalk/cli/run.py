@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import time
 
 import numpy as np
 
@@ -11,7 +13,7 @@ from ..engine import RunPlan
 from ..errors import InputError
 from ..graph import Graph, path_star
 from ..io import check_writable, read_training, write
-from ..policy import NAMED, Policy, from_table, named
+from ..policy import NAMED, Policy, from_table, named, pretrained
 from ..result import HittingTimes
 from .common import add_graph_options, build_graph, dumps, progress_bar
 
@@ -67,7 +69,9 @@ def add_commands(commands) -> None:
     exact_cmd.set_defaults(handler=_exact)
 
 
-def _policy_file(path: str, graph: Graph) -> Policy:
+def _policy_file(path: str, graph: Graph):
+    """The policy of a .npy table or a training file; for a transformer's training file, its
+    tabulated window-chain policy if the chain fits, else the model itself (sampled in JAX)."""
     if path.endswith(".npy"):
         try:
             table = np.load(path)
@@ -77,7 +81,16 @@ def _policy_file(path: str, graph: Graph) -> Policy:
             return from_table(graph, table, name="table")
         except InputError as error:
             raise InputError(f"--policy-file {path}: {error}") from None
-    return read_training(path).policy
+    trained = read_training(path)
+    if not trained.model:
+        return trained.policy
+    try:
+        from ..transformer import from_training
+    except ImportError as error:
+        raise InputError(f"--policy-file {path}: a transformer's training file; {error}") from None
+    model = from_training(trained, name=f"transformer-{trained.method}")
+    chain = model.chain_if_it_fits()
+    return model if chain is None else model.tabulate(chain)
 
 
 def _plans(args: argparse.Namespace) -> list[RunPlan]:
@@ -89,7 +102,10 @@ def _plans(args: argparse.Namespace) -> list[RunPlan]:
     if args.policy_file is not None:
         if args.policy is not None:
             raise InputError("--policy-file and --policy: give one of them")
-        return [planning.plan(_policy_file(args.policy_file, graph), args.target, force=args.force, **options)]
+        policy = _policy_file(args.policy_file, graph)
+        if not isinstance(policy, Policy):  # a whole-trajectory transformer: no plan, see _run_model
+            return [policy]
+        return [planning.plan(policy, args.target, force=args.force, **options)]
     if args.policy is not None:
         return [planning.plan(named(graph, args.policy), args.target, force=args.force, **options)]
     plans = {name: planning.plan(named(graph, name), args.target, force=args.force, **options)
@@ -107,8 +123,11 @@ def _plans(args: argparse.Namespace) -> list[RunPlan]:
 
 def run_name(policy: Policy, search: str) -> str:
     graph = policy.graph.describe()
+    window = ""
+    if "window" in graph:
+        window, graph = f"_window{graph['window']}", graph["graph"]
     shape = (f"W{graph['W']}_K{graph['K']}_L{graph['L']}" if "W" in graph
-             else "depths" + "-".join(map(str, graph["depths"])))
+             else "depths" + "-".join(map(str, graph["depths"]))) + window
     wrapper = "" if search == "none" else f"+search-{search}"
     return f"{policy.name}{wrapper}_{shape}"
 
@@ -132,6 +151,9 @@ def _run(args: argparse.Namespace) -> int:
     check_writable(args.out)
     results: dict[str, HittingTimes] = {}
     for plan in plans:
+        if not isinstance(plan, RunPlan):
+            results.update(_run_model(plan, args))
+            continue
         name = run_name(plan.policy, plan.search)
         bar, update = progress_bar(plan.rollouts, name, args.progress)
         with bar:
@@ -149,6 +171,31 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(results)} run(s) of {args.rollouts} rollouts, seed {args.seed}, "
           f"{summaries[0]['backend']} on {summaries[0]['threads']} thread(s), written to {args.out}")
     return 0
+
+
+def _run_model(model, args: argparse.Namespace) -> dict[str, HittingTimes]:
+    """Rollouts of a whole-trajectory transformer, sampled in JAX (no exact mean exists).
+    ``max_steps`` defaults to 50 times its last recorded hitting time (at least 1000)."""
+    if args.search != "none":
+        raise InputError("--search: the wrapper runs tables; a transformer's file runs without it")
+    graph = model.graph
+    target = planning.resolve_target(pretrained(graph), args.target)
+    rollouts = checks.whole("--rollouts", args.rollouts, 1)
+    seed = checks.seed("--seed", args.seed)
+    default = max(1000, 50 * math.ceil(model.recorded_hitting_time))
+    max_steps = checks.whole("--max-steps", default if args.max_steps is None else args.max_steps, 1)
+    began = time.perf_counter()
+    samples = model.sample(rollouts, seed=seed, horizon=max_steps, targets=[target])
+    seconds = time.perf_counter() - began
+    parameters = {"graph": graph.describe(), "policy": model.describe(), "target": graph.node_names[target],
+                  "rollouts": rollouts, "first_rollout": 0, "seed": seed, "max_steps": max_steps,
+                  "backend": "jax", "threads": 0, "search": "none", "exact_mean": math.nan}
+    result = samples.hitting_times(parameters, args.bins, seconds)
+    parameters["bins"] = len(result.counts)
+    graph_name = graph.describe()
+    shape = (f"W{graph_name['W']}_K{graph_name['K']}_L{graph_name['L']}" if "W" in graph_name
+             else "depths" + "-".join(map(str, graph_name["depths"])))
+    return {f"{model.name}_{shape}": result}
 
 
 def _exact(args: argparse.Namespace) -> int:

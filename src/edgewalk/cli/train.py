@@ -30,6 +30,12 @@ plots. The trained policy can then be simulated: edgewalk run --policy-file PATH
 sft takes --supervise-backward P (a random fraction P of backward states is also supervised);
 distill takes --teacher FILE (a training file), or trains an exact RLVR teacher for
 --teacher-iterations first.
+
+ppo --model transformer trains a single-layer transformer over the trajectory's edge states
+(paper Fig. 7; needs pip install 'edgewalk[transformer]') that starts exactly at a table:
+--init pretrained, rlvr (converged) or a training file. --window K lets it see the last K states
+(default: the whole trajectory); --rows trained keeps the rows tabular training never changes (the
+fork) at the table's. Defaults for it: lr 0.003, 100 iterations, 4096 rollouts.
 """
 
 
@@ -54,6 +60,18 @@ def add_commands(commands) -> None:
     train.add_argument("--teacher-iterations", type=int, default=METHODS["rlvr"].iterations,
                        help=f"distill without --teacher: exact RLVR iterations for the teacher "
                        f"(default {METHODS['rlvr'].iterations})")
+    transformer = train.add_argument_group("ppo --model transformer (docs/model.md section 8)")
+    transformer.add_argument("--model", choices=("table", "transformer"), default="table",
+                             help="ppo: train the table (default) or a transformer started at a table")
+    transformer.add_argument("--window", type=int, default=None, metavar="K",
+                             help="the transformer sees the last K states (default: the whole trajectory)")
+    transformer.add_argument("--init", default="rlvr", metavar="FILE|pretrained|rlvr",
+                             help="the table it starts at: pretrained, rlvr (converged) or a training file (default rlvr)")
+    transformer.add_argument("--rows", choices=("all", "trained"), default="all",
+                             help="rows whose moves it may change: all (default) or those tabular training trains")
+    transformer.add_argument("--sampler", choices=("native", "jax"), default=None,
+                             help="rollouts from the native engine on the tabulated window chain (default with "
+                             "--window when the chain fits) or from the JAX sampler")
     train.add_argument("--record-every", type=int, default=1, help="keep every n-th iteration in the history (default 1)")
     train.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64 - 1] (default 0)")
     train.add_argument("--backend", choices=kernels.BACKENDS, default="numba", help="simulation kernel (default numba)")
@@ -95,6 +113,8 @@ def add_commands(commands) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     graph = build_graph(args)
+    if args.model == "transformer":
+        return _train_transformer(args, graph)
     method = METHODS[args.method]
     lr = checks.real("--lr", method.lr if args.lr is None else args.lr, 0.0, low_open=True)
     iterations = checks.whole("--iterations", method.iterations if args.iterations is None else args.iterations, 1)
@@ -151,6 +171,74 @@ def _train(args: argparse.Namespace) -> int:
     print(f"{run.method} on {run.graph}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} "
           f"after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each); "
           f"RLVR optimum {optimum:.6g}, first within 1% at iteration {first}")
+    print(f"history written to {args.out}" + (f", plots to {args.plots}" if plots else ""))
+    return 0
+
+
+def _train_transformer(args: argparse.Namespace, graph) -> int:
+    """``edgewalk train --method ppo --model transformer``."""
+    from ..policy import named
+
+    if args.method != "ppo":
+        raise InputError("--model: a transformer is trained with --method ppo only")
+    try:
+        from ..transformer import Config
+        from ..transformer.ppo import DEFAULT_ITERATIONS, DEFAULT_LR, DEFAULT_ROLLOUTS, train_transformer
+    except ImportError as error:
+        raise InputError(f"--model transformer: {error}") from None
+    lr = checks.real("--lr", DEFAULT_LR if args.lr is None else args.lr, 0.0, low_open=True)
+    iterations = checks.whole("--iterations", DEFAULT_ITERATIONS if args.iterations is None else args.iterations, 1)
+    rollouts = checks.whole("--rollouts", DEFAULT_ROLLOUTS if args.rollouts is None else args.rollouts, 1)
+    beta = checks.real("--beta", METHODS["ppo"].beta if args.beta is None else args.beta, 0.0)
+    checks.whole("--record-every", args.record_every, 1)
+    seed = checks.seed("--seed", args.seed)
+    threads = kernels.check_threads(args.threads)
+    config = Config(window=None if args.window is None else checks.whole("--window", args.window, 1), rows=args.rows)
+    if args.init in ("pretrained", "rlvr"):
+        table = named(graph, args.init)
+    else:
+        started = read_training(args.init)
+        if started.model:
+            raise InputError(f"--init {args.init}: a transformer's training file; give a table's")
+        if started.policy.graph.describe() != graph.describe():
+            raise InputError(f"--init {args.init}: trained on {started.policy.graph.describe()}, not {graph.describe()}")
+        table = started.logits
+    check_writable(args.out)
+    if not args.no_plots:
+        check_plot_directory(args.plots)
+
+    from .common import iteration_bar
+
+    bar, update = iteration_bar(iterations, f"ppo transformer window {args.window or 'all'}", None)
+    with bar:
+        run = train_transformer(graph, table, config, iterations, lr, beta, rollouts=rollouts, seed=seed,
+                                sampler=args.sampler, backend=args.backend, threads=threads,
+                                record_every=args.record_every, progress=update)
+    optimum = training.rlvr_optimum(graph, "tabular")
+    references = {k.removeprefix("reference_"): v for k, v in run.settings.items() if k.startswith("reference_")}
+    exact = run.history["exact"]
+    result = {"method": "ppo", "model": "transformer", "graph": run.graph, "window": args.window, "rows": args.rows,
+              "init": args.init, "iterations": iterations, "initial_hitting_time": float(run.hitting_time[0]),
+              "final_hitting_time": float(run.hitting_time[-1]), "final_is_exact": bool(exact[-1]),
+              "best_hitting_time": float(run.hitting_time.min()), "optimum": optimum, "references": references,
+              "sampler": run.settings["sampler"], "seconds_per_iteration": run.seconds_per_iteration,
+              "out": args.out}
+    write_training(args.out, run, **{k: v for k, v in result.items() if k != "out"})
+    plots = []
+    if not args.no_plots:
+        from ..plots import write_training_plots
+
+        drawn = {k: v for k, v in references.items() if k != "edge_conditioned"}  # = the tabular optimum
+        plots = [str(p) for p in write_training_plots(run, args.plots, optimum, drawn)]
+    result["plots"] = plots
+    if args.json:
+        print(dumps(result))
+        return 0
+    kind = "exact" if exact[-1] else "Monte Carlo"
+    shown = ", ".join(f"{k.replace('_', ' ')} {v:.6g}" for k, v in references.items())
+    print(f"ppo transformer (window {args.window or 'whole trajectory'}, rows {args.rows}) from {args.init} on "
+          f"{run.graph}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} ({kind}) after {iterations} "
+          f"iterations ({run.seconds_per_iteration:.3g} s each); tabular optimum {optimum:.6g}; {shown}")
     print(f"history written to {args.out}" + (f", plots to {args.plots}" if plots else ""))
     return 0
 

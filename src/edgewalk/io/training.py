@@ -24,7 +24,10 @@ def write_training(path: str | os.PathLike[str], run: TrainingRun, **summary: An
     """Write a training run atomically: group /training with datasets iteration, hitting_time
     (exact, the targets averaged), a, b, c, d (per recorded iteration and depth) and the final
     logits (one per CSR entry), and attributes method, graph, parametrisation, settings (JSON),
-    seconds_per_iteration, versions and any ``summary`` values (such as the optimum)."""
+    seconds_per_iteration, versions and any ``summary`` values (such as the optimum). A run of a
+    model beyond the table (``run.model``) adds group /training/model (attribute config, JSON;
+    one dataset per parameter in /training/model/parameters) and its extra per-iteration arrays
+    in /training/history."""
     with atomic_file(path) as f:
         group = f.create_group("training")
         group.attrs["training_format"] = TRAINING_FORMAT
@@ -36,6 +39,16 @@ def write_training(path: str | os.PathLike[str], run: TrainingRun, **summary: An
         group.attrs["settings"] = to_json(run.settings)
         group.attrs["seconds_per_iteration"] = run.seconds_per_iteration
         group.attrs["summary"] = to_json(summary)
+        if run.model:
+            model = group.create_group("model")
+            model.attrs["config"] = to_json(run.model["config"])
+            parameters = model.create_group("parameters")
+            for name, value in run.model["parameters"].items():
+                parameters.create_dataset(name, data=np.asarray(value))
+        if run.history:
+            history = group.create_group("history")
+            for name, value in run.history.items():
+                history.create_dataset(name, data=np.asarray(value))
         stamp(group.attrs)
 
 
@@ -58,6 +71,11 @@ def read_training(path: str | os.PathLike[str]) -> TrainingRun:
             settings = json.loads(group.attrs["settings"])
             parametrisation = str(group.attrs["parametrisation"])
             seconds = float(group.attrs["seconds_per_iteration"])
+            model = {}
+            if "model" in group:
+                model = {"config": json.loads(group["model"].attrs["config"]),
+                         "parameters": {name: np.asarray(data) for name, data in group["model/parameters"].items()}}
+            history = {name: np.asarray(data) for name, data in group["history"].items()} if "history" in group else {}
         except (KeyError, TypeError, ValueError, OSError) as error:
             raise CorruptFileError(f"{path}: a damaged training file ({type(error).__name__}: {error})") from None
     try:
@@ -69,7 +87,8 @@ def read_training(path: str | os.PathLike[str]) -> TrainingRun:
     if len(arrays["iteration"]) != len(arrays["hitting_time"]):
         raise CorruptFileError(f"{path}: iteration and hitting_time differ in length; the file is corrupt")
     return TrainingRun(method=method, graph=graph_description, parametrisation=parametrisation,
-                       settings=settings, **arrays, policy=policy, seconds_per_iteration=seconds)
+                       settings=settings, **arrays, policy=policy, seconds_per_iteration=seconds,
+                       model=model, history=history)
 
 
 def read_training_summary(path: str | os.PathLike[str]) -> dict:

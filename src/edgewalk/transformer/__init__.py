@@ -11,6 +11,8 @@ except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError("edgewalk.transformer needs JAX and optax: pip install 'edgewalk[transformer]'") from error
 
 from .model import Config, init_parameters, table_logits
-from .rollouts import Samples, TransformerPolicy
+from .ppo import train_transformer
+from .rollouts import Samples, TransformerPolicy, from_training
 
-__all__ = ["Config", "Samples", "TransformerPolicy", "init_parameters", "table_logits"]
+__all__ = ["Config", "Samples", "TransformerPolicy", "from_training", "init_parameters", "table_logits",
+           "train_transformer"]

@@ -180,42 +180,33 @@ def finish(params: dict, moves: Moves, tokens: jax.Array, x: jax.Array, mixed: j
     return jnp.where(moves.free[tokens][..., None] & moves.valid[tokens], out, 0.0)
 
 
-def output(params: dict, config: Config, moves: Moves, tokens: jax.Array, keys: jax.Array,
-           values: jax.Array, ages: jax.Array, visible: jax.Array) -> jax.Array:
-    """The transformer's output over the padded next states of ``tokens`` (queries, shape
-    (B, Q)), attending to ``keys``/``values`` (B, T, heads, d / heads) at ``ages`` (B, Q, T,
-    clipped to the embeddings) where ``visible`` (B, Q, T). Returns (B, Q, max degree)."""
-    x, q = queries(params, tokens, config.heads)
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    q = jnp.swapaxes(q, 1, 2)  # B H Q e: batched products want their batch axes leading
-    scores = jnp.einsum("bhqe,bhte->bhqt", q, jnp.swapaxes(keys, 1, 2))
-    by_age = jnp.einsum("bhqe,ahe->bhqa", q, _split(params["age"], config.heads))
-    scores = (scores + jnp.take_along_axis(by_age, ages[:, None], axis=-1)) * scale
-    scores = jnp.where(visible[:, None], scores, -jnp.inf)
+def sequence_output(params: dict, config: Config, moves: Moves, tokens: jax.Array) -> jax.Array:
+    """The output at every position of the sequences ``tokens`` (B, T), each position attending
+    to itself and the positions before it within the window: (B, T, max degree).
+
+    The age term of the scores is laid out with the relative-position "skew" (pad, reshape,
+    drop a row) rather than a gather, so that neither pass scatters."""
+    heads, ages = config.heads, config.ages
+    length = tokens.shape[1]
+    x, q = queries(params, tokens, heads)
+    keys, values = keys_values(params, tokens, heads)
+    q, keys, values = (jnp.swapaxes(a, 1, 2) for a in (q, keys, values))  # B H T e: batch axes lead
+    scores = jnp.einsum("bhqe,bhte->bhqt", q, keys)
+    by_age = jnp.einsum("bhqe,ahe->bhqa", q, _split(params["age"], heads))
+    # relative[..., q, m] = score of age min(length - 1 - m, ages - 1), for m = 0 .. length - 1
+    if length >= ages:
+        old = jnp.broadcast_to(by_age[..., ages - 1:], by_age.shape[:-1] + (length - ages + 1,))
+        relative = jnp.concatenate([old, by_age[..., ages - 2::-1]], axis=-1) if ages > 1 else old
+    else:
+        relative = by_age[..., length - 1::-1]
+    padded = jnp.pad(relative, [(0, 0)] * 3 + [(1, 0)])
+    scores = scores + padded.reshape(*padded.shape[:2], length + 1, length)[:, :, 1:]
+    age = np.arange(length)[:, None] - np.arange(length)[None, :]
+    visible = (age >= 0) & (age < (config.window or length + 1))
+    scores = jnp.where(visible, scores / math.sqrt(q.shape[-1]), -jnp.inf)
     attention = jax.nn.softmax(scores, axis=-1)
-    mixed = jnp.einsum("bhqt,bhte->bqhe", attention, jnp.swapaxes(values, 1, 2)).reshape(x.shape)
+    mixed = jnp.einsum("bhqt,bhte->bqhe", attention, values).reshape(x.shape)
     return finish(params, moves, tokens, x, mixed)
-
-
-def logits_of(moves: Moves, tokens: jax.Array, out: jax.Array) -> jax.Array:
-    """The model's logits over the padded next states: the table's plus the output (-inf on
-    pads and on moves the table cannot make)."""
-    return moves.logits[tokens] + out
-
-
-def sequence_output(params: dict, config: Config, moves: Moves, tokens: jax.Array,
-                    queries: jax.Array) -> jax.Array:
-    """The output at positions ``queries`` (B, Q) of the sequences ``tokens`` (B, T): each
-    query attends to the positions j <= its own within the window. (B, Q, max degree)."""
-    keys, values = keys_values(params, tokens, config.heads)
-    positions = jnp.arange(tokens.shape[1])
-    age = queries[:, :, None] - positions[None, None, :]
-    visible = age >= 0
-    if config.window is not None:
-        visible &= age < config.window
-    ages = jnp.clip(age, 0, config.ages - 1)
-    query_tokens = jnp.take_along_axis(tokens, queries, axis=1)
-    return output(params, config, moves, query_tokens, keys, values, ages, visible)
 
 
 def tabulate_output(params: dict, config: Config, moves: Moves, chain: WindowChain,
@@ -245,8 +236,8 @@ _TABULATE: dict = {}
 def _tabulate_function(config: Config):
     if config not in _TABULATE:
         def function(params, moves, windows, last):
-            out = sequence_output(params, config, moves, windows, last[:, None])
-            return out[:, 0]
+            out = sequence_output(params, config, moves, windows)
+            return jnp.take_along_axis(out, last[:, None, None], axis=1)[:, 0]
         _TABULATE[config] = jax.jit(function)
     return _TABULATE[config]
 

@@ -22,8 +22,9 @@ Only positions with a choice enter L: rows where the output is added and the tab
 more than one move. The hitting time recorded is the exact mean over the leaves where the window
 chain allows it (every iteration for chains of at most ``EXACT_STATES`` states, else at the first
 and the last); otherwise a Monte Carlo mean of ``evaluation_rollouts`` rollouts cut at
-``EVALUATION_FACTOR`` times the previous value (the native engine on the window chain, or the JAX
-sampler for the whole trajectory), and ``history["exact"]`` says which.
+``EVALUATION_FACTOR`` times the previous value (the native engine on the window chain every
+iteration, or the JAX sampler for the whole trajectory at the recorded iterations only, the
+horizon in between following the last value), and ``history["exact"]`` says which.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ from .rollouts import Samples, TransformerPolicy, exact_mean
 EXACT_STATES = 20_000
 EVALUATION_FACTOR = 20.0
 DEFAULT_LR = 3e-3
+DEFAULT_ITERATIONS = 100
+DEFAULT_ROLLOUTS = 4096
 SAMPLERS = ("native", "jax")
-CHUNK_TOKENS = 2**22  # query-key pairs per chunk of the JAX path's surrogate (memory bound)
+CHUNK_TOKENS = 2**23  # query-key pairs per chunk of the JAX path's surrogate (bounds its memory)
 EVALUATION_SEED = 0x5DEECE66D  # evaluation rollouts draw from other streams than training's
 
 Progress = Callable[[int, float], None]  # progress(iteration done, hitting time)
@@ -61,12 +64,12 @@ def train_transformer(
     graph: Graph,
     table: Policy | np.ndarray,
     config: Config = Config(),
-    iterations: int = 100,
+    iterations: int = DEFAULT_ITERATIONS,
     lr: float = DEFAULT_LR,
     beta: float = METHODS["ppo"].beta,
     clip: float = 0.2,
     epochs: int = 10,
-    rollouts: int = 4096,
+    rollouts: int = DEFAULT_ROLLOUTS,
     seed: int = 0,
     sampler: str | None = None,
     backend: str = "numba",
@@ -118,11 +121,11 @@ def train_transformer(
     seconds = 0.0
     for n in range(iterations + 1):
         tabulated = model.tabulate(chain) if chain is not None else None
-        if n > 0:
+        wanted = n % record_every == 0 or n == iterations
+        if n > 0 and (chain is not None or wanted):
             estimate, is_exact = _estimate(model, tabulated, estimate, n == iterations, exact_every_iteration,
                                            evaluation_rollouts, iteration_seed(seed ^ EVALUATION_SEED, n),
                                            backend, threads)
-        wanted = n % record_every == 0 or n == iterations
         if wanted:
             for name, value in zip(names, (n, estimate, is_exact, 0, math.nan, seconds)):
                 record[name].append(value)
@@ -201,8 +204,8 @@ def _estimate(model: TransformerPolicy, tabulated: Policy | None, previous: floa
 
 
 def _bucket(n: int) -> int:
-    """n rounded up to a power of two (fewer shapes, fewer compilations)."""
-    return 1 << max(0, int(n - 1).bit_length())
+    """n rounded up to a multiple of 32 (few shapes, so few compilations, and little padding)."""
+    return max(1, -(-n // 32)) * 32
 
 
 def choice_states(moves: Moves) -> np.ndarray:
@@ -230,7 +233,7 @@ def _window_batch(model: TransformerPolicy, chain: WindowChain, stats, beta: flo
     advantage = np.where(taken, move_returns[entry] / np.maximum(visits[entry], 1)
                          - (state_returns[rows] / state_visits[rows])[:, None], 0.0)
     weight = np.where(taken, visits[entry], 0.0)
-    size = _bucket(len(rows))
+    size = 1 << max(0, int(len(rows) - 1).bit_length())
     pad = size - len(rows)
     tokens = np.pad(np.where(chain.windows[rows] >= 0, chain.windows[rows], 0), ((0, pad), (0, 0)))
     last = np.pad(chain.length[rows] - 1, (0, pad))
@@ -254,28 +257,31 @@ def _sequence_batch(model: TransformerPolicy, samples: Samples, beta: float):
     count = np.bincount(tokens[chosen], minlength=model.graph.n_states)
     baseline = np.bincount(tokens[chosen], weights=returns[chosen], minlength=model.graph.n_states) / np.maximum(count, 1)
     advantage = returns - baseline[tokens]
-    per_rollout = chosen.sum(axis=1)
-    queries = _bucket(max(1, int(per_rollout.max())))
-    span = _bucket(int(length.max()) + 1)
-    order = np.argsort(~chosen, axis=1, kind="stable")  # the positions with a choice first
-    order = np.pad(order, ((0, 0), (0, max(0, queries - horizon))))[:, :queries]
-    mask = np.arange(queries)[None, :] < per_rollout[:, None]
-    padded_tokens = np.zeros((rollouts, span), np.int32)
-    width = min(span, samples.tokens.shape[1])
-    padded_tokens[:, :width] = samples.tokens[:, :width]
-    chunk = max(1, min(rollouts, CHUNK_TOKENS // (queries * span * model.config.heads)))
-    total = -(-rollouts // chunk) * chunk
-
-    def column(a, dtype):
-        a = np.asarray(a, dtype)
-        return np.pad(a, [(0, total - rollouts)] + [(0, 0)] * (a.ndim - 1))
-
-    arrays = (column(padded_tokens, np.int32), column(order, np.int32),
-              column(np.take_along_axis(samples.actions, order, axis=1), np.int32),
-              column(np.take_along_axis(samples.log_probability, order, axis=1) * mask, np.float32),
-              column(np.take_along_axis(advantage, order, axis=1) * mask, np.float32),
-              column(mask, np.float32))
-    batches = [tuple(jnp.asarray(a[first:first + chunk]) for a in arrays) for first in range(0, total, chunk)]
+    # Rollouts sorted by length, in chunks padded to their own longest (rounded by _bucket), of
+    # a number of rows fixed by that span: few shapes to compile and little padding.
+    order = np.argsort(length, kind="stable")
+    spans = np.array([_bucket(int(n) + 1) for n in length[order]])
+    arrays = (samples.tokens, samples.actions, samples.log_probability * chosen, advantage * chosen,
+              chosen.astype(np.float32))
+    dtypes = (np.int32, np.int32, np.float32, np.float32, np.float32)
+    batches, first = [], 0
+    while first < rollouts:
+        best = (0, 0, 0)
+        for span in np.unique(spans[first:]):  # the span that takes the most rollouts at once
+            rows = 1 << max(0, (CHUNK_TOKENS // (int(span) ** 2 * model.config.heads)).bit_length() - 1)
+            take = min(rows, int(np.searchsorted(spans, span, side="right")) - first)
+            if take > best[0]:
+                best = (take, int(span), rows)
+        take, span, rows = best
+        members = order[first:first + take]
+        chunk = []
+        for a, dtype in zip(arrays, dtypes):
+            out = np.zeros((rows, span), dtype)
+            width = min(span, a.shape[1])
+            out[:len(members), :width] = a[members, :width]
+            chunk.append(jnp.asarray(out))
+        batches.append(tuple(chunk))
+        first += len(members)
     return batches, _sequence_surrogate(model.config)
 
 
@@ -289,7 +295,7 @@ def _window_surrogate(config: Config):
             """sum over (window, move) of N min(rho A, clip(rho) A); old = None gives the
             log-probabilities instead."""
             tokens, last, weight, advantage = batch
-            out = sequence_output(params, config, moves, tokens, last)
+            out = jnp.take_along_axis(sequence_output(params, config, moves, tokens), last[..., None], axis=1)
             current = jnp.take_along_axis(tokens, last, axis=1)
             logp = jax.nn.log_softmax(moves.logits[current] + out, axis=-1)
             return _clipped(logp, old, weight, advantage, clip)
@@ -302,11 +308,9 @@ def _sequence_surrogate(config: Config):
     key = ("sequence", config)
     if key not in _SURROGATES:
         def surrogate(params, moves, old, batch, clip):
-            tokens, queries, actions, logp_old, advantage, mask = batch
-            out = sequence_output(params, config, moves, tokens, queries)
-            current = jnp.take_along_axis(tokens, queries, axis=1)
-            logp = jax.nn.log_softmax(moves.logits[current] + out, axis=-1)
-            logp = jnp.take_along_axis(logp, actions[..., None], axis=-1)[..., 0]
+            tokens, actions, logp_old, advantage, mask = batch
+            logp = jax.nn.log_softmax(moves.logits[tokens] + sequence_output(params, config, moves, tokens), axis=-1)
+            logp = jnp.sum(jnp.where(jax.nn.one_hot(actions, logp.shape[-1], dtype=bool), logp, 0.0), axis=-1)
             return _clipped(logp, logp_old if old is None else old, mask, advantage, clip)
 
         _SURROGATES[key] = surrogate
@@ -344,7 +348,7 @@ def _ascend(model: TransformerPolicy, params: dict, batches: list, surrogate, op
         _STEPS[key] = (log_probabilities, gradient, update)
     log_probabilities, gradient, update = _STEPS[key]
     p = to_device(params)
-    sequence = len(batches[0]) == 6
+    sequence = len(batches[0]) == 5
     olds = [None if sequence else log_probabilities(p, model.moves, b) for b in batches]
     for _ in range(epochs):
         total = None

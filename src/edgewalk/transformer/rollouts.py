@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import checks, exact
-from ..errors import InputError
+from ..errors import InputError, SizeError
 from ..graph import Graph
 from ..history import WindowChain, window_chain
 from ..policy import Policy, softmax_rows
@@ -40,6 +40,7 @@ class TransformerPolicy:
     params: dict = field(repr=False)
     table: np.ndarray = field(repr=False)
     name: str = "transformer"
+    recorded_hitting_time: float = math.nan  # the last hitting time its training recorded
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "moves", Moves.build(self.graph, self.table, self.config.rows))
@@ -53,6 +54,16 @@ class TransformerPolicy:
         if self.config.window is None:
             raise InputError("window: the whole-trajectory model is no policy on a finite window chain")
         return window_chain(self.graph, self.config.window, max_bytes)
+
+    def chain_if_it_fits(self, max_bytes: int | None = None) -> WindowChain | None:
+        """The model's window chain, or None for the whole-trajectory model or a chain that
+        does not fit in memory."""
+        if self.config.window is None:
+            return None
+        try:
+            return self.chain(max_bytes)
+        except SizeError:
+            return None
 
     def tabulate(self, chain: WindowChain | None = None) -> Policy:
         """The model as an edge-conditioned policy on its window chain: one batched forward
@@ -68,7 +79,7 @@ class TransformerPolicy:
         transitions in JAX, rollout r aiming at targets[r % len(targets)] (default the leaves)."""
         rollouts = checks.whole("rollouts", rollouts, 1)
         seed = checks.seed("seed", seed)
-        horizon = checks.whole("horizon", horizon, 1)
+        horizon = checks.whole("horizon", horizon, 1, 2**30)
         batch = checks.whole("batch", batch, 1)
         first_rollout = checks.whole("first_rollout", first_rollout, 0, 2**31 - 1)
         targets = np.asarray(self.graph.leaves if targets is None else targets, np.int32)
@@ -90,7 +101,8 @@ class Samples(NamedTuple):
     log_probability: np.ndarray
     targets: np.ndarray
 
-    def hitting_times(self, parameters: dict | None = None, bins: int | None = None) -> HittingTimes:
+    def hitting_times(self, parameters: dict | None = None, bins: int | None = None,
+                      seconds: float = 0.0) -> HittingTimes:
         """The rollouts as a result record (histogram over [0, horizon], censored apart)."""
         horizon = self.actions.shape[1]
         bins = min(horizon + 1, MAX_BINS) if bins is None else min(checks.whole("bins", bins, 1), horizon + 1)
@@ -104,12 +116,12 @@ class Samples(NamedTuple):
                             total_of_squares=int((hit.astype(object) ** 2).sum()) if len(hit) else 0,
                             steps=total + horizon * int((self.times < 0).sum()), draws_total=total,
                             draws_total_of_squares=int((hit.astype(object) ** 2).sum()) if len(hit) else 0,
-                            parameters=dict(parameters or {}))
+                            seconds=seconds, parameters=dict(parameters or {}))
 
 
 def jax_key(seed: int) -> jax.Array:
     """A JAX key from a 64-bit seed."""
-    return jax.random.fold_in(jax.random.key(seed & 0xFFFFFFFF), seed >> 32)
+    return jax.random.fold_in(jax.random.key(np.uint32(seed & 0xFFFFFFFF)), np.uint32(seed >> 32))
 
 
 _SAMPLERS: dict = {}
@@ -118,16 +130,17 @@ _SAMPLERS: dict = {}
 def sample_batch(model: TransformerPolicy, seed: int, horizon: int, targets: np.ndarray, first: int,
                  count: int) -> Samples:
     """One batch of rollouts first .. first + count - 1 (see :meth:`TransformerPolicy.sample`)."""
-    capacity = 1 << max(0, (horizon - 1).bit_length())  # one compilation per power of two
+    capacity = max(64, 1 << max(0, (horizon - 1).bit_length()))  # one compilation per power of two
     function = _sampler(model.config, capacity, model.graph.n_states)
-    numbers = np.arange(first, first + count)
+    width = max(64, 1 << max(0, (count - 1).bit_length()))  # batches padded to a power of two
+    numbers = np.arange(first, first + width)
     target = targets[numbers % len(targets)]
     head = jnp.asarray(model.graph.state_head)
     times, tokens, actions, logp = function(to_device(model.params), model.moves, head, jax_key(seed),
                                             jnp.asarray(numbers, jnp.uint32), jnp.asarray(target),
                                             jnp.int32(horizon))
-    return Samples(np.asarray(times), np.asarray(tokens)[:, :horizon + 1], np.asarray(actions)[:, :horizon],
-                   np.asarray(logp)[:, :horizon], target)
+    return Samples(np.asarray(times)[:count], np.asarray(tokens)[:count, :horizon + 1],
+                   np.asarray(actions)[:count, :horizon], np.asarray(logp)[:count, :horizon], target[:count])
 
 
 def _sampler(config: Config, capacity: int, vocabulary: int):
@@ -221,17 +234,12 @@ def exact_mean(policy: Policy, targets=None) -> float:
     return float(np.mean([exact.expected_hitting_time(policy, t) for t in targets]))
 
 
-def model_size_ok(model: TransformerPolicy, max_bytes: int | None = None) -> WindowChain | None:
-    """The model's window chain if it has one that fits in memory, else None."""
-    if model.config.window is None:
-        return None
-    from ..errors import SizeError
+def from_training(run, name: str = "transformer") -> TransformerPolicy:
+    """The trained model of a transformer's TrainingRun (``edgewalk.io.read_training``)."""
+    from ..graph import from_description
 
-    try:
-        return model.chain(max_bytes)
-    except SizeError:
-        return None
-
-
-def horizon_of(mean: float, factor: float) -> int:
-    return max(1, math.ceil(factor * mean))
+    if not run.model:
+        raise InputError("run: not a transformer's training run (it has no model)")
+    config = Config(**run.model["config"])
+    return TransformerPolicy(from_description(run.graph), config, dict(run.model["parameters"]),
+                             np.asarray(run.logits, float), name, float(run.hitting_time[-1]))
