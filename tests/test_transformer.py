@@ -198,6 +198,16 @@ def test_the_command_line_trains_and_runs_a_transformer(tmp_path, capsys):
     assert ran["run"].endswith("window2") and abs(ran["z"]) < Z_LIMIT
     exact_value = exact.expected_hitting_time(from_training(io.read_training(out)).tabulate(), graph.path_star(2, 1, 2).leaves[0])
     assert ran["exact_mean"] == pytest.approx(exact_value, rel=1e-12)
+    # --init FILE starts at a table trained before, exactly
+    table_file = tmp_path / "rlvr.h5"
+    assert main(["train", "--method", "rlvr", "-W", "2", "-K", "1", "-L", "2", "--iterations", "30",
+                 "--out", str(table_file), "--no-plots", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert main(["train", "--method", "ppo", "--model", "transformer", "-W", "2", "-K", "1", "-L", "2",
+                 "--window", "2", "--init", str(table_file), "--iterations", "1", "--rollouts", "500",
+                 "--out", str(tmp_path / "from-file.h5"), "--no-plots", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["initial_hitting_time"] == pytest.approx(table["final_hitting_time"],
+                                                                                     rel=1e-12)
     with pytest.raises(SystemExit) as stop:
         main(["train", "--method", "rlvr", "--model", "transformer", "-W", "2", "-K", "1", "--out", str(out)])
     assert stop.value.code == 2
