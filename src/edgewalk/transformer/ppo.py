@@ -45,7 +45,8 @@ from ..history import WindowChain, reference_values
 from ..policy import Policy, from_logits
 from ..result import TrainingRun
 from ..training import METHODS, iteration_seed
-from .model import IMPOSSIBLE, Config, Moves, init_parameters, sequence_output, to_device, to_host
+from .model import (IMPOSSIBLE, Config, Moves, init_parameters, sequence_output, table_logits, to_device,
+                    to_host)
 from .rollouts import Samples, TransformerPolicy, exact_mean
 
 EXACT_STATES = 20_000
@@ -96,6 +97,7 @@ def train_transformer(
     seed = checks.seed("seed", seed)
     horizon_factor = checks.real("horizon_factor", horizon_factor, 0.0, low_open=True)
     evaluation_rollouts = checks.whole("evaluation_rollouts", evaluation_rollouts, 1)
+    record_every = checks.whole("record_every", record_every, 1)
     if sampler is not None:
         checks.choice("sampler", sampler, SAMPLERS)
     logits = table_of(graph, table)
@@ -111,13 +113,14 @@ def train_transformer(
     sampler = sampler or ("native" if chain is not None else "jax")
     if sampler == "native" and chain is None:
         raise InputError("sampler: native needs a windowed model (--window K); the whole trajectory uses jax")
-    record_every = checks.whole("record_every", record_every, 1)
     exact_every_iteration = chain is not None and chain.n_states <= EXACT_STATES
     optimiser = optax.adam(lr)
     state = optimiser.init(to_device(params))
     names = ("iteration", "hitting_time", "exact", "horizon", "censored", "seconds")
     record: dict[str, list] = {name: [] for name in names}
     estimate, is_exact = exact_mean(from_logits(graph, logits)), True
+    if not math.isfinite(estimate):
+        raise InputError("table: some leaf is not hit surely from the start under it; PPO needs a finite hitting time")
     seconds = 0.0
     for n in range(iterations + 1):
         tabulated = model.tabulate(chain) if chain is not None else None
@@ -167,8 +170,6 @@ def train_transformer(
 
 def table_of(graph: Graph, table: Policy | np.ndarray) -> np.ndarray:
     """The logits of the table a model starts at (see :func:`.model.table_logits`)."""
-    from .model import table_logits
-
     if isinstance(table, Policy):
         if table.graph is not graph and table.graph.describe() != graph.describe():
             raise InputError(f"table: lives on {table.graph.describe()}, not on {graph.describe()}")
