@@ -126,6 +126,7 @@ def _two_sample_p_value(a: np.ndarray, b: np.ndarray) -> float:
 TINY = dict(d_model=8, heads=1, mlp=16)  # 20000 rollouts in JAX on a CPU in seconds
 
 
+@pytest.mark.slow
 def test_jax_and_native_rollouts_agree_with_each_other_and_the_exact_mean(g):
     model = _model(g, policy.pretrained(g), 2, out_scale=0.5, **TINY)
     tabulated = model.tabulate()
@@ -170,6 +171,7 @@ def test_ppo_from_rlvr_learns_to_avoid_explored_branches_and_the_row_mask_holds(
     assert not np.array_equal(fixed.model["parameters"]["out"], 0)
 
 
+@pytest.mark.slow
 def test_ppo_on_jax_rollouts_and_its_training_file(g, tmp_path):
     run = train_transformer(g, policy.rlvr(g), Config(window=None), iterations=3, rollouts=256, seed=2,
                             evaluation_rollouts=1000)
@@ -185,6 +187,7 @@ def test_ppo_on_jax_rollouts_and_its_training_file(g, tmp_path):
     assert np.array_equal(a.sample(200, seed=1, horizon=60).times, b.sample(200, seed=1, horizon=60).times)
 
 
+@pytest.mark.slow
 def test_the_command_line_trains_and_runs_a_transformer(tmp_path, capsys):
     out = tmp_path / "w.h5"
     assert main(["train", "--method", "ppo", "--model", "transformer", "-W", "2", "-K", "1", "-L", "2",
