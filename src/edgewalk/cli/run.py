@@ -191,7 +191,6 @@ def _run_model(model, args: argparse.Namespace) -> dict[str, HittingTimes]:
                   "rollouts": rollouts, "first_rollout": 0, "seed": seed, "max_steps": max_steps,
                   "backend": "jax", "threads": 0, "search": "none", "exact_mean": math.nan}
     result = samples.hitting_times(parameters, args.bins, seconds)
-    parameters["bins"] = len(result.counts)
     graph_name = graph.describe()
     shape = (f"W{graph_name['W']}_K{graph_name['K']}_L{graph_name['L']}" if "W" in graph_name
              else "depths" + "-".join(map(str, graph_name["depths"])))

@@ -103,7 +103,8 @@ class Samples(NamedTuple):
 
     def hitting_times(self, parameters: dict | None = None, bins: int | None = None,
                       seconds: float = 0.0) -> HittingTimes:
-        """The rollouts as a result record (histogram over [0, horizon], censored apart)."""
+        """The rollouts as a result record (histogram over [0, horizon], censored apart;
+        ``parameters`` gain the number of bins)."""
         horizon = self.actions.shape[1]
         bins = min(horizon + 1, MAX_BINS) if bins is None else min(checks.whole("bins", bins, 1), horizon + 1)
         width = -(-(horizon + 1) // bins)
@@ -116,7 +117,7 @@ class Samples(NamedTuple):
                             total_of_squares=int((hit.astype(object) ** 2).sum()) if len(hit) else 0,
                             steps=total + horizon * int((self.times < 0).sum()), draws_total=total,
                             draws_total_of_squares=int((hit.astype(object) ** 2).sum()) if len(hit) else 0,
-                            seconds=seconds, parameters=dict(parameters or {}))
+                            seconds=seconds, parameters={**(parameters or {}), "bins": bins})
 
 
 def jax_key(seed: int) -> jax.Array:
