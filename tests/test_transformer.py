@@ -172,7 +172,7 @@ def test_ppo_from_rlvr_learns_to_avoid_explored_branches_and_the_row_mask_holds(
 
 
 @pytest.mark.slow
-def test_ppo_on_jax_rollouts_and_its_training_file(g, tmp_path):
+def test_ppo_on_jax_rollouts_and_its_training_file(g, tmp_path, capsys):
     run = train_transformer(g, policy.rlvr(g), Config(window=None), iterations=3, rollouts=256, seed=2,
                             evaluation_rollouts=1000)
     assert run.settings["sampler"] == "jax" and run.history["exact"].tolist() == [True, False, False, False]
@@ -184,7 +184,15 @@ def test_ppo_on_jax_rollouts_and_its_training_file(g, tmp_path):
     for name, value in run.model["parameters"].items():
         assert np.array_equal(again.model["parameters"][name], value)
     a, b = from_training(run), from_training(again)
-    assert np.array_equal(a.sample(200, seed=1, horizon=60).times, b.sample(200, seed=1, horizon=60).times)
+    assert np.array_equal(a.sample(256, seed=1, horizon=60).times, b.sample(256, seed=1, horizon=60).times)
+    # edgewalk run samples it in JAX: there is no window chain, so no exact mean
+    assert main(["run", "--policy-file", str(path), "-N", "256", "--max-steps", "60", "--seed", "1",
+                 "--out", str(tmp_path / "r.h5"), "--json"]) == 0
+    ran = json.loads(capsys.readouterr().out)
+    assert ran["exact_mean"] is None and ran["backend"] == "jax" and ran["rollouts"] == 256
+    times = a.sample(256, seed=1, horizon=60, targets=[g.leaves[0]]).times
+    assert ran["mean"] == pytest.approx(times[times >= 0].mean(), rel=1e-12)
+    assert io.read(tmp_path / "r.h5")[ran["run"]].hits == ran["hits"]
 
 
 @pytest.mark.slow
