@@ -11,11 +11,12 @@ import edgewalk
 PACKAGE = Path(edgewalk.__file__).parent
 LAYERS = [
     ["errors", "checks", "memory", "statistics"],
-    ["graph", "alias", "policy", "lumping"],
+    ["graph", "alias", "policy", "lumping", "history"],
     ["_numba_kernel", "_numba_leap", "kernels", "result", "engine", "leap"],
     ["_gth", "exact"],
     ["planning", "targets"],
     ["training"],
+    ["transformer"],
     ["study", "batch.config", "batch.units"],
     ["io"],
     ["batch.runner", "batch"],

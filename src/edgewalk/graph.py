@@ -607,6 +607,10 @@ def from_description(description: dict) -> Graph:
     a family by ``family`` and its parameters; any other graph by its edge list and root."""
     if not isinstance(description, dict):
         raise InputError(f"graph description must be a mapping, got {description!r}")
+    if {"window", "graph"} <= description.keys():  # a window chain (edgewalk.history)
+        from .history import from_description as window_from_description
+
+        return window_from_description(description)
     if {"W", "K", "L"} <= description.keys():
         return path_star(description["W"], description["K"], description["L"])
     if {"depths", "lanes"} <= description.keys():
@@ -623,7 +627,12 @@ def from_description(description: dict) -> Graph:
 def short_name(graph: Graph) -> str:
     """A short name of the graph for run names: W15_K15_L5, depths6-5-4, tree_branching2_depth3,
     or graph-<12 hex digits of the edge list's hash> for a user's graph."""
-    d = graph.describe()
+    return _short_name(graph.describe())
+
+
+def _short_name(d: dict) -> str:
+    if "window" in d:  # a window chain (edgewalk.history)
+        return f"{_short_name(d['graph'])}_window{d['window']}"
     if "W" in d:
         return f"W{d['W']}_K{d['K']}_L{d['L']}"
     if "depths" in d:

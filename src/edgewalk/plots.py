@@ -53,8 +53,11 @@ def run_plot_names(names) -> list[str]:
     return stems
 
 
-def training_plot_names(method: str) -> list[str]:
-    """The files :func:`write_training_plots` writes for a run of this method."""
+def training_plot_names(method: str, transformer: bool = False) -> list[str]:
+    """The files :func:`write_training_plots` writes for a run of this method (of a transformer:
+    its hitting time only)."""
+    if transformer:
+        return [f"{method}_transformer_hitting_time.png"]
     return [f"{method}_hitting_time.png", f"{method}_abcd.png"]
 
 
@@ -241,22 +244,40 @@ def write_run_plots(runs: Mapping[str, HittingTimes], directory: str | os.PathLi
 
 
 def write_training_plots(run: TrainingRun, directory: str | os.PathLike[str],
-                         optimum: float | None = None, overwrite: bool = False) -> list[Path]:
-    """``<method>_hitting_time.png`` (exact hitting time against iteration, log axis, with the
-    optimum) and ``<method>_abcd.png`` (a, b, c, d per depth against iteration; on a
-    heterogeneous graph the mean over the branches that have the depth)."""
-    directory = claim(directory, training_plot_names(run.method), overwrite)
+                         optimum: float | None = None, overwrite: bool = False,
+                         references: Mapping[str, float] | None = None) -> list[Path]:
+    """``<method>_hitting_time.png`` (hitting time against iteration, log axis, with the
+    optimum and any ``references`` as dotted lines; Monte Carlo values of a run that records
+    which are exact, such as a transformer's, as hollow points) and, for a table,
+    ``<method>_abcd.png`` (a, b, c, d per depth against iteration; on a heterogeneous graph the
+    mean over the branches that have the depth). A transformer's files are named
+    ``<method>_transformer_*`` (:func:`training_plot_names`)."""
+    transformer = run.parametrisation == "transformer"
+    directory = claim(directory, training_plot_names(run.method, transformer), overwrite)
     directory.mkdir(exist_ok=True)
-    figure = Figure(figsize=(6.4, 4.2))
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.add_subplot()
-    axes.plot(run.iteration, run.hitting_time, color="C0", label=f"{run.method} (exact E[T])")
+    name = f"{run.method}_transformer" if transformer else run.method
+    exact_rows = np.asarray(run.metrics.get("exact", np.ones(len(run.iteration), bool)), bool)
+    axes.plot(run.iteration, run.hitting_time, color="C0", linewidth=1,
+              label=f"{name} ({'exact' if exact_rows.all() else 'exact: filled, Monte Carlo: hollow'} E[T])")
+    if not exact_rows.all():
+        axes.plot(run.iteration[exact_rows], run.hitting_time[exact_rows], "o", color="C0", markersize=3)
+        axes.plot(run.iteration[~exact_rows], run.hitting_time[~exact_rows], "o", color="C0", markersize=3,
+                  markerfacecolor="none")
     if optimum is not None:
-        axes.axhline(optimum, color="k", linestyle="--", linewidth=1, label=f"optimum {optimum:.6g}")
+        axes.axhline(optimum, color="k", linestyle="--", linewidth=1, label=f"tabular optimum {optimum:.6g}")
+    for index, (label, value) in enumerate((references or {}).items()):
+        axes.axhline(value, color=f"C{index + 1}", linestyle=":", linewidth=1.2,
+                     label=f"{label.replace('_', ' ')} {value:.6g}")
     targets = ", ".join(run.settings.get("targets", ["leaves"]))
     axes.set(yscale="log", xlabel="iteration", ylabel=f"expected hitting time (targets: {targets[:40]})",
-             title=f"{run.method} on {in_words(run.graph)}")
-    axes.legend()
-    paths = [_save(figure, directory / f"{run.method}_hitting_time.png")]
+             title=f"{name} on {in_words(run.graph)}" + (
+                 f", window {run.model['config'].get('window') or 'all'}" if run.model else ""))
+    axes.legend(fontsize="small")
+    paths = [_save(figure, directory / f"{name}_hitting_time.png")]
+    if run.a.size == 0:  # no per-depth table to show (a transformer, or not a path-star)
+        return paths
 
     figure = Figure(figsize=(9.6, 6.4), layout="constrained")
     for index, name in enumerate("abcd"):

@@ -173,9 +173,12 @@ class TrainingRun:
     on a symmetric graph (averaged over branches and over the states of each kind) and
     (rows, W, max K) per branch otherwise (nan beyond a branch's depth); on other graphs they
     are empty. ``hitting_time`` is the exact expected hitting time averaged over the targets;
-    ``metrics`` holds any other per-row series a method records (its objective, ...).
-    ``settings["chain"]`` lists the methods that made the policy, earliest first (a run started
-    from another run's result continues its chain)."""
+    ``metrics`` holds any other per-row series a method records (its objective; for a
+    transformer which rows are exact, the horizon, ...). ``settings["chain"]`` lists the methods
+    that made the policy, earliest first (a run started from another run's result continues its
+    chain). A run that trains a model other than the table (``parametrisation`` "transformer")
+    keeps its configuration and final parameters in ``model`` ({"config": dict, "parameters":
+    name -> array}), and in ``logits`` and ``policy`` the table it started from."""
 
     method: str
     graph: dict
@@ -191,6 +194,7 @@ class TrainingRun:
     policy: Policy = field(repr=False)
     seconds_per_iteration: float = 0.0
     metrics: dict = field(default_factory=dict, repr=False)  # name -> one value per recorded row
+    model: dict = field(default_factory=dict, repr=False)
 
     def first_within(self, value: float, relative: float = 0.01) -> int | None:
         """The first recorded iteration whose hitting time is within ``relative`` of ``value``."""
@@ -204,5 +208,5 @@ class TrainingRun:
             "settings": dict(self.settings), "iteration": self.iteration,
             "hitting_time": self.hitting_time, "a": self.a, "b": self.b, "c": self.c, "d": self.d,
             "logits": self.logits, "seconds_per_iteration": self.seconds_per_iteration,
-            "metrics": dict(self.metrics),
+            "metrics": dict(self.metrics), "model": self.model,
         }

@@ -191,6 +191,21 @@ def training_progress(label: str, enabled: bool | None) -> Iterator[None]:
             yield
 
 
+def iteration_bar(total: int, label: str, enabled: bool | None):
+    """A tqdm bar over training iterations on stderr (default: shown when stderr is a terminal)
+    and the ``progress(iteration, hitting_time)`` callback that advances it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="it", disable=None if enabled is None else not enabled,
+               file=sys.stderr, leave=False)
+
+    def update(iteration: int, hitting_time: float) -> None:
+        bar.update(iteration - bar.n)
+        bar.set_postfix_str(f"E[T] {hitting_time:.4g}", refresh=False)
+
+    return bar, update
+
+
 def progress_bar(total: int, label: str, enabled: bool | None):
     """A tqdm bar over rollouts on stderr (default: shown when stderr is a terminal) and the
     ``progress(done, steps)`` callback that advances it."""

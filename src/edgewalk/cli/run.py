@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 
 import numpy as np
 
-from .. import exact, kernels, memory, planning, targets
+from .. import checks, exact, kernels, memory, planning, targets
 from ..errors import InputError
 from ..graph import Graph, PathStar, in_words, path_star, short_name
 from ..io import add_runs, check_runs_output, read_training
@@ -81,19 +82,31 @@ def add_commands(commands) -> None:
     exact_cmd.set_defaults(handler=_exact)
 
 
-def _policy_file(path: str, graph: Graph) -> Policy:
+def _policy_file(path: str, graph: Graph):
+    """The policy of a .npy table (on ``graph``) or of a training file (on its own graph); for a
+    transformer's training file, its tabulated window-chain policy if the chain fits, else the
+    model itself (sampled in JAX)."""
     try:
-        if not path.endswith(".npy"):
-            return read_training(path).policy
-        try:
-            table = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except (OSError, ValueError, EOFError) as error:
-            raise InputError(f"{path}: not a readable .npy array ({error})") from None
-        return from_table(graph, table, name="table")
+        if path.endswith(".npy"):
+            try:
+                table = np.load(path, allow_pickle=False)
+            except FileNotFoundError:
+                raise InputError(f"{path}: no such file") from None
+            except (OSError, ValueError, EOFError) as error:
+                raise InputError(f"{path}: not a readable .npy array ({error})") from None
+            return from_table(graph, table, name="table")
+        trained = read_training(path)
     except InputError as error:
         raise type(error)(f"--policy-file: {error}") from None
+    if not trained.model:
+        return trained.policy
+    try:
+        from ..transformer import from_training
+    except ImportError as error:
+        raise InputError(f"--policy-file {path}: a transformer's training file; {error}") from None
+    model = from_training(trained, name=f"transformer-{trained.method}")
+    chain = model.chain_if_it_fits()
+    return model if chain is None else model.tabulate(chain)
 
 
 def _plans(args: argparse.Namespace) -> list[TargetsPlan]:
@@ -110,7 +123,10 @@ def _plans_on(args: argparse.Namespace, graph: Graph) -> list[TargetsPlan]:
     if args.policy_file is not None:
         if args.policy is not None:
             raise InputError("--policy-file and --policy: give one of them")
-        return [targets.plan(_policy_file(args.policy_file, graph), args.target, force=args.force, **options)]
+        policy = _policy_file(args.policy_file, graph)
+        if not isinstance(policy, Policy):  # a whole-trajectory transformer: no plan, see _run_model
+            return [policy]
+        return [targets.plan(policy, args.target, force=args.force, **options)]
     if args.policy is not None:
         return [targets.plan(named(graph, args.policy), args.target, force=args.force, **options)]
     if not isinstance(graph, PathStar):
@@ -134,10 +150,17 @@ def run_name(policy: Policy, search: str) -> str:
     return f"{policy.name}{wrapper}_{short_name(policy.graph)}"
 
 
-def summary(plan: TargetsPlan, result: HittingTimes) -> dict[str, object]:
-    """The run's summary: what --json prints (undefined numbers null, with a note saying why)."""
+def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) -> dict[str, object]:
+    """The run's summary: what --json prints (undefined numbers null, with a note saying why).
+    ``plan`` is a whole-trajectory transformer where the run was sampled in JAX (nothing exact
+    to compare with)."""
     p = result.parameters
-    comparison = targets.compare_with_exact(plan, result)
+    if isinstance(plan, TargetsPlan):
+        comparison = targets.compare_with_exact(plan, result)
+    else:
+        comparison = planning.ExactComparison(
+            "", math.nan, math.nan, math.nan, result.censored / result.rollouts, math.nan,
+            "a whole-trajectory transformer has no exact law (sampled in JAX)")
     exact_mean = p["exact_mean"]
     notes = []
     if exact_mean == math.inf:
@@ -146,7 +169,7 @@ def summary(plan: TargetsPlan, result: HittingTimes) -> dict[str, object]:
         notes.append(comparison.note)
     return {
         "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"],
-        "targets": list(plan.targets.names), "search": p["search"],
+        "targets": list(chosen.names), "search": p["search"],
         "method": p["method"], "lumped_blocks": p["lumped_blocks"],
         "mean": result.mean, "stderr": result.stderr,
         "exact_mean": exact_mean if math.isfinite(exact_mean) else math.nan,
@@ -165,16 +188,22 @@ def summary(plan: TargetsPlan, result: HittingTimes) -> dict[str, object]:
 
 def _run(args: argparse.Namespace) -> int:
     plans = _plans(args)
-    names = [run_name(plan.policy, plan.search) for plan in plans]
+    names = [run_name(plan.policy, plan.search) if isinstance(plan, TargetsPlan) else run_name(plan, "none")
+             for plan in plans]
     check_runs_output(args.out, names, overwrite=args.overwrite)
     results: dict[str, HittingTimes] = {}
     for name, plan in zip(names, plans):
+        if not isinstance(plan, TargetsPlan):
+            results[name] = _run_model(plan, args)
+            continue
         bar, update = progress_bar(plan.rollouts, name, args.progress)
         with bar:
             results[name] = targets.execute(plan, update)
     add_runs(args.out, results, replace=args.overwrite)
 
-    summaries = [{"run": name, **summary(plan, r)} for (name, r), plan in zip(results.items(), plans)]
+    chosen = [plan.targets if isinstance(plan, TargetsPlan) else targets.resolve(plan.graph, args.target)
+              for plan in plans]
+    summaries = [{"run": name, **summary(plan, r, c)} for (name, r), plan, c in zip(results.items(), plans, chosen)]
     all_censored = [s["run"] for s in summaries if s["hits"] == 0]
     if args.json:
         print(dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}))
@@ -183,7 +212,7 @@ def _run(args: argparse.Namespace) -> int:
         for s in summaries:
             for note in s["notes"]:
                 print(f"note: {s['run']}: {note}")
-        for described in dict.fromkeys(p.targets.describe() for p in plans):
+        for described in dict.fromkeys(c.describe() for c in chosen):
             print(f"target: {described}")
         print(f"{len(results)} run(s) of {args.rollouts} rollouts, seed {args.seed}, "
               f"{summaries[0]['backend']} on {summaries[0]['threads']} thread(s), written to {args.out}")
@@ -192,6 +221,28 @@ def _run(args: argparse.Namespace) -> int:
               "raise --max-steps", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_model(model, args: argparse.Namespace) -> HittingTimes:
+    """Rollouts of a whole-trajectory transformer, sampled in JAX (no exact mean exists), rollout
+    r aiming at the r-th of the --target nodes in turn. ``max_steps`` defaults to 50 times its
+    last recorded hitting time (at least 1000)."""
+    if args.search != "none":
+        raise InputError("--search: the wrapper runs tables; a transformer's file runs without it")
+    graph = model.graph
+    chosen = targets.resolve(graph, args.target)
+    rollouts = checks.whole("--rollouts", args.rollouts, 1)
+    seed = checks.seed("--seed", args.seed)
+    default = max(1000, 50 * math.ceil(model.recorded_hitting_time))
+    max_steps = checks.whole("--max-steps", default if args.max_steps is None else args.max_steps, 1)
+    began = time.perf_counter()
+    samples = model.sample(rollouts, seed=seed, horizon=max_steps, targets=list(chosen.nodes))
+    seconds = time.perf_counter() - began
+    parameters = {"graph": graph.describe(), "policy": model.describe(), "target": chosen.label,
+                  "rollouts": rollouts, "first_rollout": 0, "seed": seed, "max_steps": max_steps,
+                  "backend": "jax", "threads": 0, "search": "none", "exact_mean": math.nan,
+                  "method": "jax", "lumped_blocks": 0}
+    return samples.hitting_times(parameters, args.bins, seconds)
 
 
 def _table(summaries: list[dict]) -> list[str]:
@@ -220,6 +271,9 @@ def _table(summaries: list[dict]) -> list[str]:
 def _exact(args: argparse.Namespace) -> int:
     graph = build_graph(args)
     policy = named(graph, args.policy) if args.policy_file is None else _policy_file(args.policy_file, graph)
+    if not isinstance(policy, Policy):
+        raise InputError(f"--policy-file {args.policy_file}: a whole-trajectory transformer has no exact solve "
+                         "(its window chain would not fit); edgewalk run --policy-file samples it")
     chosen = targets.resolve(policy.graph, args.target)
     solutions = [exact.solve(policy, t) for t in chosen.nodes]
     values = [float(solution.values[0]) for solution in solutions]

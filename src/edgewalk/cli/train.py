@@ -17,7 +17,7 @@ from ..policy import pretrained
 from ..training import METHODS, PARAMETRISATIONS
 from ..training.methods import HORIZON_FACTOR, RFT_INNER_ITERATIONS
 from ..plots import claim, training_plot_names
-from .common import add_graph_options, build_graph, dumps, plots_beside, training_progress
+from .common import add_graph_options, build_graph, dumps, iteration_bar, plots_beside, training_progress
 
 
 def _defaults(field: str) -> str:
@@ -39,6 +39,12 @@ pretrained, or a training FILE whose policy's traces the engine samples); distil
 first; rft keeps the traces that hit within --horizon-factor times the current E[T]. Every
 method starts from --init: pretrained (default), random, or a training FILE, so that
 pretrained -> SFT -> RLVR is one command after another (the file records the chain).
+
+ppo --model transformer trains a single-layer transformer over the trajectory's edge states
+(paper Fig. 7; needs pip install 'edgewalk[transformer]') that starts exactly at a table:
+--init rlvr (converged, its default), pretrained or a training file. --window K lets it see the
+last K states (default: the whole trajectory); --train-rows trained keeps the rows tabular training
+never changes (the fork) at the table's. Defaults for it: lr 0.003, 100 iterations, 4096 rollouts.
 """
 
 
@@ -64,10 +70,11 @@ def add_commands(commands) -> None:
     train.add_argument("--teacher-iterations", type=int, default=METHODS["rlvr"].iterations,
                        help=f"distill without --teacher: exact RLVR iterations for the teacher "
                        f"(default {METHODS['rlvr'].iterations})")
-    train.add_argument("--init", default="pretrained", metavar="FILE|pretrained|random",
+    train.add_argument("--init", default=None, metavar="FILE|pretrained|random|rlvr",
                        help="where training starts: the pretrained logits, random logits N(0, 1) drawn from "
-                       "--seed, or the final logits of a training FILE (its graph replaces the graph options) "
-                       "(default pretrained)")
+                       "--seed, or the final logits of a training FILE (its graph replaces the graph options); "
+                       "a transformer starts at pretrained, the converged rlvr table or a FILE's "
+                       "(default pretrained; rlvr for --model transformer)")
     train.add_argument("--mix-traces", default=None, metavar="SOURCE",
                        help="sft: mix in golden paths with detours (exact), traces of pretrained, or of the "
                        "policy in a training FILE (both sampled by the engine, --rollouts of them)")
@@ -81,6 +88,16 @@ def add_commands(commands) -> None:
                        ", ".join(f"{m} {h:g}" for m, h in HORIZON_FACTOR.items()) + ")")
     train.add_argument("--inner-iterations", type=int, default=RFT_INNER_ITERATIONS,
                        help=f"rft: cross-entropy steps per round (default {RFT_INNER_ITERATIONS})")
+    transformer = train.add_argument_group("ppo --model transformer (docs/model.md section 8)")
+    transformer.add_argument("--model", choices=("table", "transformer"), default="table",
+                             help="ppo: train the table (default) or a transformer started at a table")
+    transformer.add_argument("--window", type=int, default=None, metavar="K",
+                             help="the transformer sees the last K states (default: the whole trajectory)")
+    transformer.add_argument("--train-rows", choices=("all", "trained"), default="all",
+                             help="rows whose moves it may change: all (default) or those tabular training trains")
+    transformer.add_argument("--sampler", choices=("native", "jax"), default=None,
+                             help="rollouts from the native engine on the tabulated window chain (default with "
+                             "--window when the chain fits) or from the JAX sampler")
     train.add_argument("--record-every", type=int, default=1, help="keep every n-th iteration in the history (default 1)")
     train.add_argument("--seed", type=int, default=0, help="seed in [0, 2**64 - 1] (default 0)")
     train.add_argument("--backend", choices=kernels.BACKENDS, default="numba", help="simulation kernel (default numba)")
@@ -127,6 +144,15 @@ def add_commands(commands) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.model == "transformer":
+        return _train_transformer(args)
+    args.init = args.init or "pretrained"
+    if args.init == "rlvr":
+        raise InputError("--init rlvr: only a transformer starts at the converged RLVR table; a table method "
+                         "starts from pretrained, random or a training FILE")
+    for option in ("window", "sampler"):
+        if getattr(args, option) is not None:
+            raise InputError(f"--{option}: only with --model transformer")
     method = METHODS[args.method]
     try:
         teacher = read_training(args.teacher).policy if args.teacher else None
@@ -267,6 +293,74 @@ def _start(init: str, graph, seed: int):
         return np.random.default_rng(seed).normal(0.0, 1.0, graph.n_transitions), ["random"]
     run = _policy_of(init, graph, "--init")
     return run.logits, list(run.settings.get("chain", [run.method]))
+
+
+def _train_transformer(args: argparse.Namespace) -> int:
+    """``edgewalk train --method ppo --model transformer``."""
+    from ..policy import named
+
+    if args.method != "ppo":
+        raise InputError("--model: a transformer is trained with --method ppo only")
+    try:
+        from ..transformer import Config
+        from ..transformer.ppo import DEFAULT_ITERATIONS, DEFAULT_LR, DEFAULT_ROLLOUTS, train_transformer
+    except ImportError as error:
+        raise InputError(f"--model transformer: {error} (pip install 'edgewalk[transformer]')") from None
+    args.init = args.init or "rlvr"
+    if args.init == "random":
+        raise InputError("--init random: a transformer starts at a table: pretrained, rlvr or a training FILE")
+    graph = build_graph(args) if args.init in ("pretrained", "rlvr") else _graph_of(args, None)
+    lr = checks.real("--lr", DEFAULT_LR if args.lr is None else args.lr, 0.0, low_open=True)
+    iterations = checks.whole("--iterations", DEFAULT_ITERATIONS if args.iterations is None else args.iterations, 1)
+    rollouts = checks.whole("--rollouts", DEFAULT_ROLLOUTS if args.rollouts is None else args.rollouts, 1)
+    beta = checks.real("--beta", METHODS["ppo"].beta if args.beta is None else args.beta, 0.0)
+    checks.whole("--record-every", args.record_every, 1)
+    seed = checks.seed("--seed", args.seed)
+    threads = kernels.check_threads(args.threads)
+    config = Config(window=None if args.window is None else checks.whole("--window", args.window, 1), rows=args.train_rows)
+    if args.init in ("pretrained", "rlvr"):
+        table = named(graph, args.init)
+    else:
+        started = _policy_of(args.init, graph, "--init")
+        if started.model:
+            raise InputError(f"--init {args.init}: a transformer's training file; give a table's")
+        table = started.logits
+    check_new_output(args.out, overwrite=args.overwrite)
+    plots_directory = None if args.no_plots else claim(
+        args.plots or plots_beside(args.out), training_plot_names("ppo", transformer=True), args.overwrite)
+
+    bar, update = iteration_bar(iterations, f"ppo transformer window {args.window or 'all'}", args.progress)
+    with bar:
+        run = train_transformer(graph, table, config, iterations, lr, beta, rollouts=rollouts, seed=seed,
+                                sampler=args.sampler, backend=args.backend, threads=threads,
+                                record_every=args.record_every, progress=update)
+    optimum = training.rlvr_optimum(graph, "tabular")
+    references = {k.removeprefix("reference_"): v for k, v in run.settings.items() if k.startswith("reference_")}
+    exact = run.metrics["exact"]
+    result = {"method": "ppo", "model": "transformer", "graph": run.graph, "window": args.window, "rows": args.train_rows,
+              "init": args.init, "iterations": iterations, "initial_hitting_time": float(run.hitting_time[0]),
+              "final_hitting_time": float(run.hitting_time[-1]), "final_is_exact": bool(exact[-1]),
+              "best_hitting_time": float(run.hitting_time.min()), "optimum": optimum, "references": references,
+              "sampler": run.settings["sampler"], "seconds_per_iteration": run.seconds_per_iteration,
+              "out": args.out}
+    write_training(args.out, run, **{k: v for k, v in result.items() if k != "out"})
+    plots = []
+    if not args.no_plots:
+        from ..plots import write_training_plots
+
+        drawn = {k: v for k, v in references.items() if k != "edge_conditioned"}  # = the tabular optimum
+        plots = [str(p) for p in write_training_plots(run, plots_directory, optimum, args.overwrite, drawn)]
+    result["plots"] = plots
+    if args.json:
+        print(dumps(result))
+        return 0
+    kind = "exact" if exact[-1] else "Monte Carlo"
+    shown = ", ".join(f"{k.replace('_', ' ')} {v:.6g}" for k, v in references.items())
+    print(f"ppo transformer (window {args.window or 'whole trajectory'}, rows {args.train_rows}) from {args.init} on "
+          f"{in_words(run.graph)}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} ({kind}) after {iterations} "
+          f"iterations ({run.seconds_per_iteration:.3g} s each); tabular optimum {optimum:.6g}; {shown}")
+    print(f"history written to {args.out}" + (f", plots to {plots_directory}" if plots else ""))
+    return 0
 
 
 def _signs(args: argparse.Namespace) -> int:

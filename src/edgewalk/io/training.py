@@ -23,8 +23,11 @@ _TRAINING_ARRAYS = ("iteration", "hitting_time", "a", "b", "c", "d", "logits")
 def write_training(path: str | os.PathLike[str], run: TrainingRun, **summary: Any) -> None:
     """Write a training run atomically: group /training with datasets iteration, hitting_time
     (exact, the targets averaged), a, b, c, d (per recorded iteration and depth), the final
-    logits (one per CSR entry) and metrics/<name> (other per-iteration series), and attributes method, graph, parametrisation, settings (JSON),
-    seconds_per_iteration, versions and any ``summary`` values (such as the optimum)."""
+    logits (one per CSR entry) and metrics/<name> (other per-iteration series), and attributes
+    method, graph, parametrisation, settings (JSON), seconds_per_iteration, versions and any
+    ``summary`` values (such as the optimum). A run of a model beyond the table (``run.model``)
+    adds group /training/model (attribute config, JSON; one dataset per parameter in
+    /training/model/parameters)."""
     with atomic_file(path) as f:
         group = f.create_group("training")
         group.attrs["training_format"] = TRAINING_FORMAT
@@ -32,13 +35,19 @@ def write_training(path: str | os.PathLike[str], run: TrainingRun, **summary: An
             group.create_dataset(name, data=getattr(run, name))
         metrics = group.create_group("metrics")
         for name, values in run.metrics.items():
-            metrics.create_dataset(name, data=np.asarray(values, float))
+            metrics.create_dataset(name, data=np.asarray(values))
         group.attrs["method"] = run.method
         group.attrs["parametrisation"] = run.parametrisation
         group.attrs["graph"] = to_json(run.graph)
         group.attrs["settings"] = to_json(run.settings)
         group.attrs["seconds_per_iteration"] = run.seconds_per_iteration
         group.attrs["summary"] = to_json(summary)
+        if run.model:
+            model = group.create_group("model")
+            model.attrs["config"] = to_json(run.model["config"])
+            parameters = model.create_group("parameters")
+            for name, value in run.model["parameters"].items():
+                parameters.create_dataset(name, data=np.asarray(value))
         stamp(group.attrs)
 
 
@@ -62,6 +71,10 @@ def read_training(path: str | os.PathLike[str]) -> TrainingRun:
             settings = json.loads(group.attrs["settings"])
             parametrisation = str(group.attrs["parametrisation"])
             seconds = float(group.attrs["seconds_per_iteration"])
+            model = {}
+            if "model" in group:
+                model = {"config": json.loads(group["model"].attrs["config"]),
+                         "parameters": {name: np.asarray(data) for name, data in group["model/parameters"].items()}}
         except (KeyError, TypeError, ValueError, OSError) as error:
             raise CorruptFileError(f"{path}: a damaged training file ({type(error).__name__}: {error})") from None
     try:
@@ -74,7 +87,7 @@ def read_training(path: str | os.PathLike[str]) -> TrainingRun:
         raise CorruptFileError(f"{path}: iteration and hitting_time differ in length; the file is corrupt")
     return TrainingRun(method=method, graph=graph_description, parametrisation=parametrisation,
                        settings=settings, **arrays, policy=policy, seconds_per_iteration=seconds,
-                       metrics=metrics)
+                       metrics=metrics, model=model)
 
 
 def read_training_summary(path: str | os.PathLike[str]) -> dict:
