@@ -173,7 +173,8 @@ class TrainingRun:
     on a symmetric graph (averaged over branches and over the states of each kind) and
     (rows, W, max K) per branch otherwise (nan beyond a branch's depth); on other graphs they
     are empty. ``hitting_time`` is the exact expected hitting time averaged over the targets;
-    ``metrics`` holds any other per-row series a method records (its objective, ...).
+    ``metrics`` holds any other per-row series a method records (its objective, ...; the
+    visit-weighted a, b, c, d of ``training.loop.Recorder`` have one value per depth per row).
     ``settings["chain"]`` lists the methods that made the policy, earliest first (a run started
     from another run's result continues its chain)."""
 
@@ -190,7 +191,7 @@ class TrainingRun:
     logits: np.ndarray = field(repr=False)
     policy: Policy = field(repr=False)
     seconds_per_iteration: float = 0.0
-    metrics: dict = field(default_factory=dict, repr=False)  # name -> one value per recorded row
+    metrics: dict = field(default_factory=dict, repr=False)  # name -> one value (or row) per recorded row
 
     def first_within(self, value: float, relative: float = 0.01) -> int | None:
         """The first recorded iteration whose hitting time is within ``relative`` of ``value``."""
