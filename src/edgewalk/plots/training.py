@@ -1,0 +1,157 @@
+"""Figures of a training run: the exact hitting time against iteration, and a, b, c, d per depth
+(visit-weighted where the policy differs between branches or lanes, the confused middle marked)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ..graph import in_words
+from ..result import TrainingRun
+from .style import METHOD_WORDS, new_figure, target_words
+
+
+def _history_aware(graph: dict) -> float | None:
+    """(2K + 1) W, the best any history-aware policy can do, on the symmetric path-star."""
+    if {"W", "K", "L"} <= graph.keys():
+        return float((2 * graph["K"] + 1) * graph["W"])
+    return None
+
+
+def _method_words(run: TrainingRun) -> str:
+    chain = run.settings.get("chain", [run.method])[:-1]
+    words = METHOD_WORDS.get(run.method, run.method)
+    short = {"sft": "SFT", "rlvr": "RLVR", "rlvr-mc": "RLVR (Monte Carlo)", "ppo": "PPO", "rft": "RFT",
+             "distill": "distillation", "pretrain": "pretraining"}
+    return words + (f", started from {' then '.join(short.get(m, m) for m in chain)}" if chain else "")
+
+
+def _parameter_rows(run: TrainingRun, name: str) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(per depth the value to draw, the (low, high) band across branches or None, what it is)."""
+    values = np.asarray(getattr(run, name), float)
+    if f"{name}_visit_weighted" in run.metrics:
+        return (run.metrics[f"{name}_visit_weighted"],
+                np.stack([run.metrics[f"{name}_branch_low"], run.metrics[f"{name}_branch_high"]]),
+                "visit-weighted mean over branches and lanes; band: per-branch range")
+    if values.ndim == 3:
+        with np.errstate(all="ignore"):
+            return (np.nanmean(values, axis=1), np.stack([np.nanmin(values, axis=1), np.nanmax(values, axis=1)]),
+                    "plain mean over the branches; band: their range (no visit weights recorded)")
+    return values, None, "every branch and lane has the same value"
+
+
+def _first_moves_down(values: np.ndarray, tolerance: float) -> list[int]:
+    """The depths (1-based) whose first change by more than ``tolerance`` is downward."""
+    down = []
+    for depth in range(values.shape[1]):
+        change = values[:, depth] - values[0, depth]
+        moved = np.flatnonzero(np.abs(change) > tolerance)
+        if moved.size and change[moved[0]] < 0:
+            down.append(depth + 1)
+    return down
+
+
+def _depth_range(depths: list[int]) -> str:
+    return ", ".join(map(str, depths)) if len(depths) <= 4 else f"{depths[0]}..{depths[-1]} ({len(depths)} depths)"
+
+
+def training_figures(run: TrainingRun, optimum: float | None = None) -> tuple[Figure, Figure]:
+    """(hitting time against iteration on a log axis, with the optimum and on the symmetric
+    path-star the history-aware bound (2K+1)W; a, b, c, d per depth against iteration). A
+    parameter that first moves down at some depths (b or d: the confused middle) is marked there;
+    Monte Carlo methods need a move of 0.01 to count, exact ones any."""
+    targets = target_words(", ".join(run.settings["targets"]) if "targets" in run.settings else None)
+    where = f"on {in_words(run.graph)}, target {targets}"
+    figure = new_figure(7.6, 4.6)
+    axes = figure.add_subplot()
+    axes.plot(run.iteration, run.hitting_time, color="C0", linewidth=1.6, label="exact E[T] of the policy")
+    if optimum is not None:
+        axes.axhline(optimum, color="k", linestyle="--", linewidth=1, gid="optimum",
+                     label=f"RLVR optimum (best edge-conditioned policy) {optimum:.6g}")
+    reference = _history_aware(run.graph)
+    if reference is not None:
+        axes.axhline(reference, color="C2", linestyle=":", linewidth=1.4, gid="history-aware",
+                     label=f"history-aware bound (2K+1)W = {reference:.6g}")
+    axes.set(yscale="log", xlabel="iteration", ylabel="expected hitting time E[T] (transitions)")
+    axes.set_title(f"{_method_words(run)}\n{where}", fontsize=9)
+    axes.grid(True, which="both", alpha=0.25)
+    axes.legend(fontsize=8)
+    hitting = figure
+
+    if run.a.size == 0:
+        figure = new_figure(7.0, 1.2)
+        axes = figure.add_subplot()
+        axes.text(0.5, 0.5, f"a, b, c, d are defined on path-star graphs only (docs/model.md 3.2);\n"
+                  f"this run is {where}", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        return hitting, figure
+    figure = new_figure(11.0, 7.2)
+    tolerance = 0.01 if "rollouts" in run.settings else 1e-9
+    lanes = {n for row in _lanes(run.graph) for n in row}
+    described, marked = "", False
+    for index, (name, kind, move) in enumerate(zip("abcd", ("R+", "R-", "L+", "L-"),
+                                                    ("forward", "backtrack", "forward", "backtrack"))):
+        axes = figure.add_subplot(2, 2, index + 1)
+        values, band, described = _parameter_rows(run, name)
+        depths = values.shape[1]
+        colours = [_depth_colour(j, depths) for j in range(depths)]
+        down = _first_moves_down(values, tolerance) if name in "bd" else []
+        marked = marked or bool(down)
+        for j in range(depths):
+            if band is not None:
+                axes.fill_between(run.iteration, band[0][:, j], band[1][:, j], color=colours[j], alpha=0.15,
+                                  linewidth=0)
+            axes.plot(run.iteration, values[:, j], color=colours[j], linewidth=2.2 if j + 1 in down else 1.2,
+                      label=f"j = {j + 1}", gid=f"{name}:{j + 1}")
+        axes.axhline(1.0, color="k", linestyle="--", linewidth=0.8)
+        if len(lanes) == 1:
+            L = next(iter(lanes))
+            axes.axhline(1 / (L + 1) if name in "ad" else L / (L + 1), color="0.5", linestyle=":", linewidth=0.8)
+        axes.set(ylim=(-0.03, 1.03), xlabel="iteration", ylabel=f"{name}: P(desired move)",
+                 yticks=np.linspace(0, 1, 6))
+        title = f"{name}: {move} at {kind}"
+        if down:
+            title += f"; first moves down at j = {_depth_range(down)}"
+            _dip_inset(axes, run.iteration, values, down, colours)
+        axes.set_title(title, fontsize=9, loc="left")
+        axes.grid(True, alpha=0.25)
+    handles = figure.axes[0].get_legend_handles_labels()[0][:12]
+    handles.append(Line2D([], [], color="k", linestyle="--", linewidth=0.8, label="RLVR optimum (1)"))
+    if len(lanes) == 1:
+        handles.append(Line2D([], [], color="0.5", linestyle=":", linewidth=0.8, label="pretrained value"))
+    figure.legend(handles=handles, loc="outside lower center", fontsize=8, ncol=min(len(handles), 8),
+                  title="depth" + ("" if depths <= 12 else " (first 12 shown)"), title_fontsize=8)
+    note = ("; thick: b or d first moves down there (confused middle), inset: change from the start"
+            if marked else "")
+    figure.suptitle(textwrap.fill(f"{_method_words(run)} {where}: probability of the desired move per depth "
+                                  f"({described}{note})", 150), fontsize=10)
+    return hitting, figure
+
+
+def _dip_inset(axes, iteration: np.ndarray, values: np.ndarray, down: list[int], colours) -> None:
+    """Inset: the change from the start of every depth over the first iterations, until the
+    depths that first move down are back above their start (at least 5 rows), twice as long."""
+    change = values - values[0]
+    marked = change[:, [j - 1 for j in down]]
+    below = np.flatnonzero((marked < 0).any(axis=1))
+    rows = min(len(iteration), max(5, 2 * (int(below[-1]) + 1) if below.size else 5))
+    inset = axes.inset_axes((0.5, 0.1, 0.46, 0.42))
+    for j in range(values.shape[1]):
+        inset.plot(iteration[:rows], change[:rows, j], color=colours[j], linewidth=2.0 if j + 1 in down else 0.8)
+    inset.axhline(0, color="k", linewidth=0.6)
+    inset.set_title("change from the start", fontsize=7)
+    inset.tick_params(labelsize=6)
+
+
+def _lanes(graph: dict) -> list[list[int]]:
+    if {"W", "K", "L"} <= graph.keys():
+        return [[graph["L"]]]
+    return graph.get("lanes", [])
+
+
+def _depth_colour(j: int, depths: int):
+    return colormaps["viridis"](0.9 * j / max(1, depths - 1))
