@@ -104,13 +104,13 @@ def _draw_variant(axes, study: Study, variant: str, parameter: str, colour: str)
         axes.plot(dense, guide, "--", color=colour, linewidth=1, gid=f"bound:{variant}")
 
 
-def _style_handles(parameter: str, base_value: int) -> list[Line2D]:
+def _style_handles(parameter: str, base_value: int, exponential: bool = False) -> list[Line2D]:
+    through = f"exponential ones through {parameter} = {base_value};\n" if exponential else ""
     return [Line2D([], [], color="k", label="exact"),
             Line2D([], [], color="k", marker="o", linestyle="none", markersize=4.5, markerfacecolor="white",
                    label="Monte Carlo mean, 95% bar\n(filled: no exact value)"),
             Line2D([], [], color="k", linestyle="--", linewidth=1,
-                   label="stated bound: a + b x bound fitted;\n"
-                   f"exponential ones through {parameter} = {base_value};\npretrained: its exact formula")]
+                   label=f"stated bound: a + b \u00d7 bound fitted;\n{through}pretrained: its exact formula")]
 
 
 def headline_figure(study: Study, parameter: str = "K") -> Figure:
@@ -136,7 +136,8 @@ def headline_figure(study: Study, parameter: str = "K") -> Figure:
     axes.grid(True, which="major", alpha=0.3)
     handles = [Line2D([], [], color=COLOURS.get(v, "k"), marker=MARKERS.get(v, "o"), markersize=4.5,
                       linestyle="-" if np.isfinite(_axis_data(study, v, parameter)[1]).any() else "none",
-                      label=WORDS.get(v, v)) for v in variants] + _style_handles(parameter, base[i])
+                      label=WORDS.get(v, v)) for v in variants]
+    handles += _style_handles(parameter, base[i], any(VARIANTS[v].bound.exponential_in == parameter for v in variants))
     axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return figure
 
@@ -147,7 +148,7 @@ def _guide_words(variant: str, parameter: str, base_value: int) -> str:
         return f"stated exact formula {bound.label}"
     if bound.exponential_in == parameter:
         return f"stated {bound.label}, through the value at {parameter} = {base_value}"
-    return f"stated {bound.label}: a + b x bound, a and b fitted"
+    return f"stated {bound.label}: a + b \u00d7 bound, a and b fitted"
 
 
 def variant_figure(study: Study, variant: str, parameter: str = "K") -> Figure:
@@ -163,7 +164,8 @@ def variant_figure(study: Study, variant: str, parameter: str = "K") -> Figure:
     x, exact_values, mc = _axis_data(study, variant, parameter)
     at_base = [y for xx, y in zip(x, exact_values) if xx == base[i] and math.isfinite(y)] + [
         m for xx, m, _ in mc if xx == base[i]]
-    handles = [*_style_handles(parameter, base[i])[:2],
+    styles = _style_handles(parameter, base[i])
+    handles = [*([styles[0]] if np.isfinite(exact_values).any() else []), *([styles[1]] if mc else []),
                Line2D([], [], color=colour, linestyle="--", linewidth=1,
                       label=_guide_words(variant, parameter, base[i]))]
     if VARIANTS[variant].bound.exponential_in == parameter == "K" and at_base:
