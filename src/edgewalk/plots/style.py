@@ -8,7 +8,8 @@ import textwrap
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+from matplotlib.ticker import (FixedLocator, FormatStrFormatter, LogLocator, NullFormatter, NullLocator,
+                               ScalarFormatter)
 
 from ..study import VARIANTS, Study
 from ..study.fits import Fit
@@ -55,11 +56,14 @@ def value_ticks(axes, values, log: bool = False) -> None:
 
 
 def plain_log_ticks(axes) -> None:
-    """Plain numbers on a log y axis that spans less than two decades (not 6 x 10^0)."""
+    """Plain numbers at 1, 2 and 5 per decade (every digit within one decade) on a log y axis
+    that spans less than two decades, where powers of ten alone would leave it nearly bare."""
     low, high = axes.get_ylim()
     if high / low < 100:
-        axes.yaxis.set_major_formatter(ScalarFormatter())
-        axes.yaxis.set_minor_formatter(ScalarFormatter())
+        subs = (1.0, 2.0, 5.0) if high / low > 4 else tuple(range(1, 10))
+        axes.yaxis.set_major_locator(LogLocator(10, subs=subs))
+        axes.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        axes.yaxis.set_minor_formatter(NullFormatter())
 
 
 def policy_words(study: Study, variant: str) -> str:
