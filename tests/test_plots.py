@@ -5,6 +5,7 @@ and the marked confused middle."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -259,6 +260,9 @@ def test_training_figures_draw_the_visit_weighted_mean_of_a_monte_carlo_run():
         lines = _lines(abcd.axes[index], f"{name}:")
         assert np.allclose(lines["1"].get_ydata(), run.metrics[f"{name}_visit_weighted"][:, 0], equal_nan=True)
     assert "visit-weighted mean over branches and lanes" in " ".join(abcd.get_suptitle().split())
+    # a file from before visit weights were recorded: its plain mean is not called symmetric
+    _, old = plots.training_figures(dataclasses.replace(run, metrics={}))
+    assert "this file records no visit weights" in " ".join(old.get_suptitle().split())
     gids = {line.get_gid(): line for line in hitting.axes[0].get_lines()}
     assert gids["optimum"].get_ydata()[0] == training.rlvr_optimum(graph)
     assert gids["history-aware"].get_ydata()[0] == (2 * 2 + 1) * 3

@@ -12,6 +12,7 @@ from matplotlib.lines import Line2D
 
 from ..graph import in_words
 from ..result import TrainingRun
+from ..training.parametrisation import DepthParameters
 from .style import METHOD_WORDS, new_figure, target_words
 
 
@@ -30,6 +31,15 @@ def _method_words(run: TrainingRun) -> str:
     return words + (f", started from {' then '.join(short.get(m, m) for m in chain)}" if chain else "")
 
 
+def _symmetric(run: TrainingRun) -> bool:
+    """Whether the run's final policy has one value per kind and depth in every branch and lane."""
+    graph = run.policy.graph
+    asked = []
+    DepthParameters.build(graph).visit_weighted(run.policy.probabilities,
+                                                lambda: asked.append(True) or np.ones(graph.n_states))
+    return not asked
+
+
 def _parameter_rows(run: TrainingRun, name: str) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(per depth the value to draw, the (low, high) band across branches or None, what it is)."""
     values = np.asarray(getattr(run, name), float)
@@ -37,11 +47,14 @@ def _parameter_rows(run: TrainingRun, name: str) -> tuple[np.ndarray, np.ndarray
         return (run.metrics[f"{name}_visit_weighted"],
                 np.stack([run.metrics[f"{name}_branch_low"], run.metrics[f"{name}_branch_high"]]),
                 "visit-weighted mean over branches and lanes; band: per-branch range")
+    if _symmetric(run):
+        plain = values if values.ndim == 2 else np.nanmax(values, axis=1)
+        return plain, None, "every branch and lane has the same value"
     if values.ndim == 3:
         with np.errstate(all="ignore"):
             return (np.nanmean(values, axis=1), np.stack([np.nanmin(values, axis=1), np.nanmax(values, axis=1)]),
-                    "plain mean over the branches; band: their range (no visit weights recorded)")
-    return values, None, "every branch and lane has the same value"
+                    "plain mean over the branches; band: their range; this file records no visit weights")
+    return values, None, "plain mean over branches and lanes; this file records no visit weights"
 
 
 def _first_moves_down(values: np.ndarray, tolerance: float) -> list[int]:
@@ -133,17 +146,27 @@ def training_figures(run: TrainingRun, optimum: float | None = None) -> tuple[Fi
 
 
 def _dip_inset(axes, iteration: np.ndarray, values: np.ndarray, down: list[int], colours) -> None:
-    """Inset: the change from the start of every depth over the first iterations, until the
-    depths that first move down are back above their start (at least 5 rows), twice as long."""
+    """Inset, where it hides the fewest recorded points: the change from the start of every depth
+    over the first iterations, until the depths that first move down are back above their start
+    (at least 5 rows), twice as long."""
     change = values - values[0]
     marked = change[:, [j - 1 for j in down]]
     below = np.flatnonzero((marked < 0).any(axis=1))
     rows = min(len(iteration), max(5, 2 * (int(below[-1]) + 1) if below.size else 5))
-    inset = axes.inset_axes((0.5, 0.1, 0.46, 0.42))
+    x = (iteration - iteration[0]) / max(1, iteration[-1] - iteration[0])
+    y = (values + 0.03) / 1.06  # the panel's y limits
+    boxes = [(0.5, 0.07, 0.46, 0.38), (0.5, 0.5, 0.46, 0.38), (0.12, 0.5, 0.4, 0.38), (0.12, 0.07, 0.4, 0.38)]
+
+    def covered(box) -> int:  # recorded points the box would hide
+        left, bottom, width, height = box
+        return int(np.sum((x[:, None] >= left) & (x[:, None] <= left + width) & (y >= bottom) & (y <= bottom + height)))
+
+    inset = axes.inset_axes(min(boxes, key=covered))
     for j in range(values.shape[1]):
         inset.plot(iteration[:rows], change[:rows, j], color=colours[j], linewidth=2.0 if j + 1 in down else 0.8)
     inset.axhline(0, color="k", linewidth=0.6)
     inset.set_title("change from the start", fontsize=7)
+    inset.set_xlabel("iteration", fontsize=6, labelpad=1)
     inset.tick_params(labelsize=6)
 
 
