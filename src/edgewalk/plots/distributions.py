@@ -74,7 +74,7 @@ class Bars:
     support: np.ndarray
     period: int
     offset: int | None
-    share: float = 1.0
+    share: float
 
     @property
     def density(self) -> np.ndarray:
@@ -137,10 +137,10 @@ def _lattice_words(bars: Bars) -> str:
     return f"T is {bars.offset} + {bars.period}n: each bar holds whole periods"
 
 
-def _histogram_panel(axes, result: HittingTimes, label: str = "Monte Carlo") -> Bars:
+def _histogram_panel(axes, result: HittingTimes) -> Bars:
     bars = lattice_bars(result)
     axes.stairs(bars.density, bars.edges, fill=True, color="C1", alpha=0.55,
-                label=f"{label} ({result.rollouts:,} rollouts)", gid="monte carlo")
+                label=f"Monte Carlo ({result.rollouts:,} rollouts)", gid="monte carlo")
     if bars.exact is not None:
         axes.stairs(bars.exact_density, bars.edges, color="k", linewidth=1, label="exact law", gid="exact")
     words = _lattice_words(bars)
@@ -231,6 +231,8 @@ def distribution_figure(rows: list[tuple[str, HittingTimes | None, float]]) -> F
 
 
 def study_distribution_rows(study: Study) -> list[tuple[str, HittingTimes | None, float]]:
+    """The rows of :func:`distribution_figure` for a study: per variant its base cell, or the
+    cell with Monte Carlo nearest to it."""
     base = tuple(grid_of(study).base)
     rows = []
     for variant in study.parameters["variants"]:
@@ -247,6 +249,7 @@ def study_distribution_rows(study: Study) -> list[tuple[str, HittingTimes | None
 
 
 def run_title(name: str, result: HittingTimes) -> str:
+    """A run's figure title: its policy, search, graph and target in words, and its numbers."""
     p = result.parameters
     policy = p.get("policy", {}) if isinstance(p.get("policy"), dict) else {"name": str(p.get("policy", ""))}
     policy_name = policy.get("name", "")
