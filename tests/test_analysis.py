@@ -215,7 +215,9 @@ def test_plot_study_file(files, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["kind"] == "study" and report["out"] == str(out)
     names = sorted(p.split("/")[-1] for p in report["plots"])
-    assert names == sorted([f"K_{v.replace('+', '_')}.png" for v in study.DEFAULT_VARIANTS] + ["histograms.png"])
+    assert names == sorted([f"K_{v.replace('+', '_')}.png" for v in study.DEFAULT_VARIANTS]
+                           + ["histograms.png", "compute_by_depth.png", "headline_K.png", "headline_W.png",
+                              "headline_L.png"])
     _pngs(report["plots"])
 
 

@@ -133,7 +133,8 @@ def test_sweep_json_has_a_fit_per_variant_and_parameter(tiny):
     assert all(c["exact"] is None and c["mc_mean"] > 0 for c in search_cells)
     assert summary["out"] == str(out)
     names = sorted(p.name for p in plots.iterdir())
-    assert "histograms.png" in names and "K_sft_search.png" in names and len(names) == 7
+    assert "histograms.png" in names and "K_sft_search.png" in names and "headline_K.png" in names
+    assert len(names) == 11
     assert all(p.stat().st_size > 1000 for p in plots.iterdir())
 
 

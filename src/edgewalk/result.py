@@ -173,7 +173,8 @@ class TrainingRun:
     on a symmetric graph (averaged over branches and over the states of each kind) and
     (rows, W, max K) per branch otherwise (nan beyond a branch's depth); on other graphs they
     are empty. ``hitting_time`` is the exact expected hitting time averaged over the targets;
-    ``metrics`` holds any other per-row series a method records (its objective; for a
+    ``metrics`` holds any other per-row series a method records (its objective; the
+    visit-weighted a, b, c, d of ``training.loop.Recorder``, one value per depth per row; for a
     transformer which rows are exact, the horizon, ...). ``settings["chain"]`` lists the methods
     that made the policy, earliest first (a run started from another run's result continues its
     chain). A run that trains a model other than the table (``parametrisation`` "transformer")
@@ -193,7 +194,7 @@ class TrainingRun:
     logits: np.ndarray = field(repr=False)
     policy: Policy = field(repr=False)
     seconds_per_iteration: float = 0.0
-    metrics: dict = field(default_factory=dict, repr=False)  # name -> one value per recorded row
+    metrics: dict = field(default_factory=dict, repr=False)  # name -> one value (or row) per recorded row
     model: dict = field(default_factory=dict, repr=False)
 
     def first_within(self, value: float, relative: float = 0.01) -> int | None:

@@ -47,7 +47,7 @@ def plot(path: str | os.PathLike[str], directory: str | os.PathLike[str] | None 
         return plots.write_plots(study, directory, overwrite)
     if kind == "training":
         run = io.read_training(path)
-        plots.claim(directory, plots.training_plot_names(run.method), overwrite, "--out")
+        plots.claim(directory, plots.training_plot_names(run.method, run.parametrisation == "transformer"), overwrite, "--out")
         optimum = io.read_training_summary(path).get("optimum")
         optimum = float(optimum) if isinstance(optimum, (int, float)) and math.isfinite(optimum) else None
         return plots.write_training_plots(run, directory, optimum, overwrite)

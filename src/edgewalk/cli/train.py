@@ -348,8 +348,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
     if not args.no_plots:
         from ..plots import write_training_plots
 
-        drawn = {k: v for k, v in references.items() if k != "edge_conditioned"}  # = the tabular optimum
-        plots = [str(p) for p in write_training_plots(run, plots_directory, optimum, args.overwrite, drawn)]
+        plots = [str(p) for p in write_training_plots(run, plots_directory, optimum, args.overwrite)]
     result["plots"] = plots
     if args.json:
         print(dumps(result))

@@ -43,16 +43,23 @@ def report(done: int, total: int) -> None:
 
 
 class Recorder:
-    """Keeps the hitting time and a, b, c, d of every ``every``-th iteration and of the last."""
+    """Keeps the hitting time and a, b, c, d of every ``every``-th iteration and of the last.
+    With the run's ``solver``, on a path-star whose policy differs between the branches or lanes
+    of a depth at some recorded iteration, it also keeps the metrics ``<x>_visit_weighted``,
+    ``<x>_branch_low`` and ``<x>_branch_high`` for x in a, b, c, d (one value per depth per row;
+    see :meth:`DepthParameters.visit_weighted`, the visits averaged over the solver's targets)."""
 
-    def __init__(self, graph: Graph, every: int, last: int) -> None:
+    def __init__(self, graph: Graph, every: int, last: int, solver: ExactSolver | None = None) -> None:
         self.every = checks.whole("record_every", every, 1)
         self.depths = DepthParameters.build(graph)
         self.last = last
+        self.solver = solver
         self.iteration: list[int] = []
         self.time: list[float] = []
         self.values: dict[str, list[np.ndarray]] = {name: [] for name in "abcd"}
         self.metrics: dict[str, list[float]] = {}
+        self.weighted: list[dict[str, np.ndarray]] = []
+        self.asymmetric = False
 
     def wants(self, n: int) -> bool:
         return n % self.every == 0 or n == self.last
@@ -65,11 +72,33 @@ class Recorder:
             self.values[name].append(v)
         for name, v in (metrics or {}).items():
             self.metrics.setdefault(name, []).append(float(v))
+        if self.solver is not None:
+            called = []
+
+            def visits() -> np.ndarray:
+                called.append(True)
+                return np.mean([s.solve(probabilities, visits=True)[1] for s in self.solver.systems], axis=0)
+
+            weighted = self.depths.visit_weighted(probabilities, visits)
+            if weighted is not None:
+                self.weighted.append(weighted)
+                self.asymmetric = self.asymmetric or bool(called)
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {name: np.array(v) for name, v in self.values.items()}
         out["iteration"] = np.array(self.iteration, np.int64)
         out["hitting_time"] = np.array(self.time)
+        return out
+
+    def all_metrics(self) -> dict[str, np.ndarray]:
+        """The recorded metrics, with the visit-weighted a, b, c, d where the policy was not
+        symmetric at some recorded iteration."""
+        out = {name: np.array(v) for name, v in self.metrics.items()}
+        if self.asymmetric:
+            for name in "abcd":
+                rows = np.array([w[name] for w in self.weighted])
+                for index, suffix in enumerate(("visit_weighted", "branch_low", "branch_high")):
+                    out[f"{name}_{suffix}"] = rows[:, index]
         return out
 
 
@@ -91,7 +120,7 @@ def training_run(graph: Graph, method: str, parametrisation: str, settings: dict
         a=arrays["a"], b=arrays["b"], c=arrays["c"], d=arrays["d"], logits=logits,
         policy=from_logits(graph, logits, method, settings),
         seconds_per_iteration=seconds_per_iteration,
-        metrics={name: np.array(v) for name, v in recorder.metrics.items()},
+        metrics=recorder.all_metrics(),
     )
 
 
@@ -118,7 +147,7 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
             raise InputError("logits: a tied run needs logits that are equal within every group")
     theta = tie.parameters_of(start) if parametrisation == "tied" else start.copy()
     solver = ExactSolver(graph, targets)
-    recorder = Recorder(graph, record_every, iterations)
+    recorder = Recorder(graph, record_every, iterations, solver)
     seconds = 0.0
     for n in range(iterations + 1):
         p = softmax_rows(graph, tie.logits(theta))

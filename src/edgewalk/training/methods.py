@@ -268,7 +268,7 @@ def train_ppo(
     starts = graph.row_start[:-1]
     logits = pretrained_logits(graph) if logits is None else np.asarray(logits, float).copy()
     solver = ExactSolver(graph, targets)
-    recorder = loop.Recorder(graph, record_every, iterations)
+    recorder = loop.Recorder(graph, record_every, iterations, solver)
     adam = AdamAscent(_lr(lr))
     seconds = 0.0
     for n in range(iterations + 1):
@@ -375,7 +375,7 @@ def train_rft(
     tie = tying(graph, parametrisation)
     theta = (pretrained_logits(graph) if logits is None else np.asarray(logits, float)).copy()
     solver = ExactSolver(graph, targets)
-    recorder = loop.Recorder(graph, record_every, iterations)
+    recorder = loop.Recorder(graph, record_every, iterations, solver)
     seconds = 0.0
     for n in range(iterations + 1):
         p = softmax_rows(graph, theta)

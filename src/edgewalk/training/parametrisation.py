@@ -5,6 +5,7 @@ a, b, c, d that a path-star policy's table shows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,8 @@ PARAMETER_OF_KIND = {
     StateKind.L_MINUS: ("d", True),
 }
 BACKWARD_KINDS = (StateKind.R_MINUS, StateKind.L_MINUS)
+# Values of one kind and depth closer than this are the same: the policy is symmetric there.
+SYMMETRIC_TOLERANCE = 1e-12
 
 
 def pretrained_logits(graph: Graph) -> np.ndarray:
@@ -135,3 +138,45 @@ class DepthParameters:
         if isinstance(self.graph, PathStar) and self.graph.is_symmetric:
             return {name: v.mean(axis=0) for name, v in values.items()}
         return values
+
+    def visit_weighted(self, probabilities: np.ndarray, visits: Callable[[], np.ndarray]
+                       ) -> dict[str, np.ndarray] | None:
+        """name -> (3, max K): per depth, the mean of the kind's parameter over all its states
+        (every branch and lane) weighted by ``visits()`` (expected visits per state before the
+        hit), and the smallest and largest of the per-branch weighted means (nan where no state
+        of a depth is visited). None off the path-star. Where every state of each kind and depth
+        has the same value, that value fills all three rows and ``visits`` is not called."""
+        g = self.graph
+        if not isinstance(g, PathStar):
+            return None
+        per_state = self.per_state(probabilities)
+        w, k = g.branches, max(g.depths)
+        chosen = {name: np.flatnonzero(g.state_kind == kind) for kind, (name, _) in PARAMETER_OF_KIND.items()}
+
+        def spread(states: np.ndarray) -> float:
+            depth = g.state_depth[states] - 1
+            values = per_state[states]
+            high = np.full(k, -np.inf)
+            low = np.full(k, np.inf)
+            np.maximum.at(high, depth, values)
+            np.minimum.at(low, depth, values)
+            present = np.isfinite(high)
+            return float(np.max(high[present] - low[present], initial=0.0))
+
+        if all(spread(states) <= SYMMETRIC_TOLERANCE for states in chosen.values()):
+            plain = self.per_branch(probabilities)
+            return {name: np.tile(np.nanmax(plain[name], axis=0), (3, 1)) for name in chosen}
+        weights = visits()
+        out = {}
+        for name, states in chosen.items():
+            depth = g.state_depth[states] - 1
+            flat = g.state_branch[states] * k + depth
+            v, n = per_state[states], weights[states]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.bincount(depth, n * v, k) / np.bincount(depth, n, k)
+                branch = (np.bincount(flat, n * v, w * k) / np.bincount(flat, n, w * k)).reshape(w, k)
+            visited = np.isfinite(branch)
+            low = np.min(np.where(visited, branch, np.inf), axis=0)
+            high = np.max(np.where(visited, branch, -np.inf), axis=0)
+            out[name] = np.where(visited.any(axis=0), np.stack([mean, low, high]), np.nan)
+        return out
