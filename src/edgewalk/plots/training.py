@@ -14,7 +14,7 @@ from ..graph import PathStar, in_words
 from ..history import reference_values
 from ..result import TrainingRun
 from ..training.parametrisation import DepthParameters
-from .style import METHOD_WORDS, new_figure, target_words
+from .style import METHOD_WORDS, new_figure, plain_log_ticks, target_words
 
 
 def _references(run: TrainingRun) -> dict[str, float]:
@@ -109,6 +109,7 @@ def training_figures(run: TrainingRun, optimum: float | None = None) -> list[Fig
     model = f", transformer window {run.model['config'].get('window') or 'all'}" if run.model else ""
     axes.set_title(f"{_method_words(run)}{model}\n{where}", fontsize=9)
     axes.grid(True, which="both", alpha=0.25)
+    plain_log_ticks(axes)
     axes.legend(fontsize=8)
     hitting = figure
     if transformer:
