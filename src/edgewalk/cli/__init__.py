@@ -20,8 +20,8 @@ Monte Carlo hitting times of edge-conditioned policies on the path-star graph of
 (the default: uniform over the graph's leaves, what training optimises) or a node.
 
   edgewalk run                  the main job: pretrained, SFT and RLVR on the paper's graph
-                                (W = K = 15, L = 5; SFT on the deepest graph that fits the
-                                budget), written to edgewalk-results.h5
+                                (W = K = 15, L = 5; each rollout's T drawn from its exact
+                                law by the leap sampler), written to edgewalk-results.h5
   edgewalk run --policy rlvr --rollouts 1000000
                                 one policy; prints mean, standard error, exact value, steps/s
   edgewalk exact -K 15 --policy sft

@@ -260,8 +260,11 @@ def _print_study(result, out: str, written: list[str], plots: str | None, second
         print("\n".join([f"{variant:<12} {summary}", *details]))
     mc_cells = sum(1 for c in result.cells if c.run)
     print(f"target: {result.parameters.get('target', 't1')}")
-    print(f"\n{len(result.cells)} cells ({mc_cells} with {result.parameters['rollouts']} Monte Carlo rollouts, "
-          f"the rest exact only or over budget), base W,K,L = {','.join(map(str, result.parameters['base']))}, "
+    rest = len(result.cells) - mc_cells
+    monte_carlo = (f"all with {result.parameters['rollouts']} Monte Carlo rollouts" if rest == 0 else
+                   f"{mc_cells} with {result.parameters['rollouts']} Monte Carlo rollouts, {rest} exact only "
+                   "or over budget")
+    print(f"\n{len(result.cells)} cells ({monte_carlo}), base W,K,L = {','.join(map(str, result.parameters['base']))}, "
           f"{seconds:.1f} s; written to {out}" + (f" and {len(written)} plots in {plots}" if written else ""))
     if "distilled" in variants and result.parameters.get("policies", "converged") == "converged":
         print(f"note: {study.DISTILLED_NOTE}")
