@@ -4,8 +4,8 @@ of results bit for bit."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
+from edgewalk import statistics
 from edgewalk.statistics import z_score  # the one definition of z, also the package's
 from edgewalk.kernels import MASK64, mix64, seed_key
 
@@ -36,28 +36,9 @@ def chi_square_p_value(result, pmf: np.ndarray) -> float:
 def chi_square_p_value_below(result, mass_below: np.ndarray) -> float:
     """Pearson chi-square of a result's histogram against the exact law given as
     mass_below[i] = P(T < edges[i]) at each bin edge, with the censored rollouts as one more
-    cell (expected: the mass beyond the histogram). Cells are merged from the left until each
-    expects at least 5 rollouts; an observation where nothing is expected gives p = 0."""
-    n = result.rollouts
-    mass_below = np.asarray(mass_below, float)
-    expected = np.append(np.diff(mass_below), max(0.0, 1.0 - mass_below[-1])) * n
-    observed = np.append(result.counts, result.censored).astype(float)
-    cells_obs, cells_exp, acc_o, acc_e = [], [], 0.0, 0.0
-    for o, e in zip(observed, expected):
-        acc_o, acc_e = acc_o + o, acc_e + e
-        if acc_e >= 5:
-            cells_obs.append(acc_o)
-            cells_exp.append(acc_e)
-            acc_o = acc_e = 0.0
-    if acc_e > 0 or acc_o > 0:
-        if acc_e == 0 or not cells_obs:
-            return 0.0 if acc_o > 0 and acc_e == 0 else 1.0
-        cells_obs[-1] += acc_o
-        cells_exp[-1] += acc_e
-    if len(cells_obs) < 2:
-        return 1.0 if cells_obs and cells_obs[0] == cells_exp[0] else 0.0
-    chi2 = sum((o - e) ** 2 / e for o, e in zip(cells_obs, cells_exp))
-    return float(stats.chi2.sf(chi2, len(cells_obs) - 1))
+    cell: the package's test (:func:`edgewalk.statistics.chi_square_p_value`), which
+    tests/test_statistics.py checks on its own."""
+    return statistics.chi_square_p_value(result.counts, result.censored, mass_below)
 
 
 def reference_statistics(policy, targets, seed, rollouts, max_steps):

@@ -34,6 +34,8 @@ def chi_square_p_value(counts: np.ndarray, censored: int, mass_below: np.ndarray
     if n == 0:
         return math.nan
     mass_below = np.asarray(mass_below, float)
+    if mass_below.shape != (len(counts) + 1,):
+        raise ValueError(f"mass_below needs one value per bin edge ({len(counts) + 1}), not {mass_below.shape}")
     expected = np.append(np.maximum(np.diff(mass_below), 0.0), max(0.0, 1.0 - mass_below[-1])) * n
     observed = np.append(counts, censored)
     cells_obs, cells_exp, acc_o, acc_e = [], [], 0.0, 0.0
