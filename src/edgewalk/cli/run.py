@@ -109,40 +109,48 @@ def _policy_file(path: str, graph: Graph):
     return model if chain is None else model.tabulate(chain)
 
 
-def _plans(args: argparse.Namespace) -> list[TargetsPlan]:
-    """The plans of the runs the arguments ask for: every check and cost estimate before any
-    simulation."""
-    graph = build_graph(args)
-    with stage(f"solving exactly on {graph.n_states:,} states", graph.n_transitions >= BIG_CHAIN):
-        return _plans_on(args, graph)
+def _names(runs: list, search: str) -> list[str]:
+    """The run names of policies or plans (a whole-trajectory transformer has no search)."""
+    return [run_name(r.policy, r.search) if isinstance(r, TargetsPlan)
+            else run_name(r, search if isinstance(r, Policy) else "none") for r in runs]
 
 
-def _plans_on(args: argparse.Namespace, graph: Graph) -> list[TargetsPlan]:
-    options = dict(rollouts=args.rollouts, seed=args.seed, max_steps=args.max_steps, bins=args.bins,
-                   backend=args.backend, threads=args.threads, search=args.search, method=args.method)
+def _policies(args: argparse.Namespace, graph: Graph) -> list:
+    """The policies the arguments ask for (a whole-trajectory transformer stands for itself)."""
     if args.policy_file is not None:
         if args.policy is not None:
             raise InputError("--policy-file and --policy: give one of them")
-        policy = _policy_file(args.policy_file, graph)
-        if not isinstance(policy, Policy):  # a whole-trajectory transformer: no plan, see _run_model
-            return [policy]
-        return [targets.plan(policy, args.target, force=args.force, **options)]
+        return [_policy_file(args.policy_file, graph)]
     if args.policy is not None:
-        return [targets.plan(named(graph, args.policy), args.target, force=args.force, **options)]
+        return [named(graph, args.policy)]
     if not isinstance(graph, PathStar):
         raise InputError("--policy: the main job (pretrained, sft, rlvr) is defined on the path-star; on "
                          "another graph run --policy pretrained, or train a policy (edgewalk train) and run "
                          "it with --policy-file")
-    plans = {name: targets.plan(named(graph, name), args.target, force=name == "sft" or args.force,
-                                **options) for name in MAIN_JOB_POLICIES}
-    if plans["sft"].estimated_seconds > MAIN_JOB_SECONDS_PER_RUN and "W" in graph.describe():
-        # the step method cannot reach SFT's depth: run it on the deepest graph that finishes
+    return [named(graph, name) for name in MAIN_JOB_POLICIES]
+
+
+def _plans(args: argparse.Namespace, policies: list) -> list:
+    """The plans of the runs: every check and cost estimate before any simulation. The main job
+    forces SFT (its cost is known to be large) and, by the step method, runs it on the deepest
+    graph that finishes in its share of time."""
+    options = dict(rollouts=args.rollouts, seed=args.seed, max_steps=args.max_steps, bins=args.bins,
+                   backend=args.backend, threads=args.threads, search=args.search, method=args.method)
+    main_job = args.policy_file is None and args.policy is None
+    plans = [p if not isinstance(p, Policy) else  # a whole-trajectory transformer: see _run_model
+             targets.plan(p, args.target, force=args.force or (main_job and p.name == "sft"), **options)
+             for p in policies]
+    if not main_job:
+        return plans
+    sft = MAIN_JOB_POLICIES.index("sft")
+    graph = policies[sft].graph
+    if plans[sft].estimated_seconds > MAIN_JOB_SECONDS_PER_RUN and "W" in graph.describe():
         W, K, L = (graph.describe()[k] for k in "WKL")
         for depth in range(K - 1, 0, -1):
-            plans["sft"] = targets.plan(named(path_star(W, depth, L), "sft"), args.target, force=True, **options)
-            if plans["sft"].estimated_seconds <= MAIN_JOB_SECONDS_PER_RUN:
+            plans[sft] = targets.plan(named(path_star(W, depth, L), "sft"), args.target, force=True, **options)
+            if plans[sft].estimated_seconds <= MAIN_JOB_SECONDS_PER_RUN:
                 break
-    return [plans[name] for name in MAIN_JOB_POLICIES]
+    return plans
 
 
 def run_name(policy: Policy, search: str) -> str:
@@ -187,10 +195,13 @@ def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    plans = _plans(args)
-    names = [run_name(plan.policy, plan.search) if isinstance(plan, TargetsPlan) else run_name(plan, "none")
-             for plan in plans]
-    check_runs_output(args.out, names, overwrite=args.overwrite)
+    graph = build_graph(args)
+    policies = _policies(args, graph)
+    check_runs_output(args.out, _names(policies, args.search), overwrite=args.overwrite)
+    with stage(f"solving exactly on {graph.n_states:,} states", graph.n_transitions >= BIG_CHAIN):
+        plans = _plans(args, policies)
+    names = _names(plans, args.search)
+    check_runs_output(args.out, names, overwrite=args.overwrite)  # the step method may change SFT's graph
     results: dict[str, HittingTimes] = {}
     for name, plan in zip(names, plans):
         if not isinstance(plan, TargetsPlan):
