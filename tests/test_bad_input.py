@@ -272,6 +272,20 @@ def test_a_run_file_collects_runs(tmp_path, capsys):
     assert replaced["rlvr_W3_K2_L2"].parameters["seed"] == 5
 
 
+def test_a_clash_with_the_runs_of_the_output_is_refused_before_any_planning(tmp_path, capsys, monkeypatch):
+    out = _run_file(tmp_path)
+    from edgewalk.cli import run as run_command
+
+    def no_planning(*args, **kwargs):
+        raise AssertionError("planned a run whose output was going to be refused")
+    monkeypatch.setattr(run_command.targets, "plan", no_planning)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", *SMALL, "--policy", "rlvr", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert "already holds run rlvr_W3_K2_L2" in capsys.readouterr().err
+
+
 def test_a_full_disk_is_a_one_line_failure_with_no_file(tmp_path, capsys, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
