@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -377,3 +379,27 @@ def test_trained_policies_batch_equals_the_sweep_and_trains_once_per_graph(tmp_p
     got = batch.run_sweep(config)
     assert len(calls) == len(grid.cells())  # one RLVR training per graph, shared by three uses
     assert_same_study(io.read_study(got.path), expected)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_sweep_within_seconds_keeping_its_finished_units(tmp_path):
+    """SLURM's SIGTERM at the time limit: the sweep checkpoints the units finished since the last
+    checkpoint (hundreds of small ones here) and exits 130 at once; a rerun resumes from them.
+    Before units files dropped their per-run copies for people and the version lookups were
+    cached, this checkpoint took over 10 s."""
+    path = write_config(tmp_path, rollouts=1000000, seed=0, budget=600.0, block_rollouts=10000, threads=1,
+                        variants=["sft+search", "rlvr+search"],  # step by step: no leap
+                        grid={"W": [2, 4, 6, 8], "K": "1-8", "L": "2-6", "base": [6, 3, 5]})
+    process = subprocess.Popen([sys.executable, "-m", "edgewalk.cli", "sweep", str(path), "--no-progress"],
+                               cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / "study.partial.h5.parts"
+    time.sleep(12)  # planned, and well into the units, with no checkpoint yet (every 30 s)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert time.monotonic() - sent < 5.0
+    assert process.returncode == 130 and "interrupted" in process.stderr.read()
+    stored = sorted(parts.iterdir())
+    assert len(stored) == 1 and not (tmp_path / "study.h5").exists()
+    with h5py.File(stored[0]) as f:
+        assert len(f["runs"]) > 50

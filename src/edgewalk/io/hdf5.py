@@ -4,6 +4,7 @@ versions recorded beside every result."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -25,12 +26,20 @@ _DEPENDENCIES = ("numpy", "scipy", "numba", "h5py", "hist", "boost-histogram", "
 
 def versions() -> dict[str, str | None]:
     """The versions of edgewalk, python and the libraries that produce or read a result."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> tuple[tuple[str, str | None], ...]:
+    # looked up once per process: each lookup scans the installed distributions (tens of ms),
+    # and a checkpoint stamps every unit it writes
     found: dict[str, str | None] = {"edgewalk": version("edgewalk"), "python": platform.python_version()}
     for name in _DEPENDENCIES:
         found[name] = version(name)
-    return found
+    return tuple(found.items())
 
 
+@functools.cache
 def version(distribution: str) -> str | None:
     try:
         return metadata.version(distribution)

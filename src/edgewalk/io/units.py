@@ -4,11 +4,13 @@ since the last one) to a ``<file>.parts`` directory beside its output, so a chec
 proportion to the new work; the shard file itself is written once, at the end. A units file::
 
     /                      attrs format="edgewalk.hitting_times" (edgewalk.read opens the file)
-    /batch                 attrs batch_format="edgewalk.batch", batch_format_version=1,
+    /batch                 attrs batch_format="edgewalk.batch", batch_format_version=2,
                            config (the whole configuration as JSON), config_hash, seed,
                            shard (I), shards (N), units (the shard's share), complete (bool)
     /runs/<run>@<first>    one unit: rollouts first .. first + count - 1 of run <run>, stored as
-                           a run file stores a run (parameters first_rollout and rollouts)
+                           a run file stores a run (parameters first_rollout and rollouts) but
+                           with its histogram as one dataset ``counts`` and without the
+                           attributes kept for people (io.runs.write_runs)
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .runs import open_results, read, write_runs
 from .study import read_study
 
 BATCH_FORMAT = "edgewalk.batch"
-BATCH_FORMAT_VERSION = 1
+BATCH_FORMAT_VERSION = 2  # 2: histograms as one counts dataset; version 1 files (UHI groups) still read
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def write_units(path: Path, config: SweepConfig, shard: tuple[int, int], expecte
                 results: Mapping[str, HittingTimes]) -> None:
     """Write a units file atomically (see the module docstring)."""
     with atomic_file(path) as f:
-        write_runs(f, results)
+        write_runs(f, results, for_people=False)
         group = f.create_group("batch")
         group.attrs["batch_format"] = BATCH_FORMAT
         group.attrs["batch_format_version"] = BATCH_FORMAT_VERSION
