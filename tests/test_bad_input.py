@@ -41,6 +41,12 @@ class Case:
     untouched: tuple[str, ...] = ()
 
 
+def _edge_list(tmp: Path) -> Path:
+    path = tmp / "line.edges"
+    path.write_text("a b\nb c\n")
+    return path
+
+
 def _text(tmp: Path, name: str = "notes.txt") -> Path:
     path = tmp / name
     path.write_text("not an edgewalk file\n")
@@ -151,6 +157,40 @@ CASES = [
          2, "also given as a shard", (), ("s.shard-0-of-2.h5",)),
     Case("plot over a figure", lambda t: ["plot", str(_run_file(t)), "--out", str(_png_dir(t))],
          2, "would replace rlvr_W3_K2_L2.png", (), ("plots/rlvr_W3_K2_L2.png",)),
+    Case("run onto its --policy-file", lambda t: ["run", "--policy-file", str(_training_file(t)), "--rollouts", "10",
+                                                 "--overwrite", "--out", str(t / "trained.h5")],
+         2, "is also the input --policy-file", (), ("trained.h5",)),
+    Case("train onto its --init", lambda t: ["train", "--method", "rlvr", "--init", str(_training_file(t)),
+                                             "--iterations", "2", "--no-plots", "--overwrite",
+                                             "--out", str(t / "trained.h5")],
+         2, "is also the input --init", (), ("trained.h5",)),
+    Case("run onto its --graph", lambda t: ["run", "--graph", str(_edge_list(t)), "--root", "a", "--policy",
+                                            "pretrained", "--rollouts", "10", "--overwrite",
+                                            "--out", str(t / "line.edges")],
+         2, "is also the input --graph", (), ("line.edges",)),
+    Case("--out a device", lambda t: ["run", *SMALL, "--policy", "rlvr", "--rollouts", "10", "--overwrite",
+                                      "--out", "/dev/null"], 2, "is not a regular file"),
+    Case("--plots the path of --out", lambda t: ["train", "--method", "sft", *SMALL, "--iterations", "2",
+                                                 "--out", str(t / "out.h5"), "--plots", str(t / "out.h5")],
+         2, "is the path of the output file too"),
+    Case("--plots with --no-plots", lambda t: ["sweep", "--W", "2", "--K", "1", "--L", "2", "--base", "2,1,2",
+                                               "--no-plots", "--plots", str(t / "p"), "--out", str(t / "out.h5")],
+         2, "not allowed with argument"),
+    Case("an option the method does not read", lambda t: ["train", "--method", "rlvr", *SMALL, "--iterations", "2",
+                                                          "--supervise-backward", "0.5", "--no-plots",
+                                                          "--out", str(t / "out.h5")],
+         2, "--supervise-backward: --method rlvr does not use it"),
+    Case("--detour-rate without detours", lambda t: ["train", "--method", "sft", *SMALL, "--iterations", "2",
+                                                     "--detour-rate", "0.5", "--no-plots", "--out", str(t / "out.h5")],
+         2, "--detour-rate: only with --mix-traces detours"),
+    Case("graph options beside a training file", lambda t: ["run", "-W", "5", "--policy-file", str(_training_file(t)),
+                                                            "--out", str(t / "out.h5")],
+         2, "the file brings its own graph"),
+    Case("--depths with -W", lambda t: ["run", "--depths", "2,2", "-W", "3", "--policy", "rlvr",
+                                        "--out", str(t / "out.h5")], 2, "--depths: it replaces -W/--branches"),
+    Case("a number that is not whole", lambda t: ["exact", "-W", "nan"], 2,
+         "-W/--branches: expected a whole number, got 'nan'"),
+    Case("an option without its value", lambda t: ["run", "--max-memory"], 2, "--max-memory: expected one argument"),
     # 3. a clear error, never a traceback
     Case("empty .npy", lambda t: ["run", *SMALL, "--policy-file", str(_text(t, "empty.npy")),
                                   "--out", str(t / "out.h5")], 2, "--policy-file"),

@@ -119,13 +119,22 @@ def test_sft_then_rlvr_is_one_command_after_another(tmp_path, capsys):
     assert summary["final_hitting_time"] == pytest.approx(25.0, rel=0.01)
 
 
-def test_init_file_brings_its_graph_and_a_teacher_of_another_graph_is_refused(tmp_path, capsys):
+def test_init_file_brings_its_graph_and_other_graph_options_or_teacher_are_refused(tmp_path, capsys):
     assert main(["train", "--method", "rlvr", "-W", "3", "-K", "2", "-L", "2", "--iterations", "2",
                  "--no-plots", "--out", str(tmp_path / "a.h5")]) == 0
-    assert main(["train", "--method", "rlvr", "-W", "4", "-K", "2", "-L", "2", "--init", str(tmp_path / "a.h5"),
+    assert main(["train", "--method", "rlvr", "--init", str(tmp_path / "a.h5"),
                  "--iterations", "2", "--no-plots", "--out", str(tmp_path / "b.h5")]) == 0
     assert io.read_training(tmp_path / "b.h5").policy.graph.describe() == \
         io.read_training(tmp_path / "a.h5").policy.graph.describe()
+    # options that describe the file's own graph are accepted; another graph's are refused, not dropped
+    assert main(["train", "--method", "rlvr", "-W", "3", "-K", "2", "-L", "2", "--init", str(tmp_path / "a.h5"),
+                 "--iterations", "2", "--no-plots", "--out", str(tmp_path / "b2.h5")]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--method", "rlvr", "-W", "4", "-K", "2", "-L", "2", "--init", str(tmp_path / "a.h5"),
+              "--iterations", "2", "--no-plots", "--out", str(tmp_path / "b3.h5")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--init" in err and "-W/--branches" in err
     assert main(["train", "--method", "rlvr", "-W", "4", "-K", "2", "-L", "2", "--iterations", "2",
                  "--no-plots", "--out", str(tmp_path / "c.h5")]) == 0
     capsys.readouterr()

@@ -7,7 +7,7 @@ import argparse
 import os
 import signal
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .. import __version__, memory
 from ..errors import EXIT_STATUS, InputError, RefusedError, RunError
@@ -41,8 +41,18 @@ Every command explains its options with --help. Exit status:
 
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line: no usage block, the command, what is wrong and
+    where the allowed values are (the subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = (message.replace("invalid int value:", "expected a whole number, got")
+                   .replace("invalid float value:", "expected a number, got"))
+        self.exit(2, f"edgewalk: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edgewalk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"edgewalk {__version__}")
@@ -68,6 +78,11 @@ def _as_typed(error: InputError, args: argparse.Namespace) -> str:
     return message
 
 
+def _line(message: str) -> str:
+    """A message as one line (library and HDF5 errors may hold line breaks)."""
+    return " ".join(message.split()) + "\n"
+
+
 def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt
 
@@ -80,11 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory.set_limit(None if args.max_memory is None else memory.parse_size(args.max_memory))
         return args.handler(args)
     except RefusedError as error:
-        parser.exit(error.exit_status, f"edgewalk: refused: {_as_typed(error, args)}\n")
+        parser.exit(error.exit_status, _line(f"edgewalk: refused: {_as_typed(error, args)}"))
     except InputError as error:
-        parser.exit(error.exit_status, f"edgewalk: error: {_as_typed(error, args)}\n")
+        parser.exit(error.exit_status, _line(f"edgewalk: error: {_as_typed(error, args)}"))
     except ValueError as error:
-        parser.exit(2, f"edgewalk: error: {error}\n")
+        parser.exit(2, _line(f"edgewalk: error: {error}"))
     except KeyboardInterrupt:
         parser.exit(130, "edgewalk: interrupted; no partial output was left\n")
     except BrokenPipeError:
@@ -94,6 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, RunError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
-        parser.exit(RunError.exit_status, f"edgewalk: failed: {reason}{where}; no partial output was left\n")
+        parser.exit(RunError.exit_status, _line(f"edgewalk: failed: {reason}{where}; no partial output was left"))
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
-from ..graph import (FAMILIES, Graph, family_size, grid, heterogeneous, path_star, regular, star,
+from ..graph import (FAMILIES, Graph, family_size, grid, heterogeneous, in_words, path_star, regular, star,
                      symmetric_size, tree)
 
 
@@ -113,6 +113,22 @@ def build_graph(args: argparse.Namespace) -> Graph:
     return _family(name, value)
 
 
+def graph_options_given(args: argparse.Namespace) -> list[str]:
+    """The graph options the user typed (as typed), for commands whose input file brings its
+    own graph and must refuse them rather than drop them."""
+    dests = ["family", *dict.fromkeys(d for o in FAMILY_OPTIONS.values() for d in o), *FAMILY_ONLY, "graph", "root"]
+    return [_option(d) for d in dests if getattr(args, d, None) is not None]
+
+
+def refuse_graph_options(args: argparse.Namespace, source: str, brought: Graph, otherwise: str = "") -> None:
+    """InputError if graph options were given beside ``source``, an input that brings its graph
+    ``brought``, and describe another graph (``otherwise``: what else the user may do)."""
+    given = graph_options_given(args)
+    if given and build_graph(args).describe() != brought.describe():
+        raise InputError(f"{source}: the file brings its own graph ({in_words(brought.describe())}), not the one "
+                         f"{', '.join(given)} describe; drop them{otherwise}")
+
+
 def _family(name: str, value: dict) -> Graph:
     if name == "star":
         return star(value["degree"], value["length"])
@@ -129,6 +145,9 @@ def _option(dest: str) -> str:
 
 
 def _path_star(args: argparse.Namespace, value: dict) -> Graph:
+    if args.depths is not None and (args.branches is not None or args.depth is not None):
+        raise InputError("--depths: it replaces -W/--branches and -K/--depth (one depth per branch); "
+                         "give one or the other")
     if args.depths is None:
         if args.diamond_lanes is not None:
             raise InputError("--diamond-lanes: give --depths too (one depth per branch)")

@@ -12,11 +12,11 @@ import numpy as np
 from .. import checks, exact, kernels, memory, planning, targets
 from ..errors import InputError
 from ..graph import Graph, PathStar, in_words, path_star, short_name
-from ..io import add_runs, check_runs_output, read_training
+from ..io import add_runs, check_not_an_input, check_runs_output, read_training
 from ..policy import NAMED, Policy, from_table, named
 from ..result import HittingTimes
 from ..targets import TargetsPlan
-from .common import BIG_CHAIN, add_graph_options, build_graph, dumps, progress_bar, stage
+from .common import BIG_CHAIN, add_graph_options, build_graph, dumps, progress_bar, refuse_graph_options, stage
 
 MAIN_JOB_POLICIES = ("pretrained", "sft", "rlvr")
 # If SFT is run step by step (--method step), the main job runs it on the deepest graph whose
@@ -82,7 +82,7 @@ def add_commands(commands) -> None:
     exact_cmd.set_defaults(handler=_exact)
 
 
-def _policy_file(path: str, graph: Graph):
+def _policy_file(path: str, graph: Graph, args: argparse.Namespace):
     """The policy of a .npy table (on ``graph``) or of a training file (on its own graph); for a
     transformer's training file, its tabulated window-chain policy if the chain fits, else the
     model itself (sampled in JAX)."""
@@ -98,6 +98,8 @@ def _policy_file(path: str, graph: Graph):
         trained = read_training(path)
     except InputError as error:
         raise type(error)(f"--policy-file: {error}") from None
+    refuse_graph_options(args, f"--policy-file {path}", trained.policy.graph,
+                         ", or give a .npy table for the graph they describe")
     if not trained.model:
         return trained.policy
     try:
@@ -120,7 +122,7 @@ def _policies(args: argparse.Namespace, graph: Graph) -> list:
     if args.policy_file is not None:
         if args.policy is not None:
             raise InputError("--policy-file and --policy: give one of them")
-        return [_policy_file(args.policy_file, graph)]
+        return [_policy_file(args.policy_file, graph, args)]
     if args.policy is not None:
         return [named(graph, args.policy)]
     if not isinstance(graph, PathStar):
@@ -195,6 +197,7 @@ def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_not_an_input(args.out, {"--policy-file": args.policy_file, "--graph": args.graph})
     graph = build_graph(args)
     policies = _policies(args, graph)
     check_runs_output(args.out, _names(policies, args.search), overwrite=args.overwrite)
@@ -281,7 +284,7 @@ def _table(summaries: list[dict]) -> list[str]:
 
 def _exact(args: argparse.Namespace) -> int:
     graph = build_graph(args)
-    policy = named(graph, args.policy) if args.policy_file is None else _policy_file(args.policy_file, graph)
+    policy = named(graph, args.policy) if args.policy_file is None else _policy_file(args.policy_file, graph, args)
     if not isinstance(policy, Policy):
         raise InputError(f"--policy-file {args.policy_file}: a whole-trajectory transformer has no exact solve "
                          "(its window chain would not fit); edgewalk run --policy-file samples it")

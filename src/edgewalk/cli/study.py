@@ -11,7 +11,7 @@ import time
 
 from .. import checks, kernels, statistics, study
 from ..errors import InputError
-from ..io import check_new_output, read_study, write_study
+from ..io import check_new_output, check_not_an_input, read_study, write_study
 from ..plots import claim, study_plot_names, topology_plot_names, write_plots, write_topology_plots
 from ..graph import FAMILIES, FAMILY_PARAMETERS
 from ..study import DEFAULT_VARIANTS, VARIANTS, topology
@@ -83,10 +83,11 @@ def add_commands(commands) -> None:
     sweep.add_argument("--backend", choices=kernels.BACKENDS, default="numba", help="simulation kernel (default numba)")
     sweep.add_argument("--threads", type=int, default=None, help="threads (default: all cores this process may use)")
     sweep.add_argument("--out", default="edgewalk-study.h5", metavar="PATH", help="HDF5 output (default edgewalk-study.h5)")
-    sweep.add_argument("--plots", default=None, metavar="DIR",
+    drawn = sweep.add_mutually_exclusive_group()
+    drawn.add_argument("--plots", default=None, metavar="DIR",
                        help="directory for the PNG plots, created if missing (default: --out without its "
                        "suffix + '-plots')")
-    sweep.add_argument("--no-plots", action="store_true", help="write no plots")
+    drawn.add_argument("--no-plots", action="store_true", help="write no plots")
     sweep.add_argument("--overwrite", action="store_true",
                        help="replace --out and the plots if they exist (default: refuse)")
     sweep.add_argument("--json", action="store_true",
@@ -223,7 +224,7 @@ def _sweep(args: argparse.Namespace) -> int:
     variants = study.check_variants([v.strip() for v in args.variants.split(",") if v.strip()])
     check_new_output(args.out, overwrite=args.overwrite)
     plots = None if args.no_plots else claim(args.plots or plots_beside(args.out),
-                                             study_plot_names(variants), args.overwrite)
+                                             study_plot_names(variants), args.overwrite, output=args.out)
 
     @contextlib.contextmanager
     def progress(name: str, total: int):
@@ -282,9 +283,10 @@ def _sweep_file(args: argparse.Namespace) -> int:
     if family_data is not None:
         return _sweep_family_file(args, family_data)
     config = batch.load_config(args.file)
+    check_not_an_input(config.output, {"FILE": args.file}, "output:")
     shard = batch.parse_shard(args.shard) if args.shard is not None else None
     plots = None if not config.plots or shard else claim(config.plots, study_plot_names(config.variants),
-                                                         args.overwrite, "plots")
+                                                         args.overwrite, "plots", output=config.output)
     try:
         outcome = batch.run_sweep(config, shard, args.dask, args.progress)
     except KeyboardInterrupt:
@@ -313,7 +315,8 @@ def _merge(args: argparse.Namespace) -> int:
     check_new_output(args.out, "OUT", args.overwrite)
     plots = None
     if args.plots:
-        plots = claim(args.plots, study_plot_names(batch.load_header_variants(args.shards)), args.overwrite)
+        plots = claim(args.plots, study_plot_names(batch.load_header_variants(args.shards)), args.overwrite,
+                      output=args.out)
     result = batch.merge(args.out, args.shards)
     written = [] if plots is None else [str(p) for p in write_plots(result, plots, args.overwrite)]
     _print_study(result, args.out, written, plots, time.perf_counter() - start, args.json)
@@ -375,7 +378,7 @@ def _sweep_family(args: argparse.Namespace) -> int:
                 else tuple(v.strip() for v in args.variants.split(",") if v.strip()))
     check_new_output(args.out, overwrite=args.overwrite)
     plots = None if args.no_plots else claim(args.plots or plots_beside(args.out),
-                                             topology_plot_names(list(parameters)), args.overwrite)
+                                             topology_plot_names(list(parameters)), args.overwrite, output=args.out)
 
     @contextlib.contextmanager
     def progress(label: str, total: int):
@@ -480,9 +483,10 @@ def _sweep_family_file(args: argparse.Namespace, data: dict) -> int:
             raise InputError(f"--{option}: a family sweep file runs in one process (shards and Dask are for "
                              "the path-star study)")
     config = topology.family_sweep_from_mapping(data, str(args.file))
+    check_not_an_input(config.output, {"FILE": args.file}, "output:")
     check_new_output(config.output, "output:", overwrite=args.overwrite)
     plots = None if not config.plots else claim(config.plots, topology_plot_names(list(config.grid.parameters)),
-                                                 args.overwrite, "plots")
+                                                 args.overwrite, "plots", output=config.output)
 
     @contextlib.contextmanager
     def progress(label: str, total: int):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 import numpy as np
@@ -12,12 +13,13 @@ import numpy as np
 from .. import checks, kernels, targets as target_sets, training
 from ..errors import InputError
 from ..graph import PathStar, in_words
-from ..io import check_new_output, read_training, write_training
+from ..io import check_new_output, check_not_an_input, read_training, write_training
 from ..policy import pretrained
 from ..training import METHODS, PARAMETRISATIONS
 from ..training.methods import HORIZON_FACTOR, RFT_INNER_ITERATIONS
 from ..plots import claim, training_plot_names
-from .common import add_graph_options, build_graph, dumps, iteration_bar, plots_beside, training_progress
+from .common import (add_graph_options, build_graph, dumps, iteration_bar, plots_beside, refuse_graph_options,
+                     training_progress)
 
 
 def _defaults(field: str) -> str:
@@ -60,40 +62,40 @@ def add_commands(commands) -> None:
     train.add_argument("--rollouts", "-N", type=int, default=None,
                        help=f"rollouts per iteration or traces (default: {_defaults('rollouts')})")
     train.add_argument("--beta", type=float, default=None, help=f"cost per step (default: {_defaults('beta')})")
-    train.add_argument("--parametrisation", choices=PARAMETRISATIONS, default="tabular",
+    train.add_argument("--parametrisation", choices=PARAMETRISATIONS, default=None,
                        help="one logit per transition, or per (kind, depth) shared by branches and lanes "
                        "(sft, rlvr, rlvr-mc, distill; default tabular)")
-    train.add_argument("--supervise-backward", type=float, default=0.0, metavar="P",
+    train.add_argument("--supervise-backward", type=float, default=None, metavar="P",
                        help="sft: fraction of backward states also supervised toward backtracking (default 0)")
     train.add_argument("--teacher", default=None, metavar="FILE",
-                       help="distill: the teacher's training file (its graph replaces the graph options)")
-    train.add_argument("--teacher-iterations", type=int, default=METHODS["rlvr"].iterations,
+                       help="distill: the teacher's training file (it brings its graph: no graph options)")
+    train.add_argument("--teacher-iterations", type=int, default=None,
                        help=f"distill without --teacher: exact RLVR iterations for the teacher "
                        f"(default {METHODS['rlvr'].iterations})")
     train.add_argument("--init", default=None, metavar="FILE|pretrained|random|rlvr",
                        help="where training starts: the pretrained logits, random logits N(0, 1) drawn from "
-                       "--seed, or the final logits of a training FILE (its graph replaces the graph options); "
+                       "--seed, or the final logits of a training FILE (it brings its graph: no graph options); "
                        "a transformer starts at pretrained, the converged rlvr table or a FILE's "
                        "(default pretrained; rlvr for --model transformer)")
     train.add_argument("--mix-traces", default=None, metavar="SOURCE",
                        help="sft: mix in golden paths with detours (exact), traces of pretrained, or of the "
                        "policy in a training FILE (both sampled by the engine, --rollouts of them)")
-    train.add_argument("--detour-rate", type=float, default=0.1, metavar="R",
+    train.add_argument("--detour-rate", type=float, default=None, metavar="R",
                        help="--mix-traces detours: the chance of a wrong move (undone at once) before each "
                        "golden move (default 0.1)")
-    train.add_argument("--mix-fraction", type=float, default=0.0, metavar="EPS",
+    train.add_argument("--mix-fraction", type=float, default=None, metavar="EPS",
                        help="sft with --mix-traces: the fraction of traces from SOURCE (default 0)")
     train.add_argument("--horizon-factor", type=float, default=None, metavar="H",
                        help="rollouts are cut at H times the current E[T] (default: " +
                        ", ".join(f"{m} {h:g}" for m, h in HORIZON_FACTOR.items()) + ")")
-    train.add_argument("--inner-iterations", type=int, default=RFT_INNER_ITERATIONS,
+    train.add_argument("--inner-iterations", type=int, default=None,
                        help=f"rft: cross-entropy steps per round (default {RFT_INNER_ITERATIONS})")
     transformer = train.add_argument_group("ppo --model transformer (docs/model.md section 8)")
     transformer.add_argument("--model", choices=("table", "transformer"), default="table",
                              help="ppo: train the table (default) or a transformer started at a table")
     transformer.add_argument("--window", type=int, default=None, metavar="K",
                              help="the transformer sees the last K states (default: the whole trajectory)")
-    transformer.add_argument("--train-rows", choices=("all", "trained"), default="all",
+    transformer.add_argument("--train-rows", choices=("all", "trained"), default=None,
                              help="rows whose moves it may change: all (default) or those tabular training trains")
     transformer.add_argument("--sampler", choices=("native", "jax"), default=None,
                              help="rollouts from the native engine on the tabulated window chain (default with "
@@ -104,9 +106,10 @@ def add_commands(commands) -> None:
     train.add_argument("--threads", type=int, default=None, help="threads (default: all cores this process may use)")
     train.add_argument("--out", default="edgewalk-training.h5", metavar="PATH",
                        help="HDF5 output (default edgewalk-training.h5)")
-    train.add_argument("--plots", default=None, metavar="DIR",
+    drawn = train.add_mutually_exclusive_group()
+    drawn.add_argument("--plots", default=None, metavar="DIR",
                        help="directory for the PNG plots (default: --out without its suffix + '-plots')")
-    train.add_argument("--no-plots", action="store_true", help="write no plots")
+    drawn.add_argument("--no-plots", action="store_true", help="write no plots")
     train.add_argument("--overwrite", action="store_true",
                        help="replace --out and the plots if they exist (default: refuse)")
     train.add_argument("--json", action="store_true",
@@ -143,9 +146,52 @@ def add_commands(commands) -> None:
     supervision.set_defaults(handler=_supervision)
 
 
+# The options each method reads (dest -> methods; "transformer": ppo --model transformer). An
+# option given to a method that does not read it is refused, not ignored.
+USED_BY = {
+    "beta": {"rlvr", "rlvr-mc", "ppo", "transformer"},
+    "rollouts": {"pretrain", "sft", "rlvr-mc", "ppo", "distill", "rft", "transformer"},
+    "parametrisation": {"pretrain", "sft", "rlvr", "rlvr-mc", "ppo", "distill", "rft"},  # ppo: tabular only
+    "supervise_backward": {"sft"},
+    "teacher": {"distill"},
+    "teacher_iterations": {"distill"},
+    "mix_traces": {"sft"},
+    "detour_rate": {"sft"},
+    "mix_fraction": {"sft"},
+    "horizon_factor": {"rlvr-mc", "ppo", "rft"},
+    "inner_iterations": {"rft"},
+    "target": {"pretrain", "sft", "rlvr", "rlvr-mc", "ppo", "distill", "rft"},
+    "train_rows": {"transformer"},
+}
+
+
+def _refuse_unused(args: argparse.Namespace) -> None:
+    """InputError naming the first option given that the chosen method does not read."""
+    method = "transformer" if args.model == "transformer" else args.method
+    for dest, methods in USED_BY.items():
+        if getattr(args, dest) is not None and method not in methods:
+            takers = ", ".join(sorted(m if m != "transformer" else "ppo --model transformer" for m in methods))
+            raise InputError(f"--{dest.replace('_', '-')}: --method {args.method}"
+                             f"{' --model transformer' if method == 'transformer' else ''} does not use it "
+                             f"(it is for {takers})")
+    if args.method == "sft" and args.rollouts is not None and args.mix_traces in (None, "detours"):
+        raise InputError("--rollouts: sft samples traces only with --mix-traces pretrained or FILE")
+    if args.detour_rate is not None and args.mix_traces != "detours":
+        raise InputError("--detour-rate: only with --mix-traces detours")
+    if args.teacher is not None and args.teacher_iterations is not None:
+        raise InputError("--teacher-iterations: only without --teacher (it trains the exact RLVR teacher)")
+
+
 def _train(args: argparse.Namespace) -> int:
+    _refuse_unused(args)
     if args.model == "transformer":
         return _train_transformer(args)
+    args.parametrisation = args.parametrisation or "tabular"
+    args.supervise_backward = 0.0 if args.supervise_backward is None else args.supervise_backward
+    args.teacher_iterations = METHODS["rlvr"].iterations if args.teacher_iterations is None else args.teacher_iterations
+    args.detour_rate = 0.1 if args.detour_rate is None else args.detour_rate
+    args.mix_fraction = 0.0 if args.mix_fraction is None else args.mix_fraction
+    args.inner_iterations = RFT_INNER_ITERATIONS if args.inner_iterations is None else args.inner_iterations
     args.init = args.init or "pretrained"
     if args.init == "rlvr":
         raise InputError("--init rlvr: only a transformer starts at the converged RLVR table; a table method "
@@ -180,9 +226,7 @@ def _train(args: argparse.Namespace) -> int:
         pretrained(graph) if args.mix_traces == "pretrained" else _policy_of(args.mix_traces, graph, "--mix-traces").policy)
     detour_rate = checks.real("--detour-rate", args.detour_rate, 0.0, 1.0)
     horizon = None if args.horizon_factor is None else checks.real("--horizon-factor", args.horizon_factor, 0.0, low_open=True)
-    check_new_output(args.out, overwrite=args.overwrite)
-    args.plots_directory = None if args.no_plots else claim(
-        args.plots or plots_beside(args.out), training_plot_names(args.method), args.overwrite)
+    _check_outputs(args, training_plot_names(args.method))
 
     chosen = target_sets.resolve(graph, args.target)
     nodes = None if chosen.label == target_sets.LEAVES else list(chosen.nodes)
@@ -200,7 +244,8 @@ def _dispatch(args, graph, iterations, lr, beta, supervise, seed, threads, teach
               mix_fraction, detour_rate, start, common, mc, horizons):
     """Run the training method the arguments name."""
     if args.method == "pretrain":
-        run = training.train_pretrain(graph, iterations, lr, **common)
+        sampled = {} if args.rollouts is None else {**mc}  # without --rollouts: the exact walk counts
+        run = training.train_pretrain(graph, iterations, lr, **sampled, **common)
     elif args.method == "sft":
         supervised = (training.backward_supervision(graph, supervise, np.random.default_rng(seed))
                       if supervise > 0 else None)
@@ -263,13 +308,28 @@ def _report(args, graph, run, iterations: int, chosen, nodes) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace, plot_names) -> object:
+    """Check --out and --plots before any work (neither may be an input file; --out is new
+    unless --overwrite); return the plots directory (None with --no-plots), also kept in
+    ``args.plots_directory``."""
+    files = {"--init": args.init, "--teacher": args.teacher, "--mix-traces": args.mix_traces, "--graph": args.graph}
+    check_not_an_input(args.out, {o: p for o, p in files.items() if p and os.path.exists(p)})
+    check_new_output(args.out, overwrite=args.overwrite)
+    args.plots_directory = None if args.no_plots else claim(
+        args.plots or plots_beside(args.out), plot_names, args.overwrite, output=args.out)
+    return args.plots_directory
+
+
 def _graph_of(args: argparse.Namespace, teacher):
     """The graph to train on: the teacher's (--teacher FILE) or the starting file's (--init FILE),
     as run --policy-file takes its graph from the file, else the graph options'."""
     if teacher is not None:
+        refuse_graph_options(args, f"--teacher {args.teacher}", teacher.graph)
         return teacher.graph
-    if args.init not in ("pretrained", "random"):
-        return _policy_of(args.init, None, "--init").policy.graph
+    if args.init not in ("pretrained", "random", "rlvr"):
+        graph = _policy_of(args.init, None, "--init").policy.graph
+        refuse_graph_options(args, f"--init {args.init}", graph)
+        return graph
     return build_graph(args)
 
 
@@ -317,6 +377,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
     checks.whole("--record-every", args.record_every, 1)
     seed = checks.seed("--seed", args.seed)
     threads = kernels.check_threads(args.threads)
+    args.train_rows = args.train_rows or "all"
     config = Config(window=None if args.window is None else checks.whole("--window", args.window, 1), rows=args.train_rows)
     if args.init in ("pretrained", "rlvr"):
         table = named(graph, args.init)
@@ -325,9 +386,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
         if started.model:
             raise InputError(f"--init {args.init}: a transformer's training file; give a table's")
         table = started.logits
-    check_new_output(args.out, overwrite=args.overwrite)
-    plots_directory = None if args.no_plots else claim(
-        args.plots or plots_beside(args.out), training_plot_names("ppo", transformer=True), args.overwrite)
+    plots_directory = _check_outputs(args, training_plot_names("ppo", transformer=True))
 
     bar, update = iteration_bar(iterations, f"ppo transformer window {args.window or 'all'}", args.progress)
     with bar:

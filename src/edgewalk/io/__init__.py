@@ -7,12 +7,12 @@
 - :mod:`.units`: the units files of sharded and resumable sweeps.
 """
 
-from .hdf5 import FORMAT, atomic_file, check_new_output, check_writable, same_file, versions
+from .hdf5 import FORMAT, atomic_file, check_new_output, check_not_an_input, check_writable, same_file, versions
 from .runs import add_runs, check_runs_output, is_run_file, read, read_hist, write, write_runs
 from .study import STUDY_FORMAT, read_study, write_study
 from .training import TRAINING_FORMAT, read_training, read_training_summary, write_training
 
-__all__ = ["FORMAT", "STUDY_FORMAT", "TRAINING_FORMAT", "add_runs", "atomic_file", "check_new_output",
+__all__ = ["FORMAT", "STUDY_FORMAT", "TRAINING_FORMAT", "add_runs", "atomic_file", "check_new_output", "check_not_an_input",
            "check_runs_output", "check_writable", "file_kind", "is_run_file", "read", "same_file",
            "read_hist", "read_study", "read_training", "read_training_summary", "versions",
            "write", "write_runs", "write_study", "write_training"]

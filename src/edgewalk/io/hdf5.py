@@ -60,6 +60,8 @@ def check_writable(path: str | os.PathLike[str], option: str = "--out") -> None:
     parent = path.parent
     if path.is_dir():
         raise InputError(f"{option} {path}: is a directory")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{option} {path}: is not a regular file (a device, pipe or socket); choose a file")
     if not parent.exists():
         raise InputError(f"{option} {path}: directory {parent} does not exist")
     if not parent.is_dir():
@@ -78,6 +80,15 @@ def check_new_output(path: str | os.PathLike[str], option: str = "--out", overwr
     check_writable(path, option)
     if Path(path).exists() and not overwrite:
         raise InputError(f"{option} {path}: exists; give --overwrite to replace it, or choose another file")
+
+
+def check_not_an_input(path: str | os.PathLike[str], inputs: dict[str, str | os.PathLike[str] | None],
+                       option: str = "--out") -> None:
+    """Refuse an output at ``path`` that is one of the ``inputs`` (option -> path, None for
+    options not given), whatever --overwrite says: writing it would destroy what is read."""
+    for input_option, input_path in inputs.items():
+        if input_path is not None and same_file(path, input_path):
+            raise InputError(f"{option} {path}: is also the input {input_option}; write to another file")
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

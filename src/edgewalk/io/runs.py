@@ -162,12 +162,15 @@ def _write_run(group: h5py.Group, result: HittingTimes, for_people: bool = True)
 
 def open_results(path: str | os.PathLike[str]) -> h5py.File:
     """``path`` opened for reading; InputError naming it if it is missing or not HDF5."""
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, not an HDF5 file")
     try:
         return h5py.File(path, "r")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot read it as HDF5 ({error})") from None
+        raise InputError(f"{path}: cannot read it as HDF5 (not an HDF5 file, or a truncated or damaged one: "
+                         f"{type(error).__name__})") from None
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, HittingTimes]:

@@ -79,11 +79,15 @@ def topology_plot_names(parameters: list[str]) -> list[str]:
 
 
 def claim(directory: str | os.PathLike[str], names, overwrite: bool = False,
-          option: str = "--plots") -> Path:
+          option: str = "--plots", output: str | os.PathLike[str] | None = None) -> Path:
     """Check, before any work, that ``names`` can be written into ``directory``: it is a directory
-    or can be created (its parent exists), files can be created in it, and no file of those names
-    is there already unless ``overwrite``. InputError naming ``option`` otherwise."""
+    or can be created (its parent exists), it is not the path of the command's ``output`` file,
+    files can be created in it, and no file of those names is there already unless
+    ``overwrite``. InputError naming ``option`` otherwise."""
     directory = Path(directory)
+    if output is not None and os.path.abspath(directory) == os.path.abspath(output):
+        raise InputError(f"{option} {directory}: is the path of the output file too; give the plots "
+                         "another directory")
     if directory.exists() and not directory.is_dir():
         raise InputError(f"{option} {directory}: exists and is not a directory")
     if not directory.parent.is_dir():
