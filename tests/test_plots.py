@@ -332,3 +332,13 @@ def test_a_lattice_of_few_hits_is_said_of_the_hits_not_of_t():
     result = simulate(rlvr(path_star(3, 2, 2)), rollouts=9, seed=0)
     legend = distributions.distribution_figure([("r", result, 25.0)]).axes[0].get_legend()
     assert legend.get_title().get_text().startswith("the 9 hits lie on ")
+
+
+def test_a_one_iteration_training_has_whole_iterations_on_its_axes():
+    run = training.train_rlvr(path_star(3, 2, 2), iterations=1)
+    for figure in plots.training_figures(run):
+        for axes in figure.axes:
+            if axes.get_xlabel() == "iteration":
+                low, high = axes.get_xlim()
+                ticks = [t for t in axes.get_xticks() if low <= t <= high]
+                assert ticks and all(float(t).is_integer() for t in ticks), ticks
