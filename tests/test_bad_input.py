@@ -59,6 +59,16 @@ def _run_file(tmp: Path, name: str = "runs.h5") -> Path:
     return path
 
 
+def _versioned(tmp: Path, version) -> Path:
+    """A run file with no runs whose root says format_version ``version``."""
+    path = tmp / f"v{version}.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "edgewalk.hitting_times"
+        f.attrs["format_version"] = version
+        f.create_group("runs")
+    return path
+
+
 def _training_file(tmp: Path, name: str = "trained.h5") -> Path:
     path = tmp / name
     assert main(["train", "--method", "rlvr", *SMALL, "--iterations", "3", "--no-plots",
@@ -201,6 +211,24 @@ CASES = [
     Case("complex table", lambda t: ["run", *SMALL, "--policy-file",
                                      str(_npy(t, "c.npy", np.eye(43, dtype=complex))),
                                      "--out", str(t / "out.h5")], 2, "real numbers"),
+    Case("1-D policy vector", lambda t: ["run", *SMALL, "--policy-file", str(_npy(t, "vec.npy", np.ones(43))),
+                                         "--out", str(t / "out.h5")], 2, "expected shape (43, 43) (one row of "
+         "next-state probabilities per state), got shape (43,)"),
+    Case("diamond lanes of the wrong shape", lambda t: ["run", "--depths", "2,2", "--diamond-lanes", "2,2;3",
+                                                        "--out", str(t / "out.h5")],
+         2, "--diamond-lanes must give one lane count per diamond: --depths 2,2 has 2 branches of 2 and 2 "
+         "diamonds, so 2 groups of 2 and 2 counts, ';' between groups and ',' within (e.g. 2,2;2,2); "
+         "got '2,2;3' (2 groups of 2 and 1)"),
+    Case("diamond lanes of zero", lambda t: ["run", "--depths", "2,2", "--diamond-lanes", "2,0;3,3",
+                                             "--out", str(t / "out.h5")],
+         2, "--diamond-lanes: lane counts must be whole numbers >= 1, got 0 (branch 1, diamond 2)"),
+    Case("plot of a newer format version", lambda t: ["plot", str(_versioned(t, 99)), "--out", str(t / "p")],
+         2, "v99.h5: edgewalk file format version 99; this edgewalk", absent=("p",)),
+    Case("plot of a format version that is no number", lambda t: ["plot", str(_versioned(t, "x")), "--out",
+                                                                  str(t / "p")],
+         2, "vx.h5: edgewalk file format version 'x'", absent=("p",)),
+    Case("plot of a run file without runs", lambda t: ["plot", str(_versioned(t, 1)), "--out", str(t / "p")],
+         2, "v1.h5: a run file that holds no runs; nothing to plot", absent=("p",)),
     Case("truncated training file", lambda t: ["run", "--policy-file", str(_truncated(t)),
                                                "--out", str(t / "out.h5")], 2, "--policy-file"),
     Case("truncated teacher", lambda t: ["train", "--method", "distill", *SMALL, "--teacher", str(_truncated(t)),

@@ -8,7 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from edgewalk.graph import StateKind, heterogeneous, path_star
+from edgewalk.errors import InputError
+from edgewalk.graph import StateKind, heterogeneous, in_words, path_star
 
 SYMMETRIC_CASES = [(1, 1, 1), (2, 1, 1), (3, 2, 2), (4, 3, 5), (15, 15, 5), (2, 5, 1), (5, 1, 4)]
 
@@ -337,3 +338,14 @@ def test_heterogeneous_non_integer_lane_counts_raise(lanes):
 def test_heterogeneous_non_integer_scalar_lanes_raise():
     with pytest.raises(ValueError, match="L"):
         heterogeneous([2, 1], 2.5)
+
+
+def test_in_words_counts_edges_in_the_singular_and_the_plural():
+    assert in_words({"edges": [["a", "b"]], "root": "a"}) == "a graph of 1 edge, root 'a'"
+    assert in_words({"edges": [["a", "b"], ["b", "c"]], "root": "a"}) == "a graph of 2 edges, root 'a'"
+
+
+def test_lanes_of_the_wrong_shape_are_refused_saying_what_was_given():
+    with pytest.raises(InputError, match=r"len\(lanes\[i\]\) == depths\[i\]: depths \[2, 2\], "
+                       r"got lanes of 2 branch\(es\) with \[2, 1\] counts"):
+        heterogeneous([2, 2], [[2, 2], [3]])

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import uhi.io.hdf5
 
+import edgewalk
 from edgewalk import io
+from edgewalk.errors import InputError
 from edgewalk.planning import simulate
 from edgewalk.graph import path_star
 from edgewalk.policy import pretrained
@@ -174,3 +176,20 @@ def test_check_writable_rejects_read_only_directory(tmp_path):
     finally:
         readonly.chmod(0o700)
     assert os.listdir(readonly) == []
+
+
+def test_a_format_version_newer_than_the_reader_is_refused_by_every_reader(tmp_path, simulated):
+    """Every reader goes through io.runs.open_results, which refuses a root format_version it
+    does not know, naming the file, the version found and the versions it reads."""
+    path = tmp_path / "newer.h5"
+    edgewalk.write(path, {"a": simulated})
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 99
+    words = f"{path}: edgewalk file format version 99; this edgewalk .* reads format version 1; .*newer edgewalk"
+    for reader in (edgewalk.read, io.file_kind, io.read_study, io.read_training):
+        with pytest.raises(InputError, match=words):
+            reader(path)
+    assert not io.is_run_file(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 1
+    assert edgewalk.read(path)["a"].hits == simulated.hits

@@ -294,3 +294,51 @@ def test_the_confused_middle_is_marked_at_the_depths_whose_initial_gradient_is_n
     # power: where every initial sign is positive nothing is marked
     calm = training.train_rlvr(path_star(3, 4, 1), iterations=20)
     assert all("first moves down" not in a.get_title(loc="left") for a in plots.training_figures(calm)[1].axes)
+
+
+# --- small runs -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rollouts,search", [(1, "none"), (5, "mask"), (9, "none"), (10, "none")])
+def test_the_run_figure_of_fewer_than_ten_rollouts_is_drawn(rollouts, search, tmp_path):
+    """`edgewalk plot` of a run of fewer than 10 rollouts raised IndexError (the survival's x
+    range looked for a t with 10 rollouts left). Any run with a hit now draws: under 20 rollouts
+    the survival reaches to just before the last hit, and the title gives no nan."""
+    graph = path_star(3, 2, 2)
+    result = simulate(rlvr(graph), rollouts=rollouts, seed=0, search=search)
+    exact_mean = style.as_number(result.parameters.get("exact_mean"))
+    assert math.isfinite(exact_mean) == (search == "none")
+    title = distributions.run_title("small", result)
+    assert "nan" not in title and ("1 hit: no error bar" in title) == (rollouts == 1)
+    figure = distributions.distribution_figure([(title, result, exact_mean)])
+    mean = exact_mean if search == "none" else result.mean
+    last = int(result.edges[np.flatnonzero(result.counts)[-1]]) - 1
+    assert figure.axes[1].get_xlim()[1] == pytest.approx(min(12.0, 1.05 * max(1.0, last / mean)))
+    labels = [t.get_text() for t in figure.axes[0].get_legend().texts]
+    assert f"Monte Carlo ({rollouts} rollout{'' if rollouts == 1 else 's'})" in labels
+    assert [p.name for p in plots.write_run_plots({"small": result}, tmp_path)] == ["small.png"]
+
+
+def test_a_run_with_every_rollout_censored_is_drawn_as_no_hit():
+    result = simulate(pretrained(path_star(3, 2, 2)), rollouts=50, seed=0, max_steps=3)
+    assert result.hits == 0
+    title = distributions.run_title("censored", result)
+    assert "nan" not in title and "no hit, 50 censored" in title
+    figure = distributions.distribution_figure([(title, result, 140.0)])
+    texts = [t.get_text() for axes in figure.axes for t in axes.texts]
+    assert texts == ["no hit: all 50 rollouts were censored at max_steps = 3"] * 2
+
+
+def test_a_lattice_of_few_hits_is_said_of_the_hits_not_of_t():
+    result = simulate(rlvr(path_star(3, 2, 2)), rollouts=9, seed=0)
+    legend = distributions.distribution_figure([("r", result, 25.0)]).axes[0].get_legend()
+    assert legend.get_title().get_text().startswith("the 9 hits lie on ")
+
+
+def test_a_one_iteration_training_has_whole_iterations_on_its_axes():
+    run = training.train_rlvr(path_star(3, 2, 2), iterations=1)
+    for figure in plots.training_figures(run):
+        for axes in figure.axes:
+            if axes.get_xlabel() == "iteration":
+                low, high = axes.get_xlim()
+                ticks = [t for t in axes.get_xticks() if low <= t <= high]
+                assert ticks and all(float(t).is_integer() for t in ticks), ticks

@@ -47,6 +47,27 @@ def test_exponential_fit_recovers_a_known_base_per_unit():
     assert low == pytest.approx(1.7, rel=1e-9) and high == pytest.approx(1.7, rel=1e-9)
 
 
+def test_a_monte_carlo_mean_with_zero_standard_error_is_fitted_not_a_singular_matrix():
+    """A sweep of 5 rollouts per cell can draw one hitting time 5 times (standard error 0): its
+    weight is then some 1e24 times its neighbour's, and the normal equations were singular
+    (`edgewalk sweep --W 2 --K 1-2 --L 2 --base 2,1,2 --rollouts 5` exited 'Singular matrix')."""
+    slope, _, _, _ = study.fit_growth([1, 2], [20.0, 14.2], [0.0, 4.7], "linear")
+    assert slope == pytest.approx(-5.8)
+    base, _, _, _ = study.fit_growth([1, 2], [20.0, 14.2], [0.0, 4.7], "exponential")
+    assert base == pytest.approx(14.2 / 20.0)
+    slope, low, high, _ = study.fit_growth([1, 2, 3], [20.0, 14.2, 9.0], [0.0, 4.7, 3.0], "linear")
+    assert math.isfinite(slope) and low <= slope <= high
+
+
+def test_a_sweep_of_few_rollouts_per_cell_writes_its_study_and_figures(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(["sweep", "--W", "2", "--K", "1-2", "--L", "2", "--base", "2,1,2", "--rollouts", "5",
+                 "--out", str(out)]) == 0
+    assert "written to" in capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "s-plots").iterdir())
+    assert "histograms.png" in names and len(names) == 11
+
+
 def test_power_fit_finds_the_exponent_behind_a_constant_offset():
     x = np.arange(2, 9)
     fit = study.fit_power(x, 40.0 + 3.0 * x**2.0)

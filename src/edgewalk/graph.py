@@ -208,7 +208,9 @@ def heterogeneous(depths: Sequence[int], lanes: int | Sequence[Sequence[int]]) -
     if not isinstance(lanes, (Sequence, np.ndarray)):
         lanes = [[checks.whole("L (lanes)", lanes, 1)] * k for k in depths]
     if len(lanes) != len(depths) or any(len(row) != k for row, k in zip(lanes, depths)):
-        raise InputError("lanes must give one lane count per diamond: len(lanes[i]) == depths[i]")
+        given = [len(row) if isinstance(row, (Sequence, np.ndarray)) else "not a list" for row in lanes]
+        raise InputError("lanes must give one lane count per diamond, len(lanes[i]) == depths[i]: depths "
+                         f"{list(depths)}, got lanes of {len(lanes)} branch(es) with {given} counts")
     lanes_t = tuple(tuple(checks.whole(f"lanes[{i}][{j}] (L)", n, 1) for j, n in enumerate(row))
                     for i, row in enumerate(lanes))
     _require_memory(*path_star_size(depths, lanes_t), f"depths {_short(depths)}", "depths")
@@ -277,7 +279,8 @@ def in_words(description: dict) -> str:
         size = ", ".join(f"{k} {v}" for k, v in description.items() if k != "family")
         return f"the {description['family']} graph ({size})"
     if "edges" in description:
-        return f"a graph of {len(description['edges']):,} edges, root {description['root']!r}"
+        edges = len(description["edges"])
+        return f"a graph of {edges:,} edge{'' if edges == 1 else 's'}, root {description['root']!r}"
     return ", ".join(f"{k} = {v}" for k, v in description.items())
 
 

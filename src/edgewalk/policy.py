@@ -167,9 +167,11 @@ def from_table(graph: Graph, table: np.ndarray | sp.spmatrix, name: str = "table
     dtype = getattr(table, "dtype", None)
     if dtype is None or dtype.kind not in "fiub":
         raise InputError(f"policy table: expected real numbers, got {dtype or type(table).__name__}")
+    shape = tuple(getattr(table, "shape", ()))
+    if shape != (n, n):  # checked before sparse conversion, which would report a 1-D array as (1, m)
+        raise InputError(f"policy table: expected shape ({n}, {n}) (one row of next-state probabilities "
+                         f"per state), got shape {shape}")
     matrix = sp.csr_matrix(table, dtype=float)
-    if matrix.shape != (n, n):
-        raise InputError(f"policy table: expected shape ({n}, {n}), got {matrix.shape}")
     rows = graph.entry_state
     on_pattern = np.asarray(matrix[rows, graph.next_state]).ravel()
     entries = matrix.tocoo()

@@ -167,6 +167,23 @@ def _path_star(args: argparse.Namespace, value: dict) -> Graph:
                          f"';' between branches (e.g. 5,4;3,3), got {args.diamond_lanes!r}") from None
     if args.lanes is not None:
         raise InputError("--diamond-lanes: it replaces -L/--lanes; give one or the other")
+    # checked here, so that the message names --diamond-lanes (the library's names lanes[i][j])
+    if any(k < 1 for k in depths):
+        return heterogeneous(depths, lanes)  # its message names --depths
+    shape = [len(branch) for branch in lanes]
+    if shape != depths:
+        example = ";".join(",".join(["2"] * k) for k in depths)
+        plural = lambda n, word: f"{n} {word}{'' if n == 1 else 'es' if word.endswith('h') else 's'}"  # noqa: E731
+        of = " and ".join(map(str, depths))
+        raise InputError(f"--diamond-lanes must give one lane count per diamond: --depths {args.depths} has "
+                         f"{plural(len(depths), 'branch')} of {of} diamonds, so {plural(len(depths), 'group')} "
+                         f"of {of} counts, ';' between groups and ',' within (e.g. {example}); got "
+                         f"{args.diamond_lanes!r} ({plural(len(shape), 'group')} of {' and '.join(map(str, shape))})")
+    for i, branch in enumerate(lanes):
+        for j, n in enumerate(branch):
+            if n < 1:
+                raise InputError(f"--diamond-lanes: lane counts must be whole numbers >= 1, got {n} "
+                                 f"(branch {i + 1}, diamond {j + 1})")
     return heterogeneous(depths, lanes)
 
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .. import io, plots
+from ..errors import InputError
 from ..study import TopologyStudy
 from .common import dumps, plots_beside
 
@@ -52,6 +53,8 @@ def plot(path: str | os.PathLike[str], directory: str | os.PathLike[str] | None 
         optimum = float(optimum) if isinstance(optimum, (int, float)) and math.isfinite(optimum) else None
         return plots.write_training_plots(run, directory, optimum, overwrite)
     runs = io.read(path)
+    if not runs:
+        raise InputError(f"FILE {path}: a run file that holds no runs; nothing to plot")
     plots.claim(directory, plots.run_plot_names(runs), overwrite, "--out")
     return plots.write_run_plots(runs, directory, overwrite)
 

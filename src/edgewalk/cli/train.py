@@ -300,7 +300,7 @@ def _report(args, graph, run, iterations: int, chosen, nodes) -> int:
         print(dumps(result))
         return 0
     print(f"{run.method} on {in_words(run.graph)}, target {chosen.describe()}: E[T] {run.hitting_time[0]:.6g} -> "
-          f"{run.hitting_time[-1]:.6g} after {iterations} iterations ({run.seconds_per_iteration * 1e3:.3g} ms each); "
+          f"{run.hitting_time[-1]:.6g} after {iterations} iteration{'' if iterations == 1 else 's'} ({run.seconds_per_iteration * 1e3:.3g} ms each); "
           + ((f"RLVR optimum {optimum:.6g}, " + (f"first within 1% of it at iteration {first}" if first is not None
                                                  else "never within 1% of it")) if has_optimum else
              "no closed-form RLVR optimum on this graph or target"))
@@ -416,7 +416,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
     shown = ", ".join(f"{k.replace('_', ' ')} {v:.6g}" for k, v in references.items())
     print(f"ppo transformer (window {args.window or 'whole trajectory'}, rows {args.train_rows}) from {args.init} on "
           f"{in_words(run.graph)}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} ({kind}) after {iterations} "
-          f"iterations ({run.seconds_per_iteration:.3g} s each); tabular optimum {optimum:.6g}; {shown}")
+          f"iteration{'' if iterations == 1 else 's'} ({run.seconds_per_iteration:.3g} s each); tabular optimum {optimum:.6g}; {shown}")
     print(f"history written to {args.out}" + (f", plots to {plots_directory}" if plots else ""))
     return 0
 

@@ -21,6 +21,7 @@ from ..errors import InputError
 
 FORMAT = "edgewalk.hitting_times"
 FORMAT_VERSION = 1
+FORMAT_VERSIONS = (1,)  # the root format_version values this edgewalk reads
 _DEPENDENCIES = ("numpy", "scipy", "numba", "h5py", "hist", "boost-histogram", "uhi")
 
 
@@ -51,6 +52,27 @@ def stamp(attrs: h5py.AttributeManager) -> None:
     """Record the package version and its dependencies' versions."""
     attrs["edgewalk_version"] = version("edgewalk") or "unknown"
     attrs["versions"] = to_json(versions())
+
+
+def check_format_version(f: h5py.File, path: str | os.PathLike[str]) -> None:
+    """Refuse (InputError naming the file, its version and the versions read) an edgewalk file
+    whose root ``format_version`` this edgewalk does not know, such as one written by a newer
+    edgewalk. Files of another format, and files without a version, are left to the readers."""
+    if f.attrs.get("format") != FORMAT or "format_version" not in f.attrs:
+        return
+    found = f.attrs["format_version"]
+    try:
+        known = int(found) in FORMAT_VERSIONS and float(found) == int(found)
+    except (TypeError, ValueError):
+        known = False
+    if known:
+        return
+    shown = found.item() if isinstance(found, np.generic) else found
+    newer = isinstance(shown, int) and shown > max(FORMAT_VERSIONS)
+    supported = " and ".join(map(str, FORMAT_VERSIONS))
+    raise InputError(f"{path}: edgewalk file format version {shown!r}; this edgewalk "
+                     f"({version('edgewalk') or 'unknown version'}) reads format version{'s' if len(FORMAT_VERSIONS) > 1 else ''} "
+                     f"{supported}" + ("; it was written by a newer edgewalk: upgrade edgewalk to read it" if newer else ""))
 
 
 def check_writable(path: str | os.PathLike[str], option: str = "--out") -> None:

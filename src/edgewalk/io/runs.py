@@ -43,7 +43,7 @@ import uhi.io.hdf5
 
 from ..errors import CorruptFileError, InputError
 from ..result import HittingTimes
-from .hdf5 import FORMAT, atomic_file, attr_value, check_writable, stamp, to_json
+from .hdf5 import FORMAT, atomic_file, attr_value, check_format_version, check_writable, stamp, to_json
 
 _MOMENT_ATTRS = frozenset({
     "bin_width", "hits", "censored", "steps", "total", "total_of_squares",
@@ -161,16 +161,23 @@ def _write_run(group: h5py.Group, result: HittingTimes, for_people: bool = True)
 
 
 def open_results(path: str | os.PathLike[str]) -> h5py.File:
-    """``path`` opened for reading; InputError naming it if it is missing or not HDF5."""
+    """``path`` opened for reading; InputError naming it if it is missing, not HDF5, or an
+    edgewalk file of a format version this edgewalk does not read (:func:`check_format_version`)."""
     if os.path.isdir(path):
         raise InputError(f"{path}: is a directory, not an HDF5 file")
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (OSError, ValueError) as error:
         raise InputError(f"{path}: cannot read it as HDF5 (not an HDF5 file, or a truncated or damaged one: "
                          f"{type(error).__name__})") from None
+    try:
+        check_format_version(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, HittingTimes]:

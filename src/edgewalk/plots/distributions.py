@@ -126,9 +126,18 @@ def lattice_bars(result: HittingTimes, bars: int = BARS) -> Bars:
                 period, offset, share)
 
 
-def _lattice_words(bars: Bars) -> str:
+# Below this many hits a lattice they all lie on is what they show, not what T is known to be.
+FEW_HITS = 100
+
+
+def _lattice_words(bars: Bars, hits: int | None = None) -> str:
     if bars.period == 1:
         return ""
+    if bars.offset is not None and hits is not None and hits < FEW_HITS:
+        if bars.share < 1:
+            return f"{round(bars.share * hits)} of the {hits} hits lie on {bars.offset} + {bars.period}n: bars hold whole periods"
+        return (f"the {_count(hits, 'hit')} {'lies' if hits == 1 else 'lie'} on {bars.offset} + {bars.period}n: "
+                "each bar holds whole periods")
     if bars.offset is None:
         mostly = f"; {100 * bars.share:.0f}% of T on one residue" if bars.share < 1 else ""
         return f"bars {bars.edges[1] - bars.edges[0]} wide (whole periods of {bars.period}{mostly})"
@@ -137,13 +146,28 @@ def _lattice_words(bars: Bars) -> str:
     return f"T is {bars.offset} + {bars.period}n: each bar holds whole periods"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 rollout``, ``9 rollouts``, ``1,000 rollouts``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def mean_words(result: HittingTimes) -> str:
+    """The Monte Carlo mean with its 95% error bar (1.96 standard errors), in words that hold
+    for any number of hits: none, one (no error bar) or more."""
+    if result.hits == 0:
+        return "no hit"
+    if result.hits == 1:
+        return f"mean {result.mean:.6g} (1 hit: no error bar)"
+    return f"mean {result.mean:.6g} +- {1.96 * result.stderr:.2g}"
+
+
 def _histogram_panel(axes, result: HittingTimes) -> Bars:
     bars = lattice_bars(result)
     axes.stairs(bars.density, bars.edges, fill=True, color="C1", alpha=0.55,
-                label=f"Monte Carlo ({result.rollouts:,} rollouts)", gid="monte carlo")
+                label=f"Monte Carlo ({_count(result.rollouts, 'rollout')})", gid="monte carlo")
     if bars.exact is not None:
         axes.stairs(bars.exact_density, bars.edges, color="k", linewidth=1, label="exact law", gid="exact")
-    words = _lattice_words(bars)
+    words = _lattice_words(bars, result.hits)
     first = int(np.flatnonzero(result.counts)[0])
     atom = result.counts[first] / result.rollouts
     if bars.support[0] > 1 and np.diff(result.edges)[first] == 1 and atom > 0.3 * bars.mass[0]:
@@ -159,6 +183,16 @@ def _survival(result: HittingTimes) -> tuple[np.ndarray, np.ndarray, np.ndarray 
     below = np.concatenate(([0], np.cumsum(result.counts)))
     law = result.exact_mass_below
     return edges - 1, 1.0 - below / result.rollouts, None if law is None else 1.0 - np.asarray(law)
+
+
+def _survival_reach(result: HittingTimes) -> float:
+    """The last t at which at least 10 rollouts (a tenth of them, at least one, in a run of
+    fewer than 100) have not hit yet: how far the Monte Carlo survival is worth showing. Counted
+    in whole rollouts; t = -1 always qualifies, so any run of one rollout or more has a reach."""
+    edges = np.asarray(result.edges, np.int64)
+    survivors = result.rollouts - np.concatenate(([0], np.cumsum(result.counts)))
+    enough = min(10, max(1, result.rollouts // 10))
+    return float(edges[np.flatnonzero(survivors >= enough)[-1]] - 1)
 
 
 def _mean_of(result: HittingTimes, exact_mean: float) -> tuple[float, str]:
@@ -203,15 +237,15 @@ def distribution_figure(rows: list[tuple[str, HittingTimes | None, float]]) -> F
         hist_axes.set_title(title, fontsize=9, loc="left")
         if result is None or result.hits == 0:
             for axes in (hist_axes, survival_axes):
-                axes.text(0.5, 0.5, "no Monte Carlo run (over budget) or no hit", ha="center",
-                          transform=axes.transAxes)
+                axes.text(0.5, 0.5, _no_hit_words(result), ha="center", va="center", transform=axes.transAxes)
+                # per axes: the survival panels share their axes, and the other rows keep their ticks
+                axes.tick_params(bottom=False, left=False, labelbottom=False, labelleft=False)
             continue
         drawn.append((hist_axes, _histogram_panel(hist_axes, result)))
         _survival_panel(survival_axes, result, exact_mean)
-        lowest = min(lowest, 0.5 / result.rollouts)
-        mean, _ = _mean_of(result, exact_mean)
-        t, survival, _ = _survival(result)
-        widest = max(widest, float(t[np.flatnonzero(survival >= 10 / result.rollouts)[-1]]) / mean)
+        # as low as half a rollout, but a decade at least, so a small run's exact law stays in view
+        lowest = min(lowest, 0.5 / max(result.rollouts, 10))
+        widest = max(widest, _survival_reach(result) / _mean_of(result, exact_mean)[0])
     first_survival.set(ylim=(lowest, 1.5), xlim=(0, min(12.0, 1.05 * widest)))
     groups: list[list[tuple[object, Bars]]] = []
     for axes, bars in drawn:
@@ -230,6 +264,15 @@ def distribution_figure(rows: list[tuple[str, HittingTimes | None, float]]) -> F
     return figure
 
 
+def _no_hit_words(result: HittingTimes | None) -> str:
+    if result is None:
+        return "no Monte Carlo run (over budget)"
+    limit = result.parameters.get("max_steps")
+    at = f" at max_steps = {limit:,}" if isinstance(limit, int) else ""
+    rollouts = "the one rollout was" if result.rollouts == 1 else f"all {result.rollouts:,} rollouts were"
+    return f"no hit: {rollouts} censored{at}"
+
+
 def study_distribution_rows(study: Study) -> list[tuple[str, HittingTimes | None, float]]:
     """The rows of :func:`distribution_figure` for a study: per variant its base cell, or the
     cell with Monte Carlo nearest to it."""
@@ -244,7 +287,7 @@ def study_distribution_rows(study: Study) -> list[tuple[str, HittingTimes | None
         result = study.mc(cell)
         exact_text = f"E[T] = {cell.exact:.6g} exact" if math.isfinite(cell.exact) else "no exact solver"
         rows.append((f"{policy_words(study, variant)} on the path-star W = {cell.W}, K = {cell.K}, L = {cell.L}: "
-                     f"{exact_text}, mean {result.mean:.6g} +- {1.96 * result.stderr:.2g}", result, cell.exact))
+                     f"{exact_text}, {mean_words(result)}", result, cell.exact))
     return rows
 
 
@@ -263,5 +306,5 @@ def run_title(name: str, result: HittingTimes) -> str:
     numbers = (f"E[T] = {exact_mean:.6g} exact, " if math.isfinite(exact_mean) else "no exact mean, ")
     return (f"{name}: policy {policy_name}{'' if search == 'none' else ' in the search wrapper (' + search + ')'} "
             f"on {in_words(graph) if isinstance(graph, dict) else graph}, target {target_words(p.get('target'))}\n"
-            f"{numbers}mean {result.mean:.6g} +- {1.96 * result.stderr:.2g} (95%), {result.censored} censored, "
+            f"{numbers}{mean_words(result)}{' (95%)' if result.hits > 1 else ''}, {result.censored:,} censored, "
             f"{p.get('method', 'step')} method")

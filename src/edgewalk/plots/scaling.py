@@ -69,7 +69,10 @@ def _guide(variant: str, parameter: str, base, x, y, sigma, dense) -> np.ndarray
         if at_base.size == 0:
             return None
         return shape * y[at_base[0]] / _bound_along(variant, parameter, base, base[i])[0]
-    weights = np.ones(len(x)) if sigma is None else 1 / np.maximum(np.asarray(sigma), 1e-300) ** 2
+    # a zero standard error (a few equal hitting times) gets a huge but finite weight, as in
+    # study.fits.fit_line: sigma floored at 1e-300 gave 1/sigma^2 = inf and a failed SVD
+    floor = 1e-12 * np.maximum(np.abs(np.asarray(y, float)), 1e-300)
+    weights = np.ones(len(x)) if sigma is None else 1 / np.maximum(np.asarray(sigma, float), floor) ** 2
     at_points = _bound_along(variant, parameter, base, x)
     if len(x) < 2 or np.ptp(at_points) <= 1e-12 * np.max(np.abs(at_points)):
         return np.full(len(dense), np.sum(weights * y) / np.sum(weights))

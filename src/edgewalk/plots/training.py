@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from ..graph import PathStar, in_words
 from ..history import reference_values
@@ -106,6 +107,7 @@ def training_figures(run: TrainingRun, optimum: float | None = None) -> list[Fig
         axes.axhline(value, color=f"C{index + 2}", linestyle=":", linewidth=1.4, gid=name.replace("_", "-"),
                      label=f"{_REFERENCE_WORDS[name]} = {value:.6g}")
     axes.set(yscale="log", xlabel="iteration", ylabel="expected hitting time E[T] (transitions)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # a short run would get ticks at 0.2, 0.4, ...
     model = f", transformer window {run.model['config'].get('window') or 'all'}" if run.model else ""
     axes.set_title(f"{_method_words(run)}{model}\n{where}", fontsize=9)
     axes.grid(True, which="both", alpha=0.25)
@@ -146,6 +148,7 @@ def training_figures(run: TrainingRun, optimum: float | None = None) -> list[Fig
             axes.axhline(1 / (L + 1) if name in "ad" else L / (L + 1), color="0.5", linestyle=":", linewidth=0.8)
         axes.set(ylim=(-0.03, 1.03), xlabel="iteration", ylabel=f"{name}: P(desired move)",
                  yticks=np.linspace(0, 1, 6))
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         title = f"{name}: {move} at {kind}"
         if down:
             title += f"; first moves down at j = {_depth_range(down)}"
@@ -188,6 +191,7 @@ def _dip_inset(axes, iteration: np.ndarray, values: np.ndarray, down: list[int],
     inset.set_title("change from the start", fontsize=7)
     inset.set_xlabel("iteration", fontsize=6, labelpad=1)
     inset.tick_params(labelsize=6)
+    inset.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _lanes(graph: dict) -> list[list[int]]:

@@ -107,8 +107,11 @@ def fit_line(x: Sequence[float], y: Sequence[float], sigma: Sequence[float] | No
         s = np.maximum(s, 1e-12 * np.maximum(np.abs(y), 1e-300))  # a noiseless mean: huge weight
         w = 1.0 / s**2
     X = np.column_stack([np.ones(n), x])
-    XtWX = X.T @ (w[:, None] * X)
-    intercept, slope = np.linalg.solve(XtWX, X.T @ (w * y))
+    # least squares on the rows scaled by sqrt(w), not the normal equations: a Monte Carlo mean
+    # of a few equal hitting times has standard error 0 and a weight some 1e24 times its
+    # neighbours', which makes X'WX numerically singular (np.linalg.solve raised)
+    root = np.sqrt(w)
+    (intercept, slope), *_ = np.linalg.lstsq(root[:, None] * X, root * y, rcond=None)
     residual = y - (intercept + slope * x)
     chi2 = float(np.sum(w * residual**2))
     y_mean = np.sum(w * y) / np.sum(w)
@@ -118,7 +121,8 @@ def fit_line(x: Sequence[float], y: Sequence[float], sigma: Sequence[float] | No
         return LineFit(float(slope), float(intercept), math.nan, math.nan, r2)
     dof = n - 2
     scale = chi2 / dof if sigma is None else max(1.0, chi2 / dof)
-    se = math.sqrt(np.linalg.inv(XtWX)[1, 1] * scale)
+    inverse = np.linalg.pinv(root[:, None] * X)  # its product with its transpose is (X'WX)^-1
+    se = math.sqrt((inverse @ inverse.T)[1, 1] * scale)
     t = stats.t.ppf(0.5 + level / 2, dof)
     return LineFit(float(slope), float(intercept), float(slope - t * se), float(slope + t * se), r2)
 
