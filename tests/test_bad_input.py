@@ -107,6 +107,12 @@ def _huge_sweep_file(tmp: Path) -> Path:
     return path
 
 
+def _huge_range_file(tmp: Path) -> Path:
+    path = tmp / "huge.toml"
+    path.write_text('[grid]\nW = "1-100000000"\nK = "1-3"\nL = "5"\nbase = [6, 3, 5]\n')
+    return path
+
+
 def _png_dir(tmp: Path) -> Path:
     directory = tmp / "plots"
     directory.mkdir()
@@ -134,6 +140,25 @@ CASES = [
     Case("huge sweep file", lambda t: ["sweep", str(_huge_sweep_file(t))], 3, "huge.toml: grid"),
     Case("huge sweep grid", lambda t: ["sweep", "--W", "1-3000", "--no-plots", "--out", str(t / "out.h5")],
          3, "just to plan"),
+    # a range is counted from its bounds, never expanded to find it too long
+    Case("huge sweep range", lambda t: ["sweep", "--W", "1-100000000", "--K", "1", "--L", "2", "--base", "2,1,2",
+                                        "--no-plots", "--out", str(t / "out.h5")],
+         3, "--W '1-100000000' holds 100,000,000 values"),
+    Case("huge range in a sweep file", lambda t: ["sweep", str(_huge_range_file(t))],
+         3, "huge.toml: grid.W '1-100000000' holds 100,000,000 values"),
+    Case("overlapping huge ranges", lambda t: ["sweep", "--K", "1-99999999999,5-800000", "--no-plots",
+                                               "--out", str(t / "out.h5")], 3, "holds 99,999,999,999 values"),
+    Case("huge topology range", lambda t: ["sweep", "--family", "tree", "--depth", "1-100000000", "--no-plots",
+                                           "--out", str(t / "out.h5")], 3, "--depth '1-100000000' holds"),
+    Case("huge nodes list", lambda t: ["sweep", "--family", "regular", "--nodes", "4-99999999999", "--no-plots",
+                                       "--out", str(t / "out.h5")], 3, "--nodes '4-99999999999' holds"),
+    Case("huge degree list", lambda t: ["sweep", "--family", "regular", "--degree", "1-800000", "--no-plots",
+                                        "--out", str(t / "out.h5")], 3, "--degree '1-800000' holds 800,000"),
+    # a size beyond a float's range is counted in whole numbers
+    Case("deep tree sweep", lambda t: ["sweep", "--family", "tree", "--depth", "1-3000", "--no-plots",
+                                       "--out", str(t / "out.h5")], 3, "4.92e+903 states"),
+    Case("deep tree", lambda t: ["run", "--family", "tree", "--depth", "100000", "--policy", "pretrained",
+                                 "--out", str(t / "out.h5")], 3, "e+30103 states"),
     # 2. nothing is overwritten silently
     Case("run over a text file", lambda t: ["run", *SMALL, "--policy", "rlvr", "--out", str(_text(t))],
          2, "not a run file", (), ("notes.txt",)),
