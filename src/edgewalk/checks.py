@@ -17,6 +17,9 @@ import numpy as np
 from .errors import InputError
 
 MAX_SEED = 2**64 - 1
+# The largest learning rate: logits move by lr times a gradient or an Adam step (about 1) each
+# iteration, and must stay far inside a float's range (1.8e308) over any number of iterations.
+MAX_LR = 1e100
 
 
 def whole(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
@@ -49,6 +52,11 @@ def real(name: str, value: Any, low: float | None = None, high: float | None = N
             allowed = "finite"
         raise InputError(f"{name} must be a number {allowed}, got {value!r}", _parameter(name))
     return float(value)
+
+
+def learning_rate(name: str, value: Any) -> float:
+    """A learning rate: a number in (0, MAX_LR]."""
+    return real(name, value, 0.0, MAX_LR, low_open=True)
 
 
 def seed(name: str, value: Any) -> int:

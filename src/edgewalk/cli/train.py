@@ -54,7 +54,7 @@ def add_commands(commands) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--method", choices=tuple(METHODS), required=True, help="training method")
     add_graph_options(train)
-    train.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {_defaults('lr')})")
+    train.add_argument("--lr", type=float, default=None, help=f"learning rate, in (0, 1e100] (default: {_defaults('lr')})")
     train.add_argument("--iterations", type=int, default=None,
                        help=f"iterations (default: {_defaults('iterations')})")
     train.add_argument("--rollouts", "-N", type=int, default=None,
@@ -159,7 +159,7 @@ def _train(args: argparse.Namespace) -> int:
     except InputError as error:
         raise type(error)(f"--teacher: {error}") from None
     graph = _graph_of(args, teacher)
-    lr = checks.real("--lr", method.lr if args.lr is None else args.lr, 0.0, low_open=True)
+    lr = checks.learning_rate("--lr", method.lr if args.lr is None else args.lr)
     iterations = checks.whole("--iterations", method.iterations if args.iterations is None else args.iterations, 1)
     rollouts = checks.whole("--rollouts", (method.rollouts or 1) if args.rollouts is None else args.rollouts, 1)
     beta = checks.real("--beta", (method.beta or 0.0) if args.beta is None else args.beta, 0.0)
@@ -310,7 +310,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
     if args.init == "random":
         raise InputError("--init random: a transformer starts at a table: pretrained, rlvr or a training FILE")
     graph = build_graph(args) if args.init in ("pretrained", "rlvr") else _graph_of(args, None)
-    lr = checks.real("--lr", DEFAULT_LR if args.lr is None else args.lr, 0.0, low_open=True)
+    lr = checks.learning_rate("--lr", DEFAULT_LR if args.lr is None else args.lr)
     iterations = checks.whole("--iterations", DEFAULT_ITERATIONS if args.iterations is None else args.iterations, 1)
     rollouts = checks.whole("--rollouts", DEFAULT_ROLLOUTS if args.rollouts is None else args.rollouts, 1)
     beta = checks.real("--beta", METHODS["ppo"].beta if args.beta is None else args.beta, 0.0)

@@ -293,7 +293,8 @@ def train_ppo(
         weight = visits / rollouts
         for _ in range(epochs):
             current = softmax_rows(graph, logits)
-            ratio = current / old
+            # a move of probability 0 under the old policy is never taken: its ratio is unused
+            ratio = np.divide(current, old, out=np.ones_like(current), where=old > 0)
             unclipped = np.where(advantage >= 0, ratio < 1 + clip, ratio > 1 - clip)
             per_move = np.where(unclipped & taken, weight * advantage * ratio, 0.0)
             gradient = (per_move - current * np.add.reduceat(per_move, starts)[rows]) * train_mask
@@ -407,7 +408,7 @@ def train_rft(
 
 
 def _lr(lr: float) -> float:
-    return checks.real("lr", lr, 0.0, low_open=True)
+    return checks.learning_rate("lr", lr)
 
 
 TRAINERS: dict[str, Callable[..., TrainingRun]] = {
