@@ -88,7 +88,7 @@ def train_transformer(
     the table). ``sampler`` defaults to ``native`` for a windowed model whose chain fits in
     ``max_bytes`` and to ``jax`` otherwise. Returns a TrainingRun whose ``model`` holds the
     config and the final parameters and whose ``logits`` are the table's."""
-    iterations = checks.whole("iterations", iterations, 0)
+    iterations = checks.iterations("iterations", iterations, 0)
     lr = checks.learning_rate("lr", lr)
     beta = checks.real("beta", beta, 0.0)
     clip = checks.real("clip", clip, 0.0, low_open=True)
