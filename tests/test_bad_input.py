@@ -123,6 +123,12 @@ def _huge_sweep_file(tmp: Path) -> Path:
     return path
 
 
+def _huge_range_file(tmp: Path) -> Path:
+    path = tmp / "huge.toml"
+    path.write_text('[grid]\nW = "1-100000000"\nK = "1-3"\nL = "5"\nbase = [6, 3, 5]\n')
+    return path
+
+
 def _png_dir(tmp: Path) -> Path:
     directory = tmp / "plots"
     directory.mkdir()
@@ -150,6 +156,25 @@ CASES = [
     Case("huge sweep file", lambda t: ["sweep", str(_huge_sweep_file(t))], 3, "huge.toml: grid"),
     Case("huge sweep grid", lambda t: ["sweep", "--W", "1-3000", "--no-plots", "--out", str(t / "out.h5")],
          3, "just to plan"),
+    # a range is counted from its bounds, never expanded to find it too long
+    Case("huge sweep range", lambda t: ["sweep", "--W", "1-100000000", "--K", "1", "--L", "2", "--base", "2,1,2",
+                                        "--no-plots", "--out", str(t / "out.h5")],
+         3, "--W '1-100000000' holds 100,000,000 values"),
+    Case("huge range in a sweep file", lambda t: ["sweep", str(_huge_range_file(t))],
+         3, "huge.toml: grid.W '1-100000000' holds 100,000,000 values"),
+    Case("overlapping huge ranges", lambda t: ["sweep", "--K", "1-99999999999,5-800000", "--no-plots",
+                                               "--out", str(t / "out.h5")], 3, "holds 99,999,999,999 values"),
+    Case("huge topology range", lambda t: ["sweep", "--family", "tree", "--depth", "1-100000000", "--no-plots",
+                                           "--out", str(t / "out.h5")], 3, "--depth '1-100000000' holds"),
+    Case("huge nodes list", lambda t: ["sweep", "--family", "regular", "--nodes", "4-99999999999", "--no-plots",
+                                       "--out", str(t / "out.h5")], 3, "--nodes '4-99999999999' holds"),
+    Case("huge degree list", lambda t: ["sweep", "--family", "regular", "--degree", "1-800000", "--no-plots",
+                                        "--out", str(t / "out.h5")], 3, "--degree '1-800000' holds 800,000"),
+    # a size beyond a float's range is counted in whole numbers
+    Case("deep tree sweep", lambda t: ["sweep", "--family", "tree", "--depth", "1-3000", "--no-plots",
+                                       "--out", str(t / "out.h5")], 3, "4.92e+903 states"),
+    Case("deep tree", lambda t: ["run", "--family", "tree", "--depth", "100000", "--policy", "pretrained",
+                                 "--out", str(t / "out.h5")], 3, "e+30103 states"),
     # 2. nothing is overwritten silently
     Case("run over a text file", lambda t: ["run", *SMALL, "--policy", "rlvr", "--out", str(_text(t))],
          2, "not a run file", (), ("notes.txt",)),
@@ -237,6 +262,11 @@ CASES = [
                                        "--out", str(t / "out.h5")], 2, "no such file"),
     Case("infinite lr", lambda t: ["train", "--method", "rlvr", *SMALL, "--lr", "inf",
                                    "--out", str(t / "out.h5")], 2, "--lr"),
+    Case("lr beyond 1e100", lambda t: ["train", "--method", "rlvr", *SMALL, "--iterations", "2", "--lr", "1e308",
+                                       "--no-plots", "--out", str(t / "out.h5")], 2, "--lr must be a number in (0, 1e+100]"),
+    Case("transformer lr beyond 1e100", lambda t: ["train", "--method", "ppo", "--model", "transformer", *SMALL,
+                                                   "--lr", "1e101", "--no-plots", "--out", str(t / "out.h5")],
+         2, "--lr must be a number in (0, 1e+100]"),
     Case("plots into a file", lambda t: ["train", "--method", "rlvr", *SMALL, "--iterations", "2",
                                          "--plots", str(_text(t)), "--out", str(t / "out.h5")],
          2, "is not a directory", ("out.h5",), ("notes.txt",)),
@@ -254,6 +284,28 @@ CASES = [
     Case("cython 1000 threads", lambda t: ["run", *SMALL, "--policy", "rlvr", "--backend", "cython",
                                            "--threads", "1000", "--out", str(t / "out.h5")], 2, "--threads"),
     Case("supervision 0 iterations", lambda t: ["supervision", "--iterations", "0"], 2, "--iterations"),
+    Case("supervision huge draws", lambda t: ["supervision", "-W", "2", "-K", "1", "-L", "2", "--draws", "99999999999",
+                                              "--iterations", "2"], 3, "--draws: 5 fractions of 99,999,999,999 draws"),
+    Case("supervision huge iterations", lambda t: ["supervision", "-W", "2", "-K", "1", "-L", "2", "--iterations",
+                                                   "99999999999", "--draws", "1"],
+         2, "--iterations must be a whole number in [1, 1000000]"),
+    Case("supervision too long", lambda t: ["supervision", "-W", "2", "-K", "1", "-L", "2", "--iterations", "1000000"],
+         3, "25,000,000 SFT iterations"),
+    Case("train huge iterations", lambda t: ["train", "--method", "rlvr", "-W", "2", "-K", "1", "-L", "2", "--iterations",
+                                             "99999999999", "--no-plots", "--out", str(t / "out.h5")],
+         2, "--iterations must be a whole number in [1, 1000000]"),
+    Case("training history over --max-memory", lambda t: ["train", "--method", "rlvr", "-W", "20", "-K", "20", "-L", "3",
+                                                          "--iterations", "1000000", "--max-memory", "100M",
+                                                          "--no-plots", "--out", str(t / "out.h5")],
+         3, "--iterations: the history of 1,000,002 recorded iterations"),
+    Case("transformer window 2**31", lambda t: ["train", "--method", "ppo", "--model", "transformer", "-W", "2", "-K", "1",
+                                                "-L", "2", "--iterations", "2", "-N", "16", "--no-plots", "--window",
+                                                "2147483648", "--out", str(t / "out.h5")],
+         3, "--window: a transformer with 2,147,483,648 age embeddings"),
+    Case("transformer window 100000 in JAX", lambda t: ["train", "--method", "ppo", "--model", "transformer", "-W", "2",
+                                                        "-K", "1", "-L", "2", "--iterations", "2", "-N", "16",
+                                                        "--no-plots", "--window", "100000", "--out", str(t / "out.h5")],
+         3, "--window: the JAX sampler's cache of 100,000 positions"),
     Case("supervision seed -1", lambda t: ["supervision", "--seed", "-1"], 2, "--seed"),
     Case("teacher iterations 0", lambda t: ["train", "--method", "distill", *SMALL, "--teacher-iterations", "0",
                                             "--out", str(t / "out.h5")], 2, "--teacher-iterations"),

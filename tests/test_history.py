@@ -249,3 +249,15 @@ def test_reference_values_need_the_symmetric_path_star():
         reference_values(graph.heterogeneous([2, 1], 1))
     assert reference_values(graph.path_star(6, 6, 5)) == {
         "edge_conditioned": 143.0, "history_aware": 78.0, "history_aware_uniform_fork": 83.0}
+
+
+def test_a_huge_window_is_counted_without_overflow_and_refused_at_once():
+    import warnings
+
+    g = graph.path_star(2, 1, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        states, transitions, size = chain_size(g, 1000)  # counted in log space: no overflow
+        assert states > 10**100 and transitions > states and size > 1000 * states
+        with pytest.raises(SizeError, match=r"window: the 99,999,999,999-window chain .* or more .* at least"):
+            window_chain(g, 99999999999)

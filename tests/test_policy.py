@@ -493,3 +493,20 @@ def test_alias_tables_wide_rows_skewed_probabilities():
         row = rng.dirichlet(np.full(n, 0.05)) + 1e-13
         rows.append(row / row.sum())
     _check_alias(Policy(g, np.concatenate(rows)))
+
+
+def test_softmax_of_logits_further_apart_than_the_largest_float_warns_nothing():
+    import warnings
+
+    from edgewalk.policy import softmax_rows
+
+    graph = path_star(2, 1, 2)
+    logits = np.zeros(graph.n_transitions)
+    row = slice(graph.row_start[0], graph.row_start[1])
+    logits[row] = -1e308
+    logits[graph.row_start[0]] = 1e308  # the differences overflow a float
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probabilities = softmax_rows(graph, logits)
+    assert probabilities[graph.row_start[0]] == 1.0 and np.all(probabilities[row][1:] == 0.0)
+    assert np.allclose(np.add.reduceat(probabilities, graph.row_start[:-1]), 1.0)

@@ -336,3 +336,15 @@ def test_paper_scale_rlvr_reaches_899_within_1000_iterations():
     assert first is not None and first <= 1000
     print(f"first within 1% of 899: {first}; final {run.hitting_time[-1]:.4f}; "
           f"{run.seconds_per_iteration * 1e3:.1f} ms per iteration")
+
+
+@pytest.mark.parametrize("method", ["rlvr", "ppo", "sft"])
+def test_the_largest_learning_rate_trains_without_a_warning(method, tmp_path):
+    """--lr 1e100 (checks.MAX_LR): moves whose probability underflows to 0 give no warning."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "edgewalk.cli", "train", "--method", method, "-W", "2", "-K", "1",
+                           "-L", "2", "--iterations", "3", "--lr", "1e100", "--no-plots", "--out",
+                           str(tmp_path / "t.h5")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -17,6 +17,12 @@ import numpy as np
 from .errors import InputError
 
 MAX_SEED = 2**64 - 1
+# The largest learning rate: logits move by lr times a gradient or an Adam step (about 1) each
+# iteration, and must stay far inside a float's range (1.8e308) over any number of iterations.
+MAX_LR = 1e100
+# The most iterations a training may take: a million steps of the smallest problem already take
+# minutes to hours, and a count beyond it is a typing error, not a training.
+MAX_ITERATIONS = 10**6
 
 
 def whole(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
@@ -49,6 +55,16 @@ def real(name: str, value: Any, low: float | None = None, high: float | None = N
             allowed = "finite"
         raise InputError(f"{name} must be a number {allowed}, got {value!r}", _parameter(name))
     return float(value)
+
+
+def learning_rate(name: str, value: Any) -> float:
+    """A learning rate: a number in (0, MAX_LR]."""
+    return real(name, value, 0.0, MAX_LR, low_open=True)
+
+
+def iterations(name: str, value: Any, low: int = 1) -> int:
+    """A number of training iterations: a whole number in [low, MAX_ITERATIONS]."""
+    return whole(name, value, low, MAX_ITERATIONS)
 
 
 def seed(name: str, value: Any) -> int:

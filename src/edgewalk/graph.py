@@ -186,7 +186,7 @@ def symmetric_size(branches: int, depth: int, lanes: int) -> tuple[int, int]:
 
 def _require_memory(n_states: int, n_transitions: int, what: str, parameter: str) -> None:
     memory.require(memory.chain_bytes(n_states, n_transitions),
-                   f"{what}: the graph has {n_states:,} states and {n_transitions:,} transitions and",
+                   f"{what}: the graph has {memory.format_count(n_states)} states and {memory.format_count(n_transitions)} transitions and",
                    parameter)
 
 
@@ -357,8 +357,8 @@ def _build(names: Sequence[str], ends: np.ndarray, root: int, leaves: Sequence[H
     degree = np.bincount(ends.ravel(), minlength=n_nodes)
     n_states, n_transitions = chain_size(degree, root)
     memory.require(memory.chain_bytes(n_states, n_transitions),
-                   f"graph: {n_nodes - 1:,} nodes and {len(ends):,} edges make {n_states:,} states and "
-                   f"{n_transitions:,} transitions and", "graph")
+                   f"graph: {n_nodes - 1:,} nodes and {len(ends):,} edges make {memory.format_count(n_states)} states and "
+                   f"{memory.format_count(n_transitions)} transitions and", "graph")
     distance = _distances(n_nodes, ends, root)
     unreached = np.flatnonzero(distance[1:] < 0) + 1
     if unreached.size:
@@ -440,7 +440,9 @@ def _star_degrees(d: int, n: int) -> tuple[int, int, int]:
 
 
 def _tree_degrees(b: int, h: int) -> tuple[int, int, int]:
-    inner = sum(b**k for k in range(h))  # the root has degree b, other inner nodes b + 1, leaves 1
+    # inner = b**0 + ... + b**(h - 1) (in closed form: h can be huge); the root has degree b,
+    # other inner nodes b + 1, leaves 1
+    inner = (b**h - 1) // (b - 1) if b > 1 else h
     return b * b + (inner - 1) * (b + 1) ** 2 + b**h, 2 * (inner + b**h - 1), b
 
 
@@ -475,7 +477,7 @@ def _require_family(name: str, *size: int) -> None:
     parameters = FAMILY_PARAMETERS[name]
     what = f"{name} " + ", ".join(f"{p} = {v}" for p, v in zip(parameters, size))
     memory.require(memory.chain_bytes(n_states, n_transitions),
-                   f"{what}: the graph has {n_states:,} states and {n_transitions:,} transitions and",
+                   f"{what}: the graph has {memory.format_count(n_states)} states and {memory.format_count(n_transitions)} transitions and",
                    parameters[0])
 
 

@@ -17,6 +17,7 @@ order of the base row of its last state: entry ``j`` of window ``w``'s row is th
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 
-from . import checks
+from . import checks, memory
 from .errors import InputError, SizeError
 from .graph import START_STATE, Graph, PathStar
 from .graph import from_description as graph_from_description
@@ -35,6 +36,7 @@ from .policy import Policy
 BYTES_PER_STATE = 4 + 4 + 8 + 1 + 4
 BYTES_PER_TRANSITION = 4 + 8
 BYTES_PER_TRANSITION_AND_SLOT = 4 + 4 + 8  # a key slot, its padded copy and the sort's indices
+EXACT_COUNT_WINDOW = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,29 +89,64 @@ class WindowChain(Graph):
         return at
 
 
-def chain_size(base: Graph, window: int) -> tuple[int, int, int]:
+def chain_size(base: Graph, window: int, stop_above: float | None = None) -> tuple[int, int, int]:
     """(window states, transitions, bytes) of the ``window``-window chain of ``base``, counted
-    without building it (walks are counted by repeated sparse products)."""
+    without building it (walks are counted by repeated sparse products, kept in log space so that
+    no count overflows; whole numbers of any size come back). With ``stop_above``, the counting
+    stops as soon as the bytes exceed it, and the three values are then lower bounds (the bytes
+    above ``stop_above``): a huge window is never counted to its end."""
     window = checks.whole("window", window, 1)
     A = sp.csr_matrix((np.ones(base.n_transitions), base.next_state, base.row_start),
                       shape=(base.n_states, base.n_states)).T.tocsr()
     degree = np.diff(base.row_start).astype(float)
+    per_state = math.log(BYTES_PER_STATE + 4 * window)
+    per_transition = math.log(BYTES_PER_TRANSITION + BYTES_PER_TRANSITION_AND_SLOT * window)
+    log_states = log_transitions = -math.inf
+    log_stop = math.inf if stop_above is None else math.log(stop_above)
+
+    def log_size(states: float, transitions: float) -> float:
+        return float(np.logaddexp(states + per_state, transitions + per_transition))
+
+    def add(log_total: float, vector: np.ndarray, scale: float) -> float:
+        total = float(vector.sum())
+        return log_total if total <= 0 else float(np.logaddexp(log_total, scale + math.log(total)))
+
+    def power(vector: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+        vector = A @ vector  # rescaled to a largest entry of 1, its log scale kept apart
+        top = float(vector.max()) if len(vector) else 0.0
+        return (vector / top, scale + math.log(top)) if top > 0 else (vector, scale)
+
     prefix = np.zeros(base.n_states)
     prefix[START_STATE] = 1.0  # walks from the start, by last state
-    states = transitions = 0.0
+    scale = 0.0
+    stopped = False
     for _ in range(window - 1):
-        states += prefix.sum()
-        transitions += prefix @ degree
-        prefix = A @ prefix
-    walks = _reachable(base).astype(float)  # walks of `window` states, by last state
-    for _ in range(window - 1):
-        walks = A @ walks
-    states += walks.sum()
-    transitions += walks @ degree
-    size = (states * (BYTES_PER_STATE + 4 * window)
-            + transitions * (BYTES_PER_TRANSITION + BYTES_PER_TRANSITION_AND_SLOT * window))
-    as_int = (lambda x: int(round(x)) if x < 2**62 else 2**62)
-    return as_int(states), as_int(transitions), as_int(size)
+        if not prefix.any():
+            break
+        log_states, log_transitions = add(log_states, prefix, scale), add(log_transitions, prefix * degree, scale)
+        if log_size(log_states, log_transitions) > log_stop:
+            stopped = True
+            break
+        prefix, scale = power(prefix, scale)
+    if not stopped:
+        walks, scale = _reachable(base).astype(float), 0.0  # walks of `window` states, by last state
+        for _ in range(window - 1):
+            if not walks.any():
+                break
+            walks, scale = power(walks, scale)
+        log_states, log_transitions = add(log_states, walks, scale), add(log_transitions, walks * degree, scale)
+    return _whole(log_states), _whole(log_transitions), _whole(log_size(log_states, log_transitions))
+
+
+def _whole(log_value: float) -> int:
+    """The whole number exp(log_value) (to a float's precision, of any size)."""
+    if log_value == -math.inf:
+        return 0
+    bits = log_value / math.log(2)
+    if bits < 62:
+        return int(round(math.exp(log_value)))
+    shift = math.floor(bits) - 52
+    return int(round(2 ** (bits - shift))) << shift
 
 
 def default_max_bytes() -> int:
@@ -126,12 +163,18 @@ def window_chain(base: Graph, window: int, max_bytes: int | None = None) -> Wind
     ``max_bytes`` (default: half the memory available) to build."""
     window = checks.whole("window", window, 1)
     limit = default_max_bytes() if max_bytes is None else checks.whole("max_bytes", max_bytes, 1)
-    n_states, n_transitions, size = chain_size(base, window)
+    # Windows up to EXACT_COUNT_WINDOW are counted to the end (the message gives the chain's size);
+    # a longer one only until it is known to be too large (its size is then a lower bound).
+    counted = window <= EXACT_COUNT_WINDOW
+    n_states, n_transitions, size = chain_size(base, window, stop_above=None if counted else limit)
     if size > limit:
+        count = lambda n: f"{float(n):.3g}" if n < 10**300 else memory.format_count(n)  # noqa: E731
+        more, about = ("", "about") if counted else (" or more", "at least")
         raise SizeError(
-            f"window: the {window}-window chain of {base.describe()} has {n_states:.3g} states and "
-            f"{n_transitions:.3g} transitions and needs about {size / 2**30:.3g} GiB, over the limit of "
-            f"{limit / 2**30:.3g} GiB (max_bytes); use a smaller window")
+            f"window: the {window:,}-window chain of {base.describe()} has {count(n_states)} states and "
+            f"{count(n_transitions)} transitions{more} and needs {about} {memory.format_bytes(size)}, over the "
+            f"limit of {memory.format_bytes(limit)} (max_bytes, by default half the memory available); use a "
+            "smaller window", "window")
     degree = np.diff(base.row_start)
     runs = [np.array([[START_STATE]], np.int32)]  # walks from the start, one array per length
     for _ in range(window - 1):

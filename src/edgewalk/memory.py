@@ -5,6 +5,7 @@ Every large allocation is estimated from the parameters first and refused with t
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -52,11 +53,28 @@ def limit() -> int:
 
 
 def format_bytes(n: float) -> str:
+    if isinstance(n, int) and n >= 2**70:  # beyond float range possibly: counted in EiB exactly
+        return f"{format_count(n >> 60)} EiB"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
         if abs(n) < 1024 or unit == "EiB":
             return f"{n:.3g} {unit}"
         n /= 1024
     return f"{n:.3g} EiB"
+
+
+def format_count(n: int) -> str:
+    """A count for a message: ``1,234,567``, or ``1.23e+4567`` when long (counts computed from
+    size parameters can have more digits than a float or ``str`` can take)."""
+    n = int(n)
+    if n < 10**15:
+        return f"{n:,}"
+    shift = max(0, n.bit_length() - 53)
+    exponent = math.log10(n >> shift) + shift * math.log10(2)
+    power = math.floor(exponent)
+    mantissa = 10 ** (exponent - power)
+    if round(mantissa, 2) >= 10:
+        mantissa, power = mantissa / 10, power + 1
+    return f"{mantissa:.3g}e+{power}"
 
 
 def require(needed: float, what: str, parameter: str | None = None, allowed: int | None = None) -> None:
@@ -71,5 +89,6 @@ def require(needed: float, what: str, parameter: str | None = None, allowed: int
 
 def chain_bytes(n_states: int, n_transitions: int) -> float:
     """What building a graph's chain and one policy on it holds at its peak (the construction's
-    temporaries, the CSR rows, the probabilities and the alias tables)."""
-    return 150.0 * n_transitions + 400.0 * n_states
+    temporaries, the CSR rows, the probabilities and the alias tables). Whole numbers in, a whole
+    number out: sizes counted from parameters may be beyond the range of a float."""
+    return 150 * n_transitions + 400 * n_states

@@ -189,7 +189,7 @@ def from_table(graph: Graph, table: np.ndarray | sp.spmatrix, name: str = "table
 
 def softmax_rows(graph: Graph, logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax over the CSR rows (the row maximum is subtracted first, so large logits
-    never overflow). All-zero logits give exactly ``1 / degree``, bit for bit the pretrained
+    never overflow, and logits further apart than the largest float give the smaller weight 0). All-zero logits give exactly ``1 / degree``, bit for bit the pretrained
     policy."""
     logits = np.asarray(logits, dtype=float)
     if logits.shape != (graph.n_transitions,):
@@ -200,7 +200,10 @@ def softmax_rows(graph: Graph, logits: np.ndarray) -> np.ndarray:
         raise InputError("logits: every logit must be finite")
     starts = graph.row_start[:-1]
     degree = np.diff(graph.row_start)
-    weights = np.exp(logits - np.repeat(np.maximum.reduceat(logits, starts), degree))
+    # Two finite logits can differ by more than the largest float: such a difference is -inf
+    # (the smaller one's weight is 0 either way), not an overflow warning.
+    with np.errstate(over="ignore"):
+        weights = np.exp(logits - np.repeat(np.maximum.reduceat(logits, starts), degree))
     return weights / np.repeat(np.add.reduceat(weights, starts), degree)
 
 

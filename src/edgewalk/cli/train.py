@@ -56,7 +56,7 @@ def add_commands(commands) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--method", choices=tuple(METHODS), required=True, help="training method")
     add_graph_options(train)
-    train.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {_defaults('lr')})")
+    train.add_argument("--lr", type=float, default=None, help=f"learning rate, in (0, 1e100] (default: {_defaults('lr')})")
     train.add_argument("--iterations", type=int, default=None,
                        help=f"iterations (default: {_defaults('iterations')})")
     train.add_argument("--rollouts", "-N", type=int, default=None,
@@ -205,13 +205,13 @@ def _train(args: argparse.Namespace) -> int:
     except InputError as error:
         raise type(error)(f"--teacher: {error}") from None
     graph = _graph_of(args, teacher)
-    lr = checks.real("--lr", method.lr if args.lr is None else args.lr, 0.0, low_open=True)
-    iterations = checks.whole("--iterations", method.iterations if args.iterations is None else args.iterations, 1)
+    lr = checks.learning_rate("--lr", method.lr if args.lr is None else args.lr)
+    iterations = checks.iterations("--iterations", method.iterations if args.iterations is None else args.iterations)
     rollouts = checks.whole("--rollouts", (method.rollouts or 1) if args.rollouts is None else args.rollouts, 1)
     beta = checks.real("--beta", (method.beta or 0.0) if args.beta is None else args.beta, 0.0)
     supervise = checks.real("--supervise-backward", args.supervise_backward, 0.0, 1.0)
     checks.whole("--record-every", args.record_every, 1)
-    checks.whole("--teacher-iterations", args.teacher_iterations, 1)
+    checks.iterations("--teacher-iterations", args.teacher_iterations)
     seed = checks.seed("--seed", args.seed)
     threads = kernels.check_threads(args.threads)
     if args.method == "ppo" and args.parametrisation != "tabular":
@@ -267,8 +267,8 @@ def _dispatch(args, graph, iterations, lr, beta, supervise, seed, threads, teach
         run = training.train_ppo(graph, iterations, lr, beta, record_every=args.record_every, **mc,
                                  **start, **horizons)
     elif args.method == "rft":
-        run = training.train_rft(graph, iterations, lr, inner_iterations=checks.whole(
-            "--inner-iterations", args.inner_iterations, 1), **mc, **common, **horizons)
+        run = training.train_rft(graph, iterations, lr, inner_iterations=checks.iterations(
+            "--inner-iterations", args.inner_iterations), **mc, **common, **horizons)
     else:
         if teacher is None:
             print(f"training the teacher: exact RLVR, {args.teacher_iterations} iterations", file=sys.stderr)
@@ -370,8 +370,8 @@ def _train_transformer(args: argparse.Namespace) -> int:
     if args.init == "random":
         raise InputError("--init random: a transformer starts at a table: pretrained, rlvr or a training FILE")
     graph = build_graph(args) if args.init in ("pretrained", "rlvr") else _graph_of(args, None)
-    lr = checks.real("--lr", DEFAULT_LR if args.lr is None else args.lr, 0.0, low_open=True)
-    iterations = checks.whole("--iterations", DEFAULT_ITERATIONS if args.iterations is None else args.iterations, 1)
+    lr = checks.learning_rate("--lr", DEFAULT_LR if args.lr is None else args.lr)
+    iterations = checks.iterations("--iterations", DEFAULT_ITERATIONS if args.iterations is None else args.iterations)
     rollouts = checks.whole("--rollouts", DEFAULT_ROLLOUTS if args.rollouts is None else args.rollouts, 1)
     beta = checks.real("--beta", METHODS["ppo"].beta if args.beta is None else args.beta, 0.0)
     checks.whole("--record-every", args.record_every, 1)

@@ -6,16 +6,24 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .. import checks
-from ..errors import InputError
+from .. import checks, planning
+from ..errors import CostError, InputError
 
 PARAMETERS = ("W", "K", "L")
 
 
+# Planning a cell builds its graph and policies and solves each variant exactly: at least this
+# many seconds per cell and variant (measured on a 2-core machine), so a list of more than
+# MAX_VALUES values could not even be planned within planning.MAX_PLANNED_SECONDS.
+PLANNING_SECONDS_PER_CELL = 5e-3
+MAX_VALUES = int(planning.MAX_PLANNED_SECONDS / PLANNING_SECONDS_PER_CELL)
+
+
 def parse_list(text: str, option: str) -> tuple[int, ...]:
     """Whole numbers >= 1 from ``"2,4,6"``, ``"1-6"`` or a mix (``"1-3,5"``), sorted and
-    deduplicated. Raises InputError naming ``option``."""
-    values: set[int] = set()
+    deduplicated. Raises InputError naming ``option``, and CostError (counting the values from
+    the ranges' bounds, before expanding any) if it holds more than MAX_VALUES values."""
+    ranges: list[tuple[int, int]] = []
     try:
         for part in text.split(","):
             low, _, high = part.strip().partition("-")
@@ -23,11 +31,28 @@ def parse_list(text: str, option: str) -> tuple[int, ...]:
             high_value = int(high) if high else low_value
             if low_value < 1 or high_value < low_value:
                 raise ValueError
-            values.update(range(low_value, high_value + 1))
+            ranges.append((low_value, high_value))
     except ValueError:
         raise InputError(f"{option} must be comma-separated whole numbers >= 1 or ranges a-b "
-                         f"(e.g. 2,4,6 or 1-6), got {text!r}") from None
+                         f"(e.g. 2,4,6 or 1-6), got {_shown(text)}") from None
+    count, reached = 0, 0  # distinct values, counted over the ranges sorted by their low bound
+    for low_value, high_value in sorted(ranges):
+        if high_value > reached:
+            count += high_value - max(low_value, reached + 1) + 1
+            reached = high_value
+    if count > MAX_VALUES:
+        raise CostError(f"{option} {_shown(text)} holds {count:,} values, more than the {MAX_VALUES:,} a sweep "
+                        f"can plan within {planning.MAX_PLANNED_SECONDS / 3600:g} hour (about "
+                        f"{PLANNING_SECONDS_PER_CELL * 1e3:g} ms per cell); choose fewer values")
+    values: set[int] = set()
+    for low_value, high_value in ranges:
+        values.update(range(low_value, high_value + 1))
     return tuple(sorted(values))
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted, shortened if long (a list given on the command line can be huge)."""
+    return repr(text) if len(text) <= 60 else repr(text[:40] + "...") + f" ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from ..policy import Policy
 from ..result import HittingTimes
 from ..targets import TargetsPlan
 from .fits import EXPONENT_TOLERANCE, LEVEL, Fit, fit_study
-from .grid import Grid, cell_seed, run_name
+from .grid import PLANNING_SECONDS_PER_CELL, Grid, cell_seed, run_name
 from .variants import DEFAULT_VARIANTS, DISTILLED_NOTE, POLICY_SOURCES, VARIANTS, training_settings, variant_policies
 
 
@@ -127,9 +127,9 @@ def plan_cells(
 
 
 # Planning a cell builds its graph and policies and solves each variant exactly: about this many
-# seconds per transition and per variant, plus a fixed cost (measured on a 2-core machine).
+# seconds per transition and per variant, plus a fixed cost (grid.PLANNING_SECONDS_PER_CELL;
+# measured on a 2-core machine).
 PLANNING_SECONDS_PER_TRANSITION = 1e-6
-PLANNING_SECONDS_PER_CELL = 5e-3
 
 
 def check_grid_size(grid: Grid, variants: Sequence[str]) -> None:
@@ -140,7 +140,7 @@ def check_grid_size(grid: Grid, variants: Sequence[str]) -> None:
     n_states, n_transitions = sizes[largest]
     memory.require(memory.chain_bytes(n_states, n_transitions),
                    f"grid: its largest cell W = {largest[0]}, K = {largest[1]}, L = {largest[2]} has "
-                   f"{n_states:,} states and {n_transitions:,} transitions and", "grid")
+                   f"{memory.format_count(n_states)} states and {memory.format_count(n_transitions)} transitions and", "grid")
     seconds = sum(len(variants) * (PLANNING_SECONDS_PER_CELL + PLANNING_SECONDS_PER_TRANSITION * t)
                   for _, t in sizes.values())
     if seconds > planning.MAX_PLANNED_SECONDS:

@@ -242,12 +242,15 @@ def check_grid(grid: FamilyGrid, variants: Sequence[str]) -> None:
     """Refuse, before building anything, a grid whose largest graph exceeds the memory limit or
     whose trainings would take over an hour (estimated from its graphs' sizes; each graph's
     targets counted as its leaves)."""
-    sizes = {point: family_size(grid.family, *point) for point in grid.cells()}
-    largest = max(sizes, key=lambda p: sizes[p][1])
-    n_states, n_transitions = sizes[largest]
+    # A graph grows with each size parameter, so the largest is at the end of an axis: checked
+    # before the other cells are counted (a tree's size is exponential in its depth).
+    ends = {grid.axis(p)[-1] for p in grid.parameters}
+    largest = max(ends, key=lambda p: family_size(grid.family, *p)[1])
+    n_states, n_transitions = family_size(grid.family, *largest)
     memory.require(memory.chain_bytes(n_states, n_transitions),
-                   f"grid: its largest cell {dict(zip(grid.parameters, largest))} has {n_states:,} states and "
-                   f"{n_transitions:,} transitions and", "grid")
+                   f"grid: its largest cell {dict(zip(grid.parameters, largest))} has {memory.format_count(n_states)} states and "
+                   f"{memory.format_count(n_transitions)} transitions and", "grid")
+    sizes = {point: family_size(grid.family, *point) for point in grid.cells()}
     if not any(v in TRAINED_BY for v in variants):
         return
     methods = training.METHODS

@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 from scipy import optimize
 
-from .. import checks
-from ..errors import InputError
+from .. import checks, memory
+from ..errors import CostError, InputError
 from ..exact import expected_hitting_time
 from ..graph import PathStar, path_star
 from ..policy import rlvr
@@ -55,7 +55,14 @@ def partial_supervision_sweep(
     if not len(fractions):
         raise InputError("p must name at least one fraction")
     draws = checks.whole("draws", draws, 1)
-    iterations = checks.whole("iterations", iterations, 1)
+    iterations = checks.iterations("iterations", iterations)
+    memory.require(8 * len(fractions) * draws, f"draws: {len(fractions)} fractions of {draws:,} draws (their "
+                   "hitting times)", "draws")
+    trainings = len(fractions) * draws * iterations
+    if trainings > checks.MAX_ITERATIONS:
+        raise CostError(f"draws: {len(fractions)} fractions of {draws:,} draws of {iterations:,} iterations are "
+                        f"{trainings:,} SFT iterations, more than the {checks.MAX_ITERATIONS:,} a training may take; "
+                        "choose fewer draws, fractions or iterations", "draws")
     rng = np.random.default_rng(checks.seed("seed", seed))
     times = np.empty((len(fractions), draws))
     for i, fraction in enumerate(fractions):

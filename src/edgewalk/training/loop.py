@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import checks
+from .. import checks, memory
 from ..errors import InputError
 from ..exact import ExactSolver
 from ..graph import Graph
@@ -53,6 +53,12 @@ class Recorder:
         self.every = checks.whole("record_every", every, 1)
         self.depths = DepthParameters.build(graph)
         self.last = last
+        # Each recorded row keeps a, b, c, d (and, on an asymmetric path-star, three times as many
+        # visit-weighted readouts) as numpy arrays in lists, plus a few floats.
+        readout = sum(112 + v.nbytes for v in self.depths.record(np.full(graph.n_transitions, 0.5)).values())
+        rows = last // self.every + 2
+        memory.require(rows * (4 * readout + 200), f"iterations: the history of {rows:,} recorded iterations "
+                       f"(iterations {last:,} / record_every {self.every:,})", "iterations")
         self.solver = solver
         self.iteration: list[int] = []
         self.time: list[float] = []
@@ -138,7 +144,7 @@ def run(graph: Graph, method: str, iterations: int, optimiser, parametrisation: 
     is recorded as the metric ``objective``; ``readouts(probabilities)`` gives more metrics to
     record. Only the graph's trainable rows change, or with ``every_row`` all of them
     (pretraining learns the whole world model)."""
-    iterations = checks.whole("iterations", iterations, 0)
+    iterations = checks.iterations("iterations", iterations, 0)
     train_mask = np.ones(graph.n_transitions, bool) if every_row else trained_entries(graph)
     tie = tying(graph, parametrisation)
     start = pretrained_logits(graph) if logits is None else np.asarray(logits, float)

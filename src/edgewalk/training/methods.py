@@ -258,7 +258,7 @@ def train_ppo(
     return-to-go less the mean return-to-go of its state (the per-move sufficient statistics of
     the native engine stand in for the individual samples). Only trainable rows change. Starts
     from the pretrained logits, or ``logits``."""
-    iterations = checks.whole("iterations", iterations, 0)
+    iterations = checks.iterations("iterations", iterations, 0)
     beta = checks.real("beta", beta, 0.0)
     clip = checks.real("clip", clip, 0.0, low_open=True)
     epochs = checks.whole("epochs", epochs, 1)
@@ -293,7 +293,8 @@ def train_ppo(
         weight = visits / rollouts
         for _ in range(epochs):
             current = softmax_rows(graph, logits)
-            ratio = current / old
+            # a move of probability 0 under the old policy is never taken: its ratio is unused
+            ratio = np.divide(current, old, out=np.ones_like(current), where=old > 0)
             unclipped = np.where(advantage >= 0, ratio < 1 + clip, ratio > 1 - clip)
             per_move = np.where(unclipped & taken, weight * advantage * ratio, 0.0)
             gradient = (per_move - current * np.add.reduceat(per_move, starts)[rows]) * train_mask
@@ -368,8 +369,8 @@ def train_rft(
     are the rejected ones), and ``inner_iterations`` backtracking cross-entropy steps of size
     ``lr`` train the policy toward them. The recorded hitting times (one per round) are exact;
     the metric ``kept`` is the fraction of traces kept."""
-    iterations = checks.whole("iterations", iterations, 0)
-    inner_iterations = checks.whole("inner_iterations", inner_iterations, 1)
+    iterations = checks.iterations("iterations", iterations, 0)
+    inner_iterations = checks.iterations("inner_iterations", inner_iterations)
     horizon_factor = checks.real("horizon_factor", horizon_factor, 0.0, low_open=True)
     seed = checks.seed("seed", seed)
     tie = tying(graph, parametrisation)
@@ -407,7 +408,7 @@ def train_rft(
 
 
 def _lr(lr: float) -> float:
-    return checks.real("lr", lr, 0.0, low_open=True)
+    return checks.learning_rate("lr", lr)
 
 
 TRAINERS: dict[str, Callable[..., TrainingRun]] = {

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import checks, planning
+from .. import checks, memory, planning
 from ..errors import InputError, SizeError
 from ..graph import Graph
 from ..history import WindowChain, reference_values
@@ -47,7 +47,7 @@ from ..result import TrainingRun
 from ..training import METHODS, iteration_seed
 from .model import (IMPOSSIBLE, Config, Moves, init_parameters, sequence_output, table_logits, to_device,
                     to_host)
-from .rollouts import Samples, TransformerPolicy, exact_mean
+from .rollouts import DEFAULT_BATCH, Samples, TransformerPolicy, exact_mean
 
 EXACT_STATES = 20_000
 EVALUATION_FACTOR = 20.0
@@ -88,8 +88,8 @@ def train_transformer(
     the table). ``sampler`` defaults to ``native`` for a windowed model whose chain fits in
     ``max_bytes`` and to ``jax`` otherwise. Returns a TrainingRun whose ``model`` holds the
     config and the final parameters and whose ``logits`` are the table's."""
-    iterations = checks.whole("iterations", iterations, 0)
-    lr = checks.real("lr", lr, 0.0, low_open=True)
+    iterations = checks.iterations("iterations", iterations, 0)
+    lr = checks.learning_rate("lr", lr)
     beta = checks.real("beta", beta, 0.0)
     clip = checks.real("clip", clip, 0.0, low_open=True)
     epochs = checks.whole("epochs", epochs, 1)
@@ -101,6 +101,11 @@ def train_transformer(
     if sampler is not None:
         checks.choice("sampler", sampler, SAMPLERS)
     logits = table_of(graph, table)
+    if config.window is not None:
+        # The age embeddings (window x d_model floats) are held about six times over (host, device,
+        # Adam's two moments, the gradient, the update), before anything else is allocated.
+        memory.require(6 * 4 * config.window * config.d_model,
+                       f"window: a transformer with {config.window:,} age embeddings of {config.d_model}", "window")
     params = init_parameters(config, graph.n_states, seed) if parameters is None else dict(parameters)
     model = TransformerPolicy(graph, config, params, logits)
     chain = None
@@ -111,6 +116,12 @@ def train_transformer(
             if sampler == "native":
                 raise
     sampler = sampler or ("native" if chain is not None else "jax")
+    if sampler == "jax" and config.window is not None:
+        # The JAX sampler keeps a ring of the last `window` keys and values, and the scores of every
+        # age, per rollout of a batch.
+        ring = (2 * config.d_model + config.heads) * 4 * DEFAULT_BATCH * config.window
+        memory.require(ring, f"window: the JAX sampler's cache of {config.window:,} positions for "
+                       f"{DEFAULT_BATCH} rollouts at a time", "window")
     if sampler == "native" and chain is None:
         raise InputError("sampler: native needs a windowed model (--window K); the whole trajectory uses jax")
     exact_every_iteration = chain is not None and chain.n_states <= EXACT_STATES
