@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from edgewalk import exact, plots, statistics, study, training
+from edgewalk import exact, io, plots, statistics, study, training
 from edgewalk.analysis import visits_by_kind
 from edgewalk.errors import InputError
 from edgewalk.plots import distributions, style, training as plots_training
@@ -342,3 +342,30 @@ def test_a_one_iteration_training_has_whole_iterations_on_its_axes():
                 low, high = axes.get_xlim()
                 ticks = [t for t in axes.get_xticks() if low <= t <= high]
                 assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_full_disk_while_plotting_leaves_no_partial_plot_and_says_what_was_written(tmp_path, capsys, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from edgewalk.cli import main
+
+    saved = Figure.savefig
+    calls = []
+
+    def fill_the_disk(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            with open(path, "wb") as f:
+                f.write(b"\x89PNG half")
+            raise OSError(28, "No space left on device")
+        return saved(self, path, *args, **kwargs)
+    monkeypatch.setattr(Figure, "savefig", fill_the_disk)
+    out, plots = tmp_path / "t.h5", tmp_path / "plots"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--method", "rlvr", "-W", "3", "-K", "2", "-L", "2", "--iterations", "2",
+              "--out", str(out), "--plots", str(plots)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 4 and err.count("\n") == 1
+    assert "No space left on device" in err and "no partial plot was left" in err
+    assert not plots.exists()  # the first figure was removed with the directory it made
+    assert io.read_training(out).method == "rlvr"  # the training file is complete

@@ -33,7 +33,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..errors import InputError
+from ..errors import InputError, RunError
 from ..result import HittingTimes, TrainingRun
 from ..study import Study, TopologyStudy
 from .distributions import Bars, distribution_figure, lattice, lattice_bars, run_title, study_distribution_rows
@@ -108,14 +108,37 @@ def _file_name(variant: str) -> str:
 
 
 def _save(figure: Figure, path: Path) -> Path:
+    """Save as a temporary file beside ``path``, renamed over it once complete."""
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=110)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        figure.savefig(temporary, dpi=110, format="png")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
 
 
 def _write(directory: Path, names: list[str], figures) -> list[Path]:
+    """Write every figure or, on a failure (a full disk), none of those that were new: the
+    figures written so far that replaced nothing are removed, and RunError says so."""
+    created_directory = not directory.exists()
     directory.mkdir(exist_ok=True)
-    return [_save(figure, directory / name) for name, figure in zip(names, figures)]
+    new: list[Path] = []  # a figure that replaced another (--overwrite) cannot be taken back
+    try:
+        for name, figure in zip(names, figures):
+            path = directory / name
+            if not path.exists():
+                new.append(path)
+            _save(figure, path)
+    except OSError as error:
+        for path in new:
+            path.unlink(missing_ok=True)
+        if created_directory and not any(directory.iterdir()):
+            directory.rmdir()
+        raise RunError(f"writing the plots into {directory}: {error.strerror or error} (the files written "
+                       "before the plots are complete; no partial plot was left)") from None
+    return [directory / name for name in names]
 
 
 def write_plots(study: Study, directory: str | os.PathLike[str], overwrite: bool = False) -> list[Path]:
