@@ -23,7 +23,7 @@ import numpy as np
 from . import checks, engine, exact, planning, statistics
 from .engine import PLANNING_STEPS_PER_SECOND, Progress, RunPlan
 from .errors import CostError, InputError
-from .graph import Graph
+from .graph import Graph, PathStar
 from .policy import Policy
 from .result import HittingTimes
 
@@ -74,9 +74,39 @@ def _node(graph: Graph, target: str | int) -> int:
     return node
 
 
+def interchangeable(policy: Policy, nodes: Sequence[int]) -> bool:
+    """Whether the hitting times of ``nodes`` share one law because a symmetry of the chain maps
+    each to the others: the nodes are leaves of a symmetric path-star and the policy treats every
+    branch alike (each branch's rows, numbered branch by branch, hold the same probabilities, and
+    the rows that choose a branch, the start's and the fork's, are uniform). Then one target's
+    exact values and plan serve all of them, which on W = 100 branches saves 99 solves."""
+    graph = policy.graph
+    if len(nodes) < 2 or not isinstance(graph, PathStar) or not graph.is_symmetric:
+        return False
+    if not set(nodes) <= set(graph.leaves):
+        return False
+    p, row_start, next_state = policy.probabilities, graph.row_start, graph.next_state
+    entries = next_state[row_start[0]:row_start[1]]  # the first state of every branch
+    size = (graph.n_states - 1) // graph.branches
+    if len(entries) != graph.branches or np.any(np.diff(entries) != size):
+        return False
+    choosing = np.flatnonzero(np.diff(row_start) == len(entries))
+    choosing = [s for s in choosing if np.array_equal(next_state[row_start[s]:row_start[s + 1]], entries)]
+    for s in [0, *choosing]:
+        row = p[row_start[s]:row_start[s + 1]]
+        if np.any(row != row[0]):
+            return False
+    first = p[row_start[1]:row_start[1 + size]]
+    return all(np.array_equal(first, p[row_start[1 + b * size]:row_start[1 + (b + 1) * size]])
+               for b in range(1, graph.branches))
+
+
 def mean_hitting_time(policy: Policy, targets: Targets) -> float:
     """The exact E[T] with the target drawn uniformly from ``targets``: the average of the
-    per-target expected hitting times (inf if one of them is)."""
+    per-target expected hitting times (inf if one of them is); one solve where the targets are
+    :func:`interchangeable`."""
+    if interchangeable(policy, targets.nodes):
+        return float(exact.expected_hitting_time(policy, targets.nodes[0]))
     return float(np.mean([exact.expected_hitting_time(policy, t) for t in targets.nodes]))
 
 
@@ -183,9 +213,17 @@ def plan(policy: Policy, target: TargetSpec = None, *, rollouts: int = 100_000, 
     first_rollout = checks.whole("first_rollout", first_rollout, 0, planning.MAX_STEPS)
     counts = shares(rollouts, len(targets.nodes))
     starts = first_rollout + np.concatenate(([0], np.cumsum(counts)[:-1]))
-    plans = [planning.plan(policy, t, rollouts=n, seed=seed, max_steps=max_steps, bins=bins,
-                           first_rollout=int(s), force=True, **options)
-             for t, n, s in zip(targets.nodes, counts, starts) if n > 0]
+    if interchangeable(policy, targets.nodes):
+        # one target's plan (its exact law, bins and leap tables) serves every target
+        first = planning.plan(policy, targets.nodes[0], rollouts=counts[0], seed=seed, max_steps=max_steps,
+                              bins=bins, first_rollout=int(starts[0]), force=True, **options)
+        plans = [replace(first, target=t, target_name=policy.graph.node_names[t], rollouts=n, first_rollout=int(s),
+                         estimated_seconds=first.estimated_seconds * n / first.rollouts)
+                 for t, n, s in zip(targets.nodes, counts, starts) if n > 0]
+    else:
+        plans = [planning.plan(policy, t, rollouts=n, seed=seed, max_steps=max_steps, bins=bins,
+                               first_rollout=int(s), force=True, **options)
+                 for t, n, s in zip(targets.nodes, counts, starts) if n > 0]
     common = max(p.max_steps for p in plans)
     if max_steps is None and any(p.max_steps != common for p in plans):
         plans = [p if p.max_steps == common else
