@@ -97,9 +97,10 @@ def training_figures(run: TrainingRun, optimum: float | None = None) -> list[Fig
     axes.plot(run.iteration, run.hitting_time, color="C0", linewidth=1.6,
               label="exact E[T] of the policy" if exact_rows.all() else "E[T]: exact (filled), Monte Carlo (hollow)")
     if not exact_rows.all():
-        axes.plot(run.iteration[exact_rows], run.hitting_time[exact_rows], "o", color="C0", markersize=3)
-        axes.plot(run.iteration[~exact_rows], run.hitting_time[~exact_rows], "o", color="C0", markersize=3,
-                  markerfacecolor="none")
+        # markers large enough, and hollow ones white inside, to tell apart on top of the line
+        axes.plot(run.iteration[exact_rows], run.hitting_time[exact_rows], "o", color="C0", markersize=6, zorder=3)
+        axes.plot(run.iteration[~exact_rows], run.hitting_time[~exact_rows], "o", color="C0", markersize=6,
+                  markerfacecolor="white", markeredgewidth=1.4, zorder=3)
     if optimum is not None:
         axes.axhline(optimum, color="k", linestyle="--", linewidth=1, gid="optimum",
                      label=f"RLVR optimum (best edge-conditioned policy, fork uniform) {optimum:.6g}")
