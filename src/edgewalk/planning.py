@@ -113,10 +113,12 @@ def plan(
     elif tables is not None and bins is None:
         edges = leap.suggest_edges(tables, max_steps)
     else:
-        bins = min(max_steps + 1, DEFAULT_BINS if bins is None else bins)
+        asked = DEFAULT_BINS if bins is None else bins
+        bins = min(max_steps + 1, asked)
         width = -(-(max_steps + 1) // bins)
         bins = -(-(max_steps + 1) // width)
-        memory.require(8.0 * (threads + 5) * bins, f"bins = {bins:,} histogram bins on {threads} threads", "bins")
+        memory.require(8.0 * (threads + 5) * bins, f"bins = {asked:,} ({bins:,} bins of whole width {width:,} over "
+                       f"[0, max_steps = {max_steps:,}]) on {threads} threads", "bins")
         edges = regular_edges(bins, width)
     if search != "none":
         n = policy.graph.n_states

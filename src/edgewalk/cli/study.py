@@ -275,10 +275,14 @@ def _sweep_file(args: argparse.Namespace) -> int:
     """`edgewalk sweep FILE [--shard I/N] [--dask ADDRESS]`: the batch sweep of edgewalk.batch."""
     from .. import batch
 
-    given = [f"--{dest.replace('_', '-')}" for dest, default in args.sweep_option_defaults.items()
+    given = [dest for dest, default in args.sweep_option_defaults.items()
              if dest not in ("shard", "dask") and getattr(args, dest) != default]
     if given:
-        raise InputError(f"with FILE the file alone describes the sweep: put {', '.join(given)} in {args.file} instead")
+        as_keys = ["no key plots (a file writes plots only where it names a directory)" if d == "no_plots"
+                   else f"the key {'output' if d == 'out' else d}" for d in given]
+        raise InputError(f"with FILE the file alone describes the sweep: instead of "
+                         f"{', '.join('--' + d.replace('_', '-') for d in given)}, give {', '.join(as_keys)} "
+                         f"in {args.file}")
     family_data = _family_file(args.file)
     if family_data is not None:
         return _sweep_family_file(args, family_data)
