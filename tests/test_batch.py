@@ -129,7 +129,7 @@ def test_a_bad_file_is_refused_naming_the_key_before_any_work(tmp_path, capsys, 
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["--rollouts", "5"], "put --rollouts in"),
+    (["--rollouts", "5"], "instead of --rollouts, give the key rollouts"),
     (["--shard", "3/3"], "--shard must be I/N"),
     (["--shard", "x"], "--shard must be I/N"),
 ])
