@@ -70,3 +70,11 @@ def test_the_shared_leap_plan_draws_from_every_targets_law():
     run = targets.plan(policy, "leaves", rollouts=30000, seed=4, method="leap")
     comparison = targets.compare_with_exact(run, targets.execute(run))
     assert abs(comparison.z) < Z_LIMIT and comparison.chi2_p > P_LIMIT
+
+
+def test_a_shared_leap_plan_counts_its_tables_once_in_the_cost():
+    g = path_star(40, 6, 3)
+    policy = named(g, "sft")
+    over_leaves = targets.plan(policy, "leaves", rollouts=4000, method="leap")
+    one_leaf = targets.plan(policy, "t1", rollouts=4000, method="leap")
+    assert over_leaves.estimated_seconds == pytest.approx(one_leaf.estimated_seconds, rel=1e-9)

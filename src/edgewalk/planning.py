@@ -246,8 +246,12 @@ def censored_law(plan: RunPlan) -> tuple[float, float]:
     m = plan.max_steps
     if plan.leap_tables is not None:
         q = 1.0 - float(leap.cdf(plan.leap_tables, m))
-        hit_part = leap.truncated_mean(plan.leap_tables, m) - m * q  # E[T 1{T <= m}]
-        return q, hit_part / (1.0 - q) if q < 1 else math.nan
+        truncated = leap.truncated_mean(plan.leap_tables, m)
+        hit_part = truncated - m * q  # E[T 1{T <= m}]
+        if q >= 1 or hit_part <= 1e-6 * truncated:
+            # the difference lost its digits (nearly every rollout censored at a huge max_steps)
+            return q, math.nan
+        return q, hit_part / (1.0 - q)
     if exact.propagation_cost(plan.policy, m) <= CENSORED_LAW_COST:
         return exact.censored_law(plan.policy, plan.target, m)
     return math.nan, math.nan
@@ -273,7 +277,7 @@ def compare_with_exact(plan: RunPlan, result: HittingTimes) -> ExactComparison:
     if math.isnan(q):
         return ExactComparison("", math.nan, math.nan, chi2_p, fraction, q,
                                f"{result.censored} rollouts were censored and the exact law at "
-                               f"max_steps = {plan.max_steps} is too costly to compute here")
+                               f"max_steps = {plan.max_steps} is too costly, or too inexact, to compute here")
     return ExactComparison(
         "exact_mean_given_hit", mean_given_hit, statistics.z_score(result.mean, mean_given_hit, result.stderr),
         chi2_p, fraction, q,

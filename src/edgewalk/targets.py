@@ -20,7 +20,7 @@ from typing import Union
 
 import numpy as np
 
-from . import checks, engine, exact, planning, statistics
+from . import checks, engine, exact, leap, planning, statistics
 from .engine import PLANNING_STEPS_PER_SECOND, Progress, RunPlan
 from .errors import CostError, InputError
 from .graph import Graph, PathStar
@@ -217,9 +217,14 @@ def plan(policy: Policy, target: TargetSpec = None, *, rollouts: int = 100_000, 
         # one target's plan (its exact law, bins and leap tables) serves every target
         first = planning.plan(policy, targets.nodes[0], rollouts=counts[0], seed=seed, max_steps=max_steps,
                               bins=bins, first_rollout=int(starts[0]), force=True, **options)
-        plans = [replace(first, target=t, target_name=policy.graph.node_names[t], rollouts=n, first_rollout=int(s),
-                         estimated_seconds=first.estimated_seconds * n / first.rollouts)
-                 for t, n, s in zip(targets.nodes, counts, starts) if n > 0]
+        # the tables are built once: the other sub-runs cost only their rollouts
+        build = (0.0 if first.leap_tables is None else
+                 leap.estimated_seconds(first.leap_tables.lumped.n_transient, first.max_steps, 0, first.threads,
+                                        first.exact_mean))
+        per_rollout = (first.estimated_seconds - build) / first.rollouts
+        plans = [first] + [replace(first, target=t, target_name=policy.graph.node_names[t], rollouts=n,
+                                   first_rollout=int(s), estimated_seconds=per_rollout * n)
+                           for t, n, s in zip(targets.nodes[1:], counts[1:], starts[1:]) if n > 0]
     else:
         plans = [planning.plan(policy, t, rollouts=n, seed=seed, max_steps=max_steps, bins=bins,
                                first_rollout=int(s), force=True, **options)
@@ -310,7 +315,7 @@ def compare_with_exact(run: TargetsPlan, result: HittingTimes) -> planning.Exact
     if math.isnan(mean_given_hit):
         return planning.ExactComparison("", math.nan, math.nan, chi2_p, fraction, q,
                                         f"{result.censored} rollouts were censored and the exact law at "
-                                        f"max_steps = {run.max_steps} is too costly to compute here")
+                                        f"max_steps = {run.max_steps} is too costly, or too inexact, to compute here")
     return planning.ExactComparison(
         "exact_mean_given_hit", mean_given_hit, statistics.z_score(result.mean, mean_given_hit, result.stderr),
         chi2_p, fraction, q,
