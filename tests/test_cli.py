@@ -60,8 +60,8 @@ def test_main_job_runs_three_policies_with_sft_on_a_depth_that_finishes(tmp_path
 @pytest.mark.parametrize(
     "argv,words",
     [
-        (["-W", "0"], "W (branches)"),
-        (["-L", "0"], "L (lanes)"),
+        (["-W", "0"], "--branches must be a whole number"),
+        (["-L", "0"], "--lanes must be a whole number"),
         (["--depths", "3,x"], "--depths"),
         (["--rollouts", "0"], "rollouts"),
         (["--max-steps", "-5"], "--max-steps"),

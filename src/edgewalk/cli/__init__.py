@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from typing import NoReturn, Sequence
@@ -72,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _as_typed(error: InputError, args: argparse.Namespace) -> str:
     """The message with its leading parameter name replaced by the option the user typed."""
     message = str(error)
-    option = getattr(args, "option_names", {}).get(error.parameter or "")
+    names = getattr(args, "option_names", {})
+    named = re.match(r"^\S+ \((\w+)\)", message)  # the library's "W (branches) ...": the dest in brackets
+    if named and named.group(1) in names:
+        return names[named.group(1)] + message[named.end():]
+    option = names.get(error.parameter or "")
     if option and message.startswith(error.parameter):
         return option + message[len(error.parameter):]
     return message

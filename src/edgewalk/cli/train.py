@@ -365,7 +365,8 @@ def _train_transformer(args: argparse.Namespace) -> int:
         from ..transformer import Config
         from ..transformer.ppo import DEFAULT_ITERATIONS, DEFAULT_LR, DEFAULT_ROLLOUTS, train_transformer
     except ImportError as error:
-        raise InputError(f"--model transformer: {error} (pip install 'edgewalk[transformer]')") from None
+        hint = "" if "pip install" in str(error) else " (pip install 'edgewalk[transformer]')"
+        raise InputError(f"--model transformer: {error}{hint}") from None
     args.init = args.init or "rlvr"
     if args.init == "random":
         raise InputError("--init random: a transformer starts at a table: pretrained, rlvr or a training FILE")
