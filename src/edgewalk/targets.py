@@ -23,7 +23,7 @@ import numpy as np
 from . import checks, engine, exact, leap, planning, statistics
 from .engine import PLANNING_STEPS_PER_SECOND, Progress, RunPlan
 from .errors import CostError, InputError
-from .graph import Graph, PathStar
+from .graph import START_STATE, Graph, PathStar
 from .policy import Policy
 from .result import HittingTimes
 
@@ -101,13 +101,18 @@ def interchangeable(policy: Policy, nodes: Sequence[int]) -> bool:
                for b in range(1, graph.branches))
 
 
+def solutions(policy: Policy, nodes: Sequence[int]) -> list[exact.Solution]:
+    """The exact solution of each target in ``nodes``: one solve shared by all of them where
+    they are :func:`interchangeable` (the list then holds the same object throughout)."""
+    if interchangeable(policy, nodes):
+        return [exact.solve(policy, nodes[0])] * len(nodes)
+    return [exact.solve(policy, t) for t in nodes]
+
+
 def mean_hitting_time(policy: Policy, targets: Targets) -> float:
     """The exact E[T] with the target drawn uniformly from ``targets``: the average of the
-    per-target expected hitting times (inf if one of them is); one solve where the targets are
-    :func:`interchangeable`."""
-    if interchangeable(policy, targets.nodes):
-        return float(exact.expected_hitting_time(policy, targets.nodes[0]))
-    return float(np.mean([exact.expected_hitting_time(policy, t) for t in targets.nodes]))
+    per-target expected hitting times (inf if one of them is), from :func:`solutions`."""
+    return float(np.mean([s.values[START_STATE] for s in solutions(policy, targets.nodes)]))
 
 
 def shares(rollouts: int, count: int) -> list[int]:

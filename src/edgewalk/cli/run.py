@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .. import checks, exact, kernels, memory, planning, targets
+from .. import checks, kernels, memory, planning, targets
 from ..errors import InputError
 from ..graph import Graph, PathStar, in_words, path_star, short_name
 from ..io import add_runs, check_not_an_input, check_runs_output, read_training
@@ -289,10 +289,7 @@ def _exact(args: argparse.Namespace) -> int:
         raise InputError(f"--policy-file {args.policy_file}: a whole-trajectory transformer has no exact solve "
                          "(its window chain would not fit); edgewalk run --policy-file samples it")
     chosen = targets.resolve(policy.graph, args.target)
-    if targets.interchangeable(policy, chosen.nodes):  # one law for every target: one solve
-        solutions = [exact.solve(policy, chosen.nodes[0])] * len(chosen.nodes)
-    else:
-        solutions = [exact.solve(policy, t) for t in chosen.nodes]
+    solutions = targets.solutions(policy, chosen.nodes)
     values = [float(solution.values[0]) for solution in solutions]
     value = float(np.mean(values))
     seconds = sum(solution.seconds for solution in {id(s): s for s in solutions}.values())
