@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 
 import numpy as np
@@ -308,16 +307,15 @@ def _report(args, graph, run, iterations: int, chosen, nodes) -> int:
     return 0
 
 
-def _check_outputs(args: argparse.Namespace, plot_names) -> object:
+def _check_outputs(args: argparse.Namespace, plot_names) -> None:
     """Check --out and --plots before any work (neither may be an input file; --out is new
-    unless --overwrite); return the plots directory (None with --no-plots), also kept in
+    unless --overwrite), and keep the plots directory (None with --no-plots) in
     ``args.plots_directory``."""
-    files = {"--init": args.init, "--teacher": args.teacher, "--mix-traces": args.mix_traces, "--graph": args.graph}
-    check_not_an_input(args.out, {o: p for o, p in files.items() if p and os.path.exists(p)})
+    check_not_an_input(args.out, {"--init": args.init, "--teacher": args.teacher, "--mix-traces": args.mix_traces,
+                                  "--graph": args.graph})
     check_new_output(args.out, overwrite=args.overwrite)
     args.plots_directory = None if args.no_plots else claim(
         args.plots or plots_beside(args.out), plot_names, args.overwrite, output=args.out)
-    return args.plots_directory
 
 
 def _graph_of(args: argparse.Namespace, teacher):
@@ -387,7 +385,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
         if started.model:
             raise InputError(f"--init {args.init}: a transformer's training file; give a table's")
         table = started.logits
-    plots_directory = _check_outputs(args, training_plot_names("ppo", transformer=True))
+    _check_outputs(args, training_plot_names("ppo", transformer=True))
 
     bar, update = iteration_bar(iterations, f"ppo transformer window {args.window or 'all'}", args.progress)
     with bar:
@@ -408,7 +406,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
     if not args.no_plots:
         from ..plots import write_training_plots
 
-        plots = [str(p) for p in write_training_plots(run, plots_directory, optimum, args.overwrite)]
+        plots = [str(p) for p in write_training_plots(run, args.plots_directory, optimum, args.overwrite)]
     result["plots"] = plots
     if args.json:
         print(dumps(result))
@@ -418,7 +416,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
     print(f"ppo transformer (window {args.window or 'whole trajectory'}, rows {args.train_rows}) from {args.init} on "
           f"{in_words(run.graph)}: E[T] {run.hitting_time[0]:.6g} -> {run.hitting_time[-1]:.6g} ({kind}) after {iterations} "
           f"iteration{'' if iterations == 1 else 's'} ({run.seconds_per_iteration:.3g} s each); tabular optimum {optimum:.6g}; {shown}")
-    print(f"history written to {args.out}" + (f", plots to {plots_directory}" if plots else ""))
+    print(f"history written to {args.out}" + (f", plots to {args.plots_directory}" if plots else ""))
     return 0
 
 

@@ -107,9 +107,10 @@ def check_new_output(path: str | os.PathLike[str], option: str = "--out", overwr
 def check_not_an_input(path: str | os.PathLike[str], inputs: dict[str, str | os.PathLike[str] | None],
                        option: str = "--out") -> None:
     """Refuse an output at ``path`` that is one of the ``inputs`` (option -> path, None for
-    options not given), whatever --overwrite says: writing it would destroy what is read."""
+    options not given), whatever --overwrite says: writing it would destroy what is read. Only
+    inputs that are existing files count (an option such as --init also takes names)."""
     for input_option, input_path in inputs.items():
-        if input_path is not None and same_file(path, input_path):
+        if input_path is not None and os.path.isfile(input_path) and same_file(path, input_path):
             raise InputError(f"{option} {path}: is also the input {input_option}; write to another file")
 
 

@@ -34,6 +34,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..errors import InputError, RunError
+from ..io import same_file
 from ..result import HittingTimes, TrainingRun
 from ..study import Study, TopologyStudy
 from .distributions import Bars, distribution_figure, lattice, lattice_bars, run_title, study_distribution_rows
@@ -85,7 +86,7 @@ def claim(directory: str | os.PathLike[str], names, overwrite: bool = False,
     files can be created in it, and no file of those names is there already unless
     ``overwrite``. InputError naming ``option`` otherwise."""
     directory = Path(directory)
-    if output is not None and os.path.abspath(directory) == os.path.abspath(output):
+    if output is not None and same_file(directory, output):
         raise InputError(f"{option} {directory}: is the path of the output file too; give the plots "
                          "another directory")
     if directory.exists() and not directory.is_dir():
