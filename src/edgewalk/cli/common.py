@@ -120,11 +120,13 @@ def graph_options_given(args: argparse.Namespace) -> list[str]:
     return [_option(d) for d in dests if getattr(args, d, None) is not None]
 
 
-def refuse_graph_options(args: argparse.Namespace, source: str, brought: Graph, otherwise: str = "") -> None:
+def refuse_graph_options(args: argparse.Namespace, source: str, brought: Graph, otherwise: str = "",
+                         described: Graph | None = None) -> None:
     """InputError if graph options were given beside ``source``, an input that brings its graph
-    ``brought``, and describe another graph (``otherwise``: what else the user may do)."""
+    ``brought``, and describe another graph (``described``, the options' graph if the command
+    built it already; ``otherwise``: what else the user may do)."""
     given = graph_options_given(args)
-    if given and build_graph(args).describe() != brought.describe():
+    if given and (described or build_graph(args)).describe() != brought.describe():
         raise InputError(f"{source}: the file brings its own graph ({in_words(brought.describe())}), not the one "
                          f"{', '.join(given)} describe; drop them{otherwise}")
 
