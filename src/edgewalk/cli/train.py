@@ -49,6 +49,19 @@ never changes (the fork) at the table's. Defaults for it: lr 0.003, 100 iteratio
 """
 
 
+# The defaults of options whose argparse default is None, so that _refuse_unused can tell
+# whether the user gave them.
+UNSET_DEFAULTS = {
+    "parametrisation": "tabular",
+    "supervise_backward": 0.0,
+    "teacher_iterations": METHODS["rlvr"].iterations,
+    "detour_rate": 0.1,
+    "mix_fraction": 0.0,
+    "inner_iterations": RFT_INNER_ITERATIONS,
+    "train_rows": "all",
+}
+
+
 def add_commands(commands) -> None:
     train = commands.add_parser("train", help="post-train a policy (" + ", ".join(METHODS) + ")",
                                 description=TRAIN_DESCRIPTION,
@@ -65,12 +78,13 @@ def add_commands(commands) -> None:
                        help="one logit per transition, or per (kind, depth) shared by branches and lanes "
                        "(sft, rlvr, rlvr-mc, distill; default tabular)")
     train.add_argument("--supervise-backward", type=float, default=None, metavar="P",
-                       help="sft: fraction of backward states also supervised toward backtracking (default 0)")
+                       help="sft: fraction of backward states also supervised toward backtracking "
+                       f"(default {UNSET_DEFAULTS['supervise_backward']:g})")
     train.add_argument("--teacher", default=None, metavar="FILE",
                        help="distill: the teacher's training file (it brings its graph: no graph options)")
     train.add_argument("--teacher-iterations", type=int, default=None,
                        help=f"distill without --teacher: exact RLVR iterations for the teacher "
-                       f"(default {METHODS['rlvr'].iterations})")
+                       f"(default {UNSET_DEFAULTS['teacher_iterations']})")
     train.add_argument("--init", default=None, metavar="FILE|pretrained|random|rlvr",
                        help="where training starts: the pretrained logits, random logits N(0, 1) drawn from "
                        "--seed, or the final logits of a training FILE (it brings its graph: no graph options); "
@@ -81,14 +95,14 @@ def add_commands(commands) -> None:
                        "policy in a training FILE (both sampled by the engine, --rollouts of them)")
     train.add_argument("--detour-rate", type=float, default=None, metavar="R",
                        help="--mix-traces detours: the chance of a wrong move (undone at once) before each "
-                       "golden move (default 0.1)")
+                       f"golden move (default {UNSET_DEFAULTS['detour_rate']:g})")
     train.add_argument("--mix-fraction", type=float, default=None, metavar="EPS",
-                       help="sft with --mix-traces: the fraction of traces from SOURCE (default 0)")
+                       help=f"sft with --mix-traces: the fraction of traces from SOURCE (default {UNSET_DEFAULTS['mix_fraction']:g})")
     train.add_argument("--horizon-factor", type=float, default=None, metavar="H",
                        help="rollouts are cut at H times the current E[T] (default: " +
                        ", ".join(f"{m} {h:g}" for m, h in HORIZON_FACTOR.items()) + ")")
     train.add_argument("--inner-iterations", type=int, default=None,
-                       help=f"rft: cross-entropy steps per round (default {RFT_INNER_ITERATIONS})")
+                       help=f"rft: cross-entropy steps per round (default {UNSET_DEFAULTS['inner_iterations']})")
     transformer = train.add_argument_group("ppo --model transformer (docs/model.md section 8)")
     transformer.add_argument("--model", choices=("table", "transformer"), default="table",
                              help="ppo: train the table (default) or a transformer started at a table")
@@ -183,14 +197,11 @@ def _refuse_unused(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     _refuse_unused(args)
+    for dest, default in UNSET_DEFAULTS.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
     if args.model == "transformer":
         return _train_transformer(args)
-    args.parametrisation = args.parametrisation or "tabular"
-    args.supervise_backward = 0.0 if args.supervise_backward is None else args.supervise_backward
-    args.teacher_iterations = METHODS["rlvr"].iterations if args.teacher_iterations is None else args.teacher_iterations
-    args.detour_rate = 0.1 if args.detour_rate is None else args.detour_rate
-    args.mix_fraction = 0.0 if args.mix_fraction is None else args.mix_fraction
-    args.inner_iterations = RFT_INNER_ITERATIONS if args.inner_iterations is None else args.inner_iterations
     args.init = args.init or "pretrained"
     if args.init == "rlvr":
         raise InputError("--init rlvr: only a transformer starts at the converged RLVR table; a table method "
@@ -376,7 +387,6 @@ def _train_transformer(args: argparse.Namespace) -> int:
     checks.whole("--record-every", args.record_every, 1)
     seed = checks.seed("--seed", args.seed)
     threads = kernels.check_threads(args.threads)
-    args.train_rows = args.train_rows or "all"
     config = Config(window=None if args.window is None else checks.whole("--window", args.window, 1), rows=args.train_rows)
     if args.init in ("pretrained", "rlvr"):
         table = named(graph, args.init)
