@@ -132,6 +132,28 @@ def _plain_attrs(values: dict) -> dict[str, Any]:
     return attrs
 
 
+_MEAN_FIELDS = ("mean", "stderr", "mean_draws", "stderr_draws")
+_COUNT_FIELDS = ("rollouts", "hits", "censored")
+
+
+def _cell_arrays(shape: tuple[int, int], cell_floats: tuple[str, ...]):
+    """The (variant, cell) arrays of a study's Dataset: floats (Monte Carlo means, then
+    ``cell_floats``) nan, counts 0 and run names "" where nothing is stored."""
+    floats = {name: np.full(shape, math.nan) for name in (*_MEAN_FIELDS, *cell_floats)}
+    ints = {name: np.zeros(shape, np.int64) for name in _COUNT_FIELDS}
+    return floats, ints, np.full(shape, "", dtype=object)
+
+
+def _put_result(floats: dict, ints: dict, runs: np.ndarray, at: tuple[int, int], run: str,
+                result: HittingTimes) -> None:
+    """One cell's Monte Carlo run into the arrays of :func:`_cell_arrays`."""
+    runs[at] = run
+    for name in _MEAN_FIELDS:
+        floats[name][at] = getattr(result, name)
+    for name in _COUNT_FIELDS:
+        ints[name][at] = getattr(result, name)
+
+
 def study_dataset(study: Study, source: str = "") -> "xarray.Dataset":
     """A study as the Dataset the module docstring describes."""
     import pandas as pd
@@ -143,13 +165,7 @@ def study_dataset(study: Study, source: str = "") -> "xarray.Dataset":
     p_index = {p: i for i, p in enumerate(points)}
     shape = (len(variants), len(points))
 
-    def filled(value, dtype) -> np.ndarray:
-        return np.full(shape, value, dtype=dtype)
-
-    floats = {name: filled(math.nan, float) for name in
-              ("mean", "stderr", "mean_draws", "stderr_draws", "exact", "z", "estimated_seconds")}
-    ints = {name: filled(0, np.int64) for name in ("rollouts", "hits", "censored")}
-    runs = filled("", object)
+    floats, ints, runs = _cell_arrays(shape, ("exact", "z", "estimated_seconds"))
     z_by_cell = {(c.variant, c.W, c.K, c.L): c.z for c in compare_with_exact(study)}
     for cell in study.cells:
         i, j = v_index[cell.variant], p_index[cell.point]
@@ -158,13 +174,8 @@ def study_dataset(study: Study, source: str = "") -> "xarray.Dataset":
         result = study.mc(cell)
         if result is None:
             continue
-        runs[i, j] = cell.run
-        for name in ("mean", "stderr", "mean_draws", "stderr_draws"):
-            floats[name][i, j] = getattr(result, name)
+        _put_result(floats, ints, runs, (i, j), cell.run, result)
         floats["z"][i, j] = z_by_cell.get((cell.variant, *cell.point), math.nan)
-        ints["rollouts"][i, j] = result.rollouts
-        ints["hits"][i, j] = result.hits
-        ints["censored"][i, j] = result.censored
 
     index = pd.MultiIndex.from_tuples(points, names=list(PARAMETER_NAMES))
     coords = xr.Coordinates.from_pandas_multiindex(index, "cell")
@@ -234,23 +245,15 @@ def topology_dataset(study: TopologyStudy, source: str = "") -> "xarray.Dataset"
     v_index = {v: i for i, v in enumerate(variants)}
     p_index = {p: i for i, p in enumerate(points)}
     shape = (len(variants), len(points))
-    floats = {name: np.full(shape, math.nan) for name in
-              ("mean", "stderr", "mean_draws", "stderr_draws", "exact", "z", "estimated_seconds",
-               "training_seconds")}
-    ints = {name: np.zeros(shape, np.int64) for name in ("rollouts", "hits", "censored")}
-    runs = np.full(shape, "", dtype=object)
+    cell_floats = ("exact", "z", "estimated_seconds", "training_seconds")
+    floats, ints, runs = _cell_arrays(shape, cell_floats)
     for cell in study.cells:
         i, j = v_index[cell.variant], p_index[cell.point]
-        for name in ("exact", "z", "estimated_seconds", "training_seconds"):
+        for name in cell_floats:
             floats[name][i, j] = getattr(cell, name)
         result = study.mc(cell)
-        if result is None:
-            continue
-        runs[i, j] = cell.run
-        for name in ("mean", "stderr", "mean_draws", "stderr_draws"):
-            floats[name][i, j] = getattr(result, name)
-        for name in ints:
-            ints[name][i, j] = getattr(result, name)
+        if result is not None:
+            _put_result(floats, ints, runs, (i, j), cell.run, result)
     index = pd.MultiIndex.from_tuples(points, names=names)
     coords = xr.Coordinates.from_pandas_multiindex(index, "cell")
     cell_dims = ("variant", "cell")

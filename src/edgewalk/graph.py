@@ -476,9 +476,7 @@ def _require_family(name: str, *size: int) -> None:
     n_states, n_transitions = family_size(name, *size)
     parameters = FAMILY_PARAMETERS[name]
     what = f"{name} " + ", ".join(f"{p} = {v}" for p, v in zip(parameters, size))
-    memory.require(memory.chain_bytes(n_states, n_transitions),
-                   f"{what}: the graph has {memory.format_count(n_states)} states and {memory.format_count(n_transitions)} transitions and",
-                   parameters[0])
+    _require_memory(n_states, n_transitions, what, parameters[0])
 
 
 def _family(names: Sequence[str], ends: Iterable[tuple[int, int]], root: int, description: dict) -> Graph:

@@ -244,6 +244,17 @@ def iteration_bar(total: int, label: str, enabled: bool | None):
     return bar, update
 
 
+def progress_bars(enabled: bool | None):
+    """What the study's sweeps take as ``progress``: ``progress(label, total)`` opens a
+    :func:`progress_bar` and yields its update callback."""
+    @contextlib.contextmanager
+    def progress(label: str, total: int) -> Iterator:
+        bar, update = progress_bar(total, label, enabled)
+        with bar:
+            yield update
+    return progress
+
+
 def progress_bar(total: int, label: str, enabled: bool | None):
     """A tqdm bar over rollouts on stderr (default: shown when stderr is a terminal) and the
     ``progress(done, steps)`` callback that advances it."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import contextlib
 import sys
 import time
 
@@ -15,7 +14,7 @@ from ..io import check_new_output, check_not_an_input, read_study, write_study
 from ..plots import claim, study_plot_names, topology_plot_names, write_plots, write_topology_plots
 from ..graph import FAMILIES, FAMILY_PARAMETERS
 from ..study import DEFAULT_VARIANTS, VARIANTS, topology
-from .common import dumps, plots_beside, progress_bar
+from .common import dumps, plots_beside, progress_bars
 
 # The topology study's default axes and base per family (small enough to train in minutes).
 FAMILY_SWEEP = {
@@ -226,11 +225,7 @@ def _sweep(args: argparse.Namespace) -> int:
     plots = None if args.no_plots else claim(args.plots or plots_beside(args.out),
                                              study_plot_names(variants), args.overwrite, output=args.out)
 
-    @contextlib.contextmanager
-    def progress(name: str, total: int):
-        bar, update = progress_bar(total, name, args.progress)
-        with bar:
-            yield update
+    progress = progress_bars(args.progress)
 
     start = time.perf_counter()
     result = study.sweep(grid, variants, args.rollouts, args.seed, args.budget, args.backend,
@@ -384,11 +379,7 @@ def _sweep_family(args: argparse.Namespace) -> int:
     plots = None if args.no_plots else claim(args.plots or plots_beside(args.out),
                                              topology_plot_names(list(parameters)), args.overwrite, output=args.out)
 
-    @contextlib.contextmanager
-    def progress(label: str, total: int):
-        bar, update = progress_bar(total, label, args.progress)
-        with bar:
-            yield update
+    progress = progress_bars(args.progress)
 
     def announce(text: str) -> None:
         if args.progress or (args.progress is None and sys.stderr.isatty()):
@@ -492,11 +483,7 @@ def _sweep_family_file(args: argparse.Namespace, data: dict) -> int:
     plots = None if not config.plots else claim(config.plots, topology_plot_names(list(config.grid.parameters)),
                                                  args.overwrite, "plots", output=config.output)
 
-    @contextlib.contextmanager
-    def progress(label: str, total: int):
-        bar, update = progress_bar(total, label, args.progress)
-        with bar:
-            yield update
+    progress = progress_bars(args.progress)
 
     start = time.perf_counter()
     result = topology.sweep_family(config.grid, config.variants, config.rollouts, config.seed, config.budget,
