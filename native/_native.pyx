@@ -54,18 +54,21 @@ cdef extern from "edgewalk_gradient.h" nogil:
     ctypedef struct ew_gradient_args:
         const ew_alias_column *columns
         const uint64_t *targets
-        uint64_t start_row, start_label
+        uint64_t start_row
         int64_t n_targets
         uint64_t seed_key
         int64_t max_steps, buffer_steps
         uint64_t *stats
         uint64_t *slot_sums
+        uint64_t *packed
         uint64_t *censored_visits
         uint64_t *rollout_count
         int32_t *touched
         uint32_t *buffers
         int64_t stats_stride, slots_stride, buffers_stride
     void ew_gradient_block(const void *args, int thread, int64_t first, int64_t last)
+    enum: EW_GRADIENT_LANES, EW_GRADIENT_STATS, EW_GRADIENT_PACKED_SHIFT, EW_GRADIENT_PACK_SLOTS
+    enum: EW_GRADIENT_MAX_BUFFER
 
 cdef extern from *:
     """
@@ -86,7 +89,9 @@ ABI = {
     "DRAWS_SUMSQ_LO": EW_DRAWS_SUMSQ_LO, "DRAWS_SUMSQ_HI": EW_DRAWS_SUMSQ_HI,
     "NSTATS": EW_NSTATS, "SEARCH_MASK": EW_SEARCH_MASK, "SEARCH_REJECT": EW_SEARCH_REJECT,
     "GAMMA": EW_GAMMA, "LANES": EW_LANES, "SEARCH_LANE_WORDS": EW_SEARCH_LANE_WORDS,
-    "SEARCH_NARROW": EW_SEARCH_NARROW,
+    "SEARCH_NARROW": EW_SEARCH_NARROW, "GRADIENT_LANES": EW_GRADIENT_LANES,
+    "GRADIENT_STATS": EW_GRADIENT_STATS, "GRADIENT_PACKED_SHIFT": EW_GRADIENT_PACKED_SHIFT,
+    "GRADIENT_PACK_SLOTS": EW_GRADIENT_PACK_SLOTS, "GRADIENT_MAX_BUFFER": EW_GRADIENT_MAX_BUFFER,
 }
 
 
@@ -154,29 +159,37 @@ def search(tuple args, int64_t first, int64_t last, int64_t block_size, int thre
 
 def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
     """Policy-gradient statistics (ew_gradient_block); args = (columns, targets, start_row,
-    start_label, seed_key, max_steps, stats, slot_sums, censored_visits, rollout_count, touched,
-    buffers), the last six per thread, buffers (threads, EW_LANES, buffer_steps)."""
-    cdef const uint64_t[::1] columns = args[0], targets = args[1]
-    cdef uint64_t[:, ::1] stats = args[6]
-    cdef uint64_t[:, :, ::1] slot_sums = args[7]
-    cdef uint64_t[:, ::1] censored_visits = args[8], rollout_count = args[9]
+    seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched,
+    buffers), targets (n_targets, 2), the last seven per thread, stats EW_GRADIENT_STATS words a
+    thread, buffers (threads, EW_GRADIENT_LANES, buffer_steps)."""
+    cdef const uint64_t[::1] columns = args[0]
+    cdef const uint64_t[:, ::1] targets = args[1]
+    cdef uint64_t[:, ::1] stats = args[5]
+    cdef uint64_t[:, :, ::1] slot_sums = args[6]
+    cdef uint64_t[:, ::1] packed = args[7], censored_visits = args[8], rollout_count = args[9]
     cdef int32_t[:, ::1] touched = args[10]
     cdef uint32_t[:, :, ::1] buffers = args[11]
     _check_rows(threads, {"stats": stats.shape[0], "slot_sums": slot_sums.shape[0],
-                          "censored_visits": censored_visits.shape[0],
+                          "packed": packed.shape[0], "censored_visits": censored_visits.shape[0],
                           "rollout_count": rollout_count.shape[0], "touched": touched.shape[0],
                           "buffers": buffers.shape[0]})
     cdef int64_t n_slots = slot_sums.shape[1]
-    if (buffers.shape[1] != EW_LANES or columns.shape[0] != 2 * n_slots
-            or min(censored_visits.shape[1], rollout_count.shape[1], touched.shape[1]) != n_slots):
-        raise ValueError("buffers need EW_LANES lanes and every per-slot array two slots a column")
+    if (buffers.shape[1] != EW_GRADIENT_LANES or buffers.shape[2] > EW_GRADIENT_MAX_BUFFER
+            or columns.shape[0] != 2 * n_slots or targets.shape[1] != 2
+            or stats.shape[1] < EW_GRADIENT_STATS
+            or min(packed.shape[1], censored_visits.shape[1], rollout_count.shape[1],
+                   touched.shape[1]) != n_slots):
+        raise ValueError("buffers need EW_GRADIENT_LANES lanes of at most EW_GRADIENT_MAX_BUFFER "
+                         "steps, targets two words each, stats EW_GRADIENT_STATS and every "
+                         "per-slot array two slots a column")
     cdef ew_gradient_args a
-    a.columns, a.targets = <const ew_alias_column *>&columns[0], &targets[0]
+    a.columns, a.targets = <const ew_alias_column *>&columns[0], &targets[0, 0]
     a.n_targets = targets.shape[0]
-    a.start_row, a.start_label, a.seed_key, a.max_steps = args[2], args[3], args[4], args[5]
+    a.start_row, a.seed_key, a.max_steps = args[2], args[3], args[4]
     a.buffer_steps = buffers.shape[2]
     a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
     a.slot_sums, a.slots_stride = &slot_sums[0, 0, 0], n_slots
+    a.packed = &packed[0, 0]
     a.censored_visits, a.rollout_count = &censored_visits[0, 0], &rollout_count[0, 0]
     a.touched = &touched[0, 0]
     a.buffers, a.buffers_stride = &buffers[0, 0, 0], buffers.shape[1] * buffers.shape[2]

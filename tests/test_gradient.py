@@ -35,6 +35,22 @@ def test_same_streams_as_simulate():
     assert int(stats.visits.sum()) == plain.steps
 
 
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_packed_sums_are_emptied_before_they_overflow(backend):
+    """About 5e7 steps on one thread: the kernel's packed per-slot sums (visits < 2**24 and steps
+    remaining < 2**40 between emptyings) are emptied into the full sums a few times. Totals over
+    every transition must equal what the hitting times give: sum of T visits and T (T + 1) / 2
+    steps remaining per rollout (same streams as simulate)."""
+    policy = ew.pretrained(ew.path_star(6, 6, 3))
+    options = dict(rollouts=60_000, seed=3, threads=1, backend=backend)
+    stats = gradient_statistics(policy, ["t1"], max_steps=10**6, **options)
+    plain = ew.simulate(policy, target="t1", method="step", max_steps=10**6, **options)
+    assert plain.hits == 60_000 and plain.steps > 3 * 2**24
+    assert int(stats.visits.sum(dtype=object)) == plain.steps == plain.total
+    assert (int(stats.remaining_sum.sum(dtype=object))
+            == (plain.total_of_squares + plain.total) // 2)
+
+
 def test_backends_and_threads_agree_bit_for_bit():
     policy = ew.pretrained(ew.path_star(15, 15, 5))
     runs = [gradient_statistics(policy, rollouts=400, seed=5, backend=backend, threads=threads)

@@ -27,7 +27,9 @@ _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 HITS, SUM, SUMSQ_LO, SUMSQ_HI, CENSORED, STEPS, DRAWS_SUM, DRAWS_SUMSQ_LO, DRAWS_SUMSQ_HI, NSTATS = range(10)
 SEARCH_MASK, SEARCH_REJECT = 1, 2
-LANES, SEARCH_LANE_WORDS, SEARCH_NARROW = 8, 5, 8
+LANES, SEARCH_LANE_WORDS, SEARCH_NARROW, GRADIENT_LANES = 8, 5, 8, 6
+GRADIENT_PACKED_STEPS, GRADIENT_PACKED_REMAINING, GRADIENT_STATS = NSTATS, NSTATS + 1, NSTATS + 2
+GRADIENT_PACKED_SHIFT, GRADIENT_PACK_SLOTS, GRADIENT_MAX_BUFFER = 40, 1 << 20, 1 << 20
 # The kernel interface this mirror assumes; edgewalk.kernels checks it against the C header's.
 ABI = {
     "HITS": HITS, "SUM": SUM, "SUMSQ_LO": SUMSQ_LO, "SUMSQ_HI": SUMSQ_HI, "CENSORED": CENSORED,
@@ -35,6 +37,9 @@ ABI = {
     "DRAWS_SUMSQ_HI": DRAWS_SUMSQ_HI, "NSTATS": NSTATS, "SEARCH_MASK": SEARCH_MASK,
     "SEARCH_REJECT": SEARCH_REJECT, "GAMMA": int(GAMMA), "LANES": LANES,
     "SEARCH_LANE_WORDS": SEARCH_LANE_WORDS, "SEARCH_NARROW": SEARCH_NARROW,
+    "GRADIENT_LANES": GRADIENT_LANES, "GRADIENT_STATS": GRADIENT_STATS,
+    "GRADIENT_PACKED_SHIFT": GRADIENT_PACKED_SHIFT, "GRADIENT_PACK_SLOTS": GRADIENT_PACK_SLOTS,
+    "GRADIENT_MAX_BUFFER": GRADIENT_MAX_BUFFER,
 }
 
 # error_model="numpy" drops the zero-division checks; array indices are cast to unsigned below
@@ -411,28 +416,54 @@ def search_block(args, thread, first, last):
 
 @_jit
 def _gradient_step(columns, row, z):
-    """One step of a gradient rollout (state words are labels): the row word and label entered
-    and the slot taken, 2k for column k's primary, 2k + 1 for its alias (one select, the rest
-    arithmetic on the same test, as in edgewalk_gradient.h)."""
+    """One step of a gradient rollout: the row word entered and the slot taken, 2k for column k's
+    primary, 2k + 1 for its alias (one select, the rest arithmetic on the same test, as in
+    edgewalk_gradient.h)."""
     k = (row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)
     at = k << _TWO
     took_alias = np.uint64((z & _LOW32) > columns[at + _TWO])
     row = columns[at + _ONE] if took_alias else columns[at]
-    label = (columns[at + np.uint64(3)] >> (_32 * took_alias)) & _LOW32
-    return row, label, np.uint32(k + k + took_alias)
+    return row, np.uint32(k + k + took_alias)
+
+
+_SHIFT = np.uint64(GRADIENT_PACKED_SHIFT)
+_LOW_FIELD = np.uint64((1 << GRADIENT_PACKED_SHIFT) - 1)
+
+
+@_jit
+def _in_target(row, first, count):
+    """ew_in_target: whether row word ``row`` is a state of the target of rows [first, first +
+    count)."""
+    return ((row - first) & _LOW32) < count
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
-                     rollout_count, touched, buf, target, row, label, t, x):
-    """ew_gradient_finish: finishes a rollout aiming at ``target`` after t steps (now at row word
-    ``row``, label ``label``) whose slots are buf[:t], and records it."""
-    hit = label == target
+def _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, packed,
+                     censored_visits, rollout_count, touched, buf, first, count, row, t, x):
+    """ew_gradient_finish: finishes a rollout aiming at the target of rows [first, first + count)
+    after t steps (now at row word ``row``) whose slots are buf[:t], and records it."""
+    hit = _in_target(row, first, count)
     if hit or t == max_steps:
-        for i in range(t):
-            slot = np.uint64(buf[i])
-            slot_sums[slot, 0] += _ONE
-            slot_sums[slot, 1] += np.uint64(t - i)
+        n_slots = len(packed)
+        if n_slots <= GRADIENT_PACK_SLOTS:
+            triangle = np.uint64(t) * np.uint64(t + 1) // _TWO  # the fold's steps remaining
+            if (stats[GRADIENT_PACKED_STEPS] + np.uint64(t) >= _ONE << np.uint64(64 - GRADIENT_PACKED_SHIFT)
+                    or stats[GRADIENT_PACKED_REMAINING] + triangle >= _ONE << _SHIFT):
+                for s in range(n_slots):
+                    slot_sums[s, 0] += packed[s] >> _SHIFT
+                    slot_sums[s, 1] += packed[s] & _LOW_FIELD
+                    packed[s] = 0
+                stats[GRADIENT_PACKED_STEPS] = stats[GRADIENT_PACKED_REMAINING] = 0
+            stats[GRADIENT_PACKED_STEPS] += np.uint64(t)
+            stats[GRADIENT_PACKED_REMAINING] += triangle
+            visit = (_ONE << _SHIFT) + np.uint64(t)
+            for i in range(t):
+                packed[np.uint64(buf[i])] += visit - np.uint64(i)
+        else:
+            for i in range(t):
+                slot = np.uint64(buf[i])
+                slot_sums[slot, 0] += _ONE
+                slot_sums[slot, 1] += np.uint64(t - i)
         if not hit:
             for i in range(t):
                 censored_visits[np.uint64(buf[i])] += _ONE
@@ -453,10 +484,10 @@ def _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censore
             limit = max_steps if max_steps - t < buffer_steps else t + buffer_steps
             while True:
                 x += GAMMA
-                row, label, slot32 = _gradient_step(columns, row, mix64(x))
+                row, slot32 = _gradient_step(columns, row, mix64(x))
                 buf[t - buffer_start] = slot32
                 t += 1
-                hit = label == target
+                hit = _in_target(row, first, count)
                 if hit or t >= limit:
                     break
         for i in range(n_touched):
@@ -474,146 +505,141 @@ def _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censore
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row,
-                    start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                    censored_visits, rollout_count, touched, buf):
-    """ew_gradient_start: the lane's (row, x, t, target) for the next rollout of the block that
-    takes a step, recording those that take none; an idle lane (none left) aims at no label.
+def _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row, seed_key,
+                    max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf):
+    """ew_gradient_start: the lane's (row, x, first, count) for the next rollout of the block that
+    takes a step, recording those that take none; an idle lane (none left) aims at no rows.
     Returns them and the block's (next_rollout, idle, live)."""
     n_targets = len(targets)
     x = np.uint64(0)
     while next_rollout < last:
-        target = targets[next_rollout % n_targets]
+        g = next_rollout % n_targets
+        first, count = targets[g, 0], targets[g, 1]
         x = rollout_key(seed_key, next_rollout)
         next_rollout += 1
-        if start_label != target and max_steps > 0:
-            return start_row, x, 0, target, next_rollout, idle, live
-        _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
-                         rollout_count, touched, buf, target, start_row, start_label, 0, x)
+        if not _in_target(start_row, first, count) and max_steps > 0:
+            return start_row, x, first, count, next_rollout, idle, live
+        _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf, first, count, start_row, 0, x)
     if (idle >> lane) & 1 == 0:
         idle |= 1 << lane
         live -= 1
-    return start_row, x, 0, ~np.uint64(0), next_rollout, idle, live
+    return start_row, x, np.uint64(0), np.uint64(0), next_rollout, idle, live
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient_end(lane, row, x, t, target, label, next_rollout, last, idle, live, columns,
-                  targets, start_row, start_label, seed_key, max_steps, buffer_steps, stats,
-                  slot_sums, censored_visits, rollout_count, touched, buf):
+def _gradient_end(lane, row, x, t, first, count, next_rollout, last, idle, live, columns,
+                  targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf):
     """A lane's rollout ended (hit, or its buffer is full): finish it unless the lane is idle,
     and start the next."""
     if (idle >> lane) & 1 == 0:
-        _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, censored_visits,
-                         rollout_count, touched, buf, target, row, label, t, x)
+        _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf, first, count, row, t, x)
     return _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row,
-                           start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                           censored_visits, rollout_count, touched, buf)
+                           seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf)
 
 
 @_block
 def gradient_block(args, thread, first, last):
-    """ew_gradient_block, its eight lanes spelled out; args = (columns, targets, start_row,
-    start_label, seed_key, max_steps, stats, slot_sums, censored_visits, rollout_count, touched,
-    buffers)."""
-    (columns, targets, start_row, start_label, seed_key, max_steps, stats, slot_sums,
-     censored_visits, rollout_count, touched, buffers) = args
-    stats, slot_sums, censored_visits = stats[thread], slot_sums[thread], censored_visits[thread]
-    rollout_count, touched, buffers = rollout_count[thread], touched[thread], buffers[thread]
+    """ew_gradient_block, its six lanes spelled out; args = (columns, targets, start_row,
+    seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched,
+    buffers). Lane i has taken n - s_i steps at round n."""
+    (columns, targets, start_row, seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buffers) = args
+    stats, slot_sums, packed = stats[thread], slot_sums[thread], packed[thread]
+    censored_visits, rollout_count = censored_visits[thread], rollout_count[thread]
+    touched, buffers = touched[thread], buffers[thread]
     buffer_steps = buffers.shape[1]
     lane_steps = min(buffer_steps, max_steps)
-    b0, b1, b2, b3 = buffers[0], buffers[1], buffers[2], buffers[3]
-    b4, b5, b6, b7 = buffers[4], buffers[5], buffers[6], buffers[7]
-    idle, live, next_rollout = 0, LANES, first
-    r0, x0, t0, g0, next_rollout, idle, live = _gradient_start(
-        0, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
-        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b0)
-    r1, x1, t1, g1, next_rollout, idle, live = _gradient_start(
-        1, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
-        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b1)
-    r2, x2, t2, g2, next_rollout, idle, live = _gradient_start(
-        2, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
-        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b2)
-    r3, x3, t3, g3, next_rollout, idle, live = _gradient_start(
-        3, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
-        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b3)
-    r4, x4, t4, g4, next_rollout, idle, live = _gradient_start(
-        4, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
-        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b4)
-    r5, x5, t5, g5, next_rollout, idle, live = _gradient_start(
-        5, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
-        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b5)
-    r6, x6, t6, g6, next_rollout, idle, live = _gradient_start(
-        6, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
-        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b6)
-    r7, x7, t7, g7, next_rollout, idle, live = _gradient_start(
-        7, next_rollout, last, idle, live, columns, targets, start_row, start_label, seed_key,
-        max_steps, buffer_steps, stats, slot_sums, censored_visits, rollout_count, touched, b7)
+    b0, b1, b2, b3, b4, b5 = buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5]
+    idle, live, next_rollout = 0, GRADIENT_LANES, first
+    r0, x0, f0, c0, next_rollout, idle, live = _gradient_start(
+        0, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+        buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b0)
+    r1, x1, f1, c1, next_rollout, idle, live = _gradient_start(
+        1, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+        buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b1)
+    r2, x2, f2, c2, next_rollout, idle, live = _gradient_start(
+        2, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+        buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b2)
+    r3, x3, f3, c3, next_rollout, idle, live = _gradient_start(
+        3, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+        buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b3)
+    r4, x4, f4, c4, next_rollout, idle, live = _gradient_start(
+        4, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+        buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b4)
+    r5, x5, f5, c5, next_rollout, idle, live = _gradient_start(
+        5, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+        buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b5)
+    s0 = s1 = s2 = s3 = s4 = s5 = 0
+    n, deadline = 0, lane_steps
     while live > 0:
-        x0, x1, x2, x3 = x0 + GAMMA, x1 + GAMMA, x2 + GAMMA, x3 + GAMMA
-        x4, x5, x6, x7 = x4 + GAMMA, x5 + GAMMA, x6 + GAMMA, x7 + GAMMA
-        z0, z1, z2, z3 = mix64(x0), mix64(x1), mix64(x2), mix64(x3)
-        z4, z5, z6, z7 = mix64(x4), mix64(x5), mix64(x6), mix64(x7)
-        r0, l0, slot = _gradient_step(columns, r0, z0)
-        b0[t0] = slot
-        t0 += 1
-        if l0 == g0 or t0 == lane_steps:
-            r0, x0, t0, g0, next_rollout, idle, live = _gradient_end(
-                0, r0, x0, t0, g0, l0, next_rollout, last, idle, live, columns, targets,
-                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                censored_visits, rollout_count, touched, b0)
-        r1, l1, slot = _gradient_step(columns, r1, z1)
-        b1[t1] = slot
-        t1 += 1
-        if l1 == g1 or t1 == lane_steps:
-            r1, x1, t1, g1, next_rollout, idle, live = _gradient_end(
-                1, r1, x1, t1, g1, l1, next_rollout, last, idle, live, columns, targets,
-                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                censored_visits, rollout_count, touched, b1)
-        r2, l2, slot = _gradient_step(columns, r2, z2)
-        b2[t2] = slot
-        t2 += 1
-        if l2 == g2 or t2 == lane_steps:
-            r2, x2, t2, g2, next_rollout, idle, live = _gradient_end(
-                2, r2, x2, t2, g2, l2, next_rollout, last, idle, live, columns, targets,
-                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                censored_visits, rollout_count, touched, b2)
-        r3, l3, slot = _gradient_step(columns, r3, z3)
-        b3[t3] = slot
-        t3 += 1
-        if l3 == g3 or t3 == lane_steps:
-            r3, x3, t3, g3, next_rollout, idle, live = _gradient_end(
-                3, r3, x3, t3, g3, l3, next_rollout, last, idle, live, columns, targets,
-                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                censored_visits, rollout_count, touched, b3)
-        r4, l4, slot = _gradient_step(columns, r4, z4)
-        b4[t4] = slot
-        t4 += 1
-        if l4 == g4 or t4 == lane_steps:
-            r4, x4, t4, g4, next_rollout, idle, live = _gradient_end(
-                4, r4, x4, t4, g4, l4, next_rollout, last, idle, live, columns, targets,
-                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                censored_visits, rollout_count, touched, b4)
-        r5, l5, slot = _gradient_step(columns, r5, z5)
-        b5[t5] = slot
-        t5 += 1
-        if l5 == g5 or t5 == lane_steps:
-            r5, x5, t5, g5, next_rollout, idle, live = _gradient_end(
-                5, r5, x5, t5, g5, l5, next_rollout, last, idle, live, columns, targets,
-                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                censored_visits, rollout_count, touched, b5)
-        r6, l6, slot = _gradient_step(columns, r6, z6)
-        b6[t6] = slot
-        t6 += 1
-        if l6 == g6 or t6 == lane_steps:
-            r6, x6, t6, g6, next_rollout, idle, live = _gradient_end(
-                6, r6, x6, t6, g6, l6, next_rollout, last, idle, live, columns, targets,
-                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                censored_visits, rollout_count, touched, b6)
-        r7, l7, slot = _gradient_step(columns, r7, z7)
-        b7[t7] = slot
-        t7 += 1
-        if l7 == g7 or t7 == lane_steps:
-            r7, x7, t7, g7, next_rollout, idle, live = _gradient_end(
-                7, r7, x7, t7, g7, l7, next_rollout, last, idle, live, columns, targets,
-                start_row, start_label, seed_key, max_steps, buffer_steps, stats, slot_sums,
-                censored_visits, rollout_count, touched, b7)
+        x0, x1, x2, x3, x4, x5 = x0 + GAMMA, x1 + GAMMA, x2 + GAMMA, x3 + GAMMA, x4 + GAMMA, x5 + GAMMA
+        z0, z1, z2, z3, z4, z5 = mix64(x0), mix64(x1), mix64(x2), mix64(x3), mix64(x4), mix64(x5)
+        restarted = False
+        r0, b0[np.uint64(n - s0)] = _gradient_step(columns, r0, z0)
+        if _in_target(r0, f0, c0):
+            r0, x0, f0, c0, next_rollout, idle, live = _gradient_end(
+                0, r0, x0, n + 1 - s0, f0, c0, next_rollout, last, idle, live, columns,
+                targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b0)
+            s0, restarted = n + 1, True
+        r1, b1[np.uint64(n - s1)] = _gradient_step(columns, r1, z1)
+        if _in_target(r1, f1, c1):
+            r1, x1, f1, c1, next_rollout, idle, live = _gradient_end(
+                1, r1, x1, n + 1 - s1, f1, c1, next_rollout, last, idle, live, columns,
+                targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b1)
+            s1, restarted = n + 1, True
+        r2, b2[np.uint64(n - s2)] = _gradient_step(columns, r2, z2)
+        if _in_target(r2, f2, c2):
+            r2, x2, f2, c2, next_rollout, idle, live = _gradient_end(
+                2, r2, x2, n + 1 - s2, f2, c2, next_rollout, last, idle, live, columns,
+                targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b2)
+            s2, restarted = n + 1, True
+        r3, b3[np.uint64(n - s3)] = _gradient_step(columns, r3, z3)
+        if _in_target(r3, f3, c3):
+            r3, x3, f3, c3, next_rollout, idle, live = _gradient_end(
+                3, r3, x3, n + 1 - s3, f3, c3, next_rollout, last, idle, live, columns,
+                targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b3)
+            s3, restarted = n + 1, True
+        r4, b4[np.uint64(n - s4)] = _gradient_step(columns, r4, z4)
+        if _in_target(r4, f4, c4):
+            r4, x4, f4, c4, next_rollout, idle, live = _gradient_end(
+                4, r4, x4, n + 1 - s4, f4, c4, next_rollout, last, idle, live, columns,
+                targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b4)
+            s4, restarted = n + 1, True
+        r5, b5[np.uint64(n - s5)] = _gradient_step(columns, r5, z5)
+        if _in_target(r5, f5, c5):
+            r5, x5, f5, c5, next_rollout, idle, live = _gradient_end(
+                5, r5, x5, n + 1 - s5, f5, c5, next_rollout, last, idle, live, columns,
+                targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b5)
+            s5, restarted = n + 1, True
+        n += 1
+        if restarted or n == deadline:
+            if n - s0 == lane_steps:
+                r0, x0, f0, c0, next_rollout, idle, live = _gradient_end(
+                    0, r0, x0, lane_steps, f0, c0, next_rollout, last, idle, live,
+                    columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b0)
+                s0 = n
+            if n - s1 == lane_steps:
+                r1, x1, f1, c1, next_rollout, idle, live = _gradient_end(
+                    1, r1, x1, lane_steps, f1, c1, next_rollout, last, idle, live,
+                    columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b1)
+                s1 = n
+            if n - s2 == lane_steps:
+                r2, x2, f2, c2, next_rollout, idle, live = _gradient_end(
+                    2, r2, x2, lane_steps, f2, c2, next_rollout, last, idle, live,
+                    columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b2)
+                s2 = n
+            if n - s3 == lane_steps:
+                r3, x3, f3, c3, next_rollout, idle, live = _gradient_end(
+                    3, r3, x3, lane_steps, f3, c3, next_rollout, last, idle, live,
+                    columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b3)
+                s3 = n
+            if n - s4 == lane_steps:
+                r4, x4, f4, c4, next_rollout, idle, live = _gradient_end(
+                    4, r4, x4, lane_steps, f4, c4, next_rollout, last, idle, live,
+                    columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b4)
+                s4 = n
+            if n - s5 == lane_steps:
+                r5, x5, f5, c5, next_rollout, idle, live = _gradient_end(
+                    5, r5, x5, lane_steps, f5, c5, next_rollout, last, idle, live,
+                    columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b5)
+                s5 = n
+            deadline = min(s0, s1, s2, s3, s4, s5) + lane_steps

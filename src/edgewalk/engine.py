@@ -23,7 +23,7 @@ from .result import GradientStatistics, HittingTimes
 # The speed plans assume, per thread: deliberately below the measured rate, so that estimates err
 # on the slow side.
 PLANNING_STEPS_PER_SECOND = 1e8
-# Steps of a rollout the gradient kernel buffers per lane (kernels.LANES lanes per thread, 4 bytes
+# Steps of a rollout the gradient kernel buffers per lane (kernels.GRADIENT_LANES lanes per thread, 4 bytes
 # a step); longer rollouts are finished one buffer at a time at about half the speed.
 GRADIENT_BUFFER_STEPS = 2**18
 
@@ -189,31 +189,32 @@ def execute_gradient(plan: GradientPlan, progress: Progress | None = None) -> Gr
     graph = plan.policy.graph
     tables = plan.policy.alias
     n_slots = 2 * graph.n_transitions  # slot 2k: column k's primary, 2k + 1: its alias
-    # a state's label is its head: a rollout aiming at target node x ends on entering label x
-    labels = graph.state_head.astype(np.uint64)
-    rows = kernels.row_words(tables)
+    columns, target_rows, start_row, order = kernels.gradient_tables(
+        tables, graph.state_head, plan.targets)
     stats = np.zeros((plan.threads, kernels.STATS_STRIDE), np.uint64)
     slot_sums = np.zeros((plan.threads, n_slots, 2), np.uint64)
+    packed = np.zeros((plan.threads, n_slots), np.uint64)  # visits << 40 | steps remaining
     censored_visits = np.zeros((plan.threads, n_slots), np.uint64)
     rollout_count = np.zeros((plan.threads, n_slots), np.uint64)
     touched = np.empty((plan.threads, n_slots), np.int32)
-    buffers = np.empty((plan.threads, kernels.LANES,
+    buffers = np.empty((plan.threads, kernels.GRADIENT_LANES,
                         max(1, min(plan.max_steps, GRADIENT_BUFFER_STEPS))), np.uint32)
     call = kernels.parallel_call(
         plan.backend, plan.threads, "gradient",
-        (kernels.alias_columns(tables, rows, labels), np.array(plan.targets, np.uint64), rows[0],
-         labels[0], np.uint64(kernels.seed_key(plan.seed)), plan.max_steps, stats, slot_sums,
-         censored_visits, rollout_count, touched, buffers))
+        (columns, target_rows, start_row, np.uint64(kernels.seed_key(plan.seed)), plan.max_steps,
+         stats, slot_sums, packed, censored_visits, rollout_count, touched, buffers))
     seconds, _ = _drive(plan.threads, plan.expected_steps, plan.max_steps, 0, plan.rollouts, call,
                         stats, progress)
+    slot_sums[:, :, 0] += packed >> np.uint64(kernels.GRADIENT_PACKED_SHIFT)
+    slot_sums[:, :, 1] += packed & np.uint64((1 << kernels.GRADIENT_PACKED_SHIFT) - 1)
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
 
     def per_transition(per_slot: np.ndarray) -> np.ndarray:
         """Per-thread, per-slot sums (wrapping uint64, exact in total) added up per CSR entry."""
         total = per_slot.sum(axis=0, dtype=np.uint64)
         entries = np.zeros(graph.n_transitions, np.uint64)
-        np.add.at(entries, tables.primary_entry, total[0::2])
-        np.add.at(entries, tables.alias_entry, total[1::2])
+        np.add.at(entries, tables.primary_entry[order], total[0::2])
+        np.add.at(entries, tables.alias_entry[order], total[1::2])
         return entries
 
     visits = per_transition(slot_sums[:, :, 0])

@@ -31,6 +31,7 @@ if ABI != _numba_kernel.ABI:
 HITS, SUM, SUMSQ, CENSORED, STEPS = ABI["HITS"], ABI["SUM"], ABI["SUMSQ_LO"], ABI["CENSORED"], ABI["STEPS"]
 DRAWS_SUM, DRAWS_SUMSQ, NSTATS = ABI["DRAWS_SUM"], ABI["DRAWS_SUMSQ_LO"], ABI["NSTATS"]
 LANES, SEARCH_LANE_WORDS, SEARCH_NARROW = ABI["LANES"], ABI["SEARCH_LANE_WORDS"], ABI["SEARCH_NARROW"]
+GRADIENT_LANES, GRADIENT_PACKED_SHIFT = ABI["GRADIENT_LANES"], ABI["GRADIENT_PACKED_SHIFT"]
 SEARCH_MODES = {"none": 0, "mask": ABI["SEARCH_MASK"], "reject": ABI["SEARCH_REJECT"]}
 BACKENDS = ("numba", "cython")
 # One parallel kernel call does about this much work at the planning rate: it bounds how long a
@@ -96,13 +97,23 @@ def row_words(tables: AliasTables, ends: np.ndarray | None = None) -> np.ndarray
     return words
 
 
+def cache_aligned(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised uint64 array starting on a 64-byte boundary: a 32-byte alias column then
+    never straddles two cache lines (numpy aligns to 16 bytes, which made one column in two
+    cost two lines, and the kernels' speed depend on where the allocator put the table)."""
+    size = int(np.prod(shape))
+    raw = np.empty(size + 8, np.uint64)
+    skip = (-raw.ctypes.data % 64) // 8
+    return raw[skip:skip + size].reshape(shape)
+
+
 def alias_columns(tables: AliasTables, rows: np.ndarray, numbering: np.ndarray | None = None
                   ) -> np.ndarray:
     """The ew_alias_column of every alias column k, four uint64 words each (a flat array, column
     k at 4k): the row words (from ``rows``, see row_words) of primary[k] and alias[k],
     threshold[k], and the two states as numbered by ``numbering`` (default: the states
     themselves), primary | alias << 32."""
-    columns = np.empty((len(tables.threshold), 4), np.uint64)
+    columns = cache_aligned((len(tables.threshold), 4))
     columns[:, 0] = rows[tables.primary]
     columns[:, 1] = rows[tables.alias]
     columns[:, 2] = tables.threshold
@@ -110,6 +121,38 @@ def alias_columns(tables: AliasTables, rows: np.ndarray, numbering: np.ndarray |
                       else (numbering[tables.primary], numbering[tables.alias]))
     columns[:, 3] = primary.astype(np.uint64) | alias.astype(np.uint64) << np.uint64(32)
     return columns.ravel()
+
+
+def gradient_tables(tables: AliasTables, state_head: np.ndarray, targets: tuple[int, ...]
+                    ) -> tuple[np.ndarray, np.ndarray, np.uint64, np.ndarray]:
+    """The gradient kernel's tables (edgewalk_gradient.h): the alias columns with the rows of
+    each target node's states consecutive (the states entering targets[0] first, in state order,
+    then those of the next distinct target, then every other state), per target its first row
+    base and number of bases, the start state's row word, and ``order``: column k of the layout
+    is column order[k] of ``tables``."""
+    if len(tables.next_state) >= 2**32:
+        raise SizeError(f"graph: {len(tables.next_state)} transitions; the kernels address at "
+                        f"most 2**32 - 1")
+    degree = np.diff(tables.row_start)
+    distinct = list(dict.fromkeys(targets))
+    group = np.full(len(degree), len(distinct), np.int64)
+    for g, node in enumerate(distinct):
+        group[state_head == node] = g
+    states = np.argsort(group, kind="stable")
+    lengths = degree[states]
+    base = np.empty(len(degree), np.int64)
+    base[states] = np.cumsum(lengths) - lengths
+    rows = base.astype(np.uint64) | degree.astype(np.uint64) << np.uint64(32)
+    offsets = np.arange(lengths.sum()) - np.repeat(base[states], lengths)
+    order = np.repeat(tables.row_start[states], lengths) + offsets
+    columns = alias_columns(tables, rows).reshape(-1, 4)
+    columns[:] = columns[order]
+    columns = columns.ravel()
+    bases_of_group = np.bincount(group, weights=degree, minlength=len(distinct) + 1).astype(np.int64)
+    first_of_group = np.cumsum(bases_of_group) - bases_of_group
+    g = np.array([distinct.index(node) for node in targets], np.int64)
+    target_rows = np.stack([first_of_group[g], bases_of_group[g]], axis=1).astype(np.uint64)
+    return columns, target_rows, rows[0], order
 
 
 def consecutive_numbering(tables: AliasTables) -> np.ndarray:
@@ -154,7 +197,8 @@ def search_tables(tables: AliasTables, ends: np.ndarray) -> tuple:
     n_states = len(degree)
     chunks = (degree + 63) // 64
     first_mask = np.cumsum(chunks) - chunks
-    states = np.zeros((n_states, 4), np.uint64)
+    states = cache_aligned((n_states, 4))
+    states[:] = 0
     states[position, 0] = rows
     has_row = degree > 0
     states[position[has_row], 1] = position[tables.next_state[row_start[:-1][has_row]]]

@@ -206,7 +206,7 @@ def plan_gradient(
     expected_steps = float(expected_steps)
     slots = 2 * policy.graph.n_transitions
     buffer = min(max_steps, engine.GRADIENT_BUFFER_STEPS)
-    memory.require(threads * (36.0 * slots + 16.0 * buffer) + 16.0 * slots,
+    memory.require(threads * (44.0 * slots + 4.0 * kernels.GRADIENT_LANES * buffer) + 16.0 * slots,
                    f"the gradient statistics of {policy.graph.n_transitions:,} transitions on {threads} threads")
     steps = rollouts * min(expected_steps, max_steps)
     _refuse_if_too_slow(steps, steps / (PLANNING_STEPS_PER_SECOND * threads), threads,
