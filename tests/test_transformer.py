@@ -94,6 +94,30 @@ def test_cached_sampler_logits_equal_the_full_forward_pass(g, window, max_age):
     assert np.abs(table - samples.log_probability)[taken].max() > 0.1
 
 
+@pytest.mark.parametrize("max_age", [2, 5])
+def test_counted_attention_equals_attending_to_every_position(g, max_age):
+    """Long whole-trajectory sequences are scored through token counts of the positions older than
+    max_age - 1 (O(T (max_age + vocabulary))): outputs and gradients equal those of scoring every
+    query-key pair."""
+    from edgewalk.transformer.model import _counted_output, _full_output, attention_pairs
+
+    model = _model(g, policy.pretrained(g), None, out_scale=2.0, max_age=max_age)
+    samples = model.sample(6, seed=4, horizon=5 * (g.n_states + max_age))
+    tokens = jnp.asarray(samples.tokens)
+    length, config, params = tokens.shape[1], model.config, to_device(model.params)
+    assert attention_pairs(config, g.n_states, length) < length ** 2  # sequence_output counts
+    full = np.asarray(_full_output(params, config, model.moves, tokens))
+    counted = np.asarray(_counted_output(params, config, model.moves, tokens))
+    assert np.abs(full).max() > 0.1 and np.abs(counted - full).max() < 1e-4
+
+    def loss(function):
+        return jax.grad(lambda p: jnp.sum(jnp.tanh(function(p, config, model.moves, tokens))))(params)
+
+    for name, grad in loss(_full_output).items():
+        other = np.asarray(loss(_counted_output)[name])
+        assert np.abs(other - np.asarray(grad)).max() <= 1e-3 * max(1.0, np.abs(np.asarray(grad)).max()), name
+
+
 def test_rollout_streams_do_not_depend_on_the_batches(g):
     model = _model(g, policy.pretrained(g), None, out_scale=1.0)
     whole = model.sample(256, seed=9, horizon=60)

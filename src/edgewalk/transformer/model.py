@@ -180,12 +180,37 @@ def finish(params: dict, moves: Moves, tokens: jax.Array, x: jax.Array, mixed: j
     return jnp.where(moves.free[tokens][..., None] & moves.valid[tokens], out, 0.0)
 
 
+# Counting pays once sequences are this many times longer than the scores a query then needs
+# (max_age - 1 + vocabulary): measured on CPU at W = K = 6, L = 5 (508 scores a query), the
+# gradient of a batch took the same time both ways at 2,048 tokens, a third with counts at 8,192.
+COUNTED_FROM = 4
+
+
+def attention_pairs(config: Config, vocabulary: int, length: int) -> int:
+    """Query-key scores :func:`sequence_output` computes for one sequence of ``length`` tokens:
+    every pair, or for the whole-trajectory model of long sequences, per query its last
+    max_age - 1 positions and one score per vocabulary token (the older positions)."""
+    per_query = config.ages - 1 + vocabulary
+    if config.window is None and length > COUNTED_FROM * per_query:
+        return length * per_query
+    return length * length
+
+
 def sequence_output(params: dict, config: Config, moves: Moves, tokens: jax.Array) -> jax.Array:
     """The output at every position of the sequences ``tokens`` (B, T), each position attending
     to itself and the positions before it within the window: (B, T, max degree).
 
     The age term of the scores is laid out with the relative-position "skew" (pad, reshape,
-    drop a row) rather than a gather, so that neither pass scatters."""
+    drop a row) rather than a gather, so that neither pass scatters. The whole-trajectory model
+    takes long sequences by :func:`_counted_output` instead (see :func:`attention_pairs`)."""
+    length = tokens.shape[1]
+    if attention_pairs(config, params["token"].shape[0], length) < length * length:
+        return _counted_output(params, config, moves, tokens)
+    return _full_output(params, config, moves, tokens)
+
+
+def _full_output(params: dict, config: Config, moves: Moves, tokens: jax.Array) -> jax.Array:
+    """:func:`sequence_output` with every query-key pair scored."""
     heads, ages = config.heads, config.ages
     length = tokens.shape[1]
     x, q = queries(params, tokens, heads)
@@ -207,6 +232,43 @@ def sequence_output(params: dict, config: Config, moves: Moves, tokens: jax.Arra
     attention = jax.nn.softmax(scores, axis=-1)
     mixed = jnp.einsum("bhqt,bhte->bqhe", attention, values).reshape(x.shape)
     return finish(params, moves, tokens, x, mixed)
+
+
+def _counted_output(params: dict, config: Config, moves: Moves, tokens: jax.Array) -> jax.Array:
+    """:func:`sequence_output` of the whole-trajectory model, in O(T (max_age - 1 + vocabulary))
+    per sequence instead of O(T^2), as the sampler computes it: a query attends to each of its
+    last max_age - 1 positions (ages 0 .. max_age - 2) one by one, and to the older ones, which
+    share the last age embedding and whose keys and values depend only on their tokens, through
+    the counts of each token among them."""
+    heads, ages = config.heads, config.ages
+    recent = ages - 1
+    batch, length = tokens.shape
+    vocabulary = params["token"].shape[0]
+    x, q = queries(params, tokens, heads)  # B T d, B T H e
+    keys, values = keys_values(params, tokens, heads)  # B T H e
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    by_age = age_scores(params, q, heads)  # B T H A
+    padding = [(0, 0), (recent, 0), (0, 0), (0, 0)]
+    padded_keys, padded_values = jnp.pad(keys, padding), jnp.pad(values, padding)
+    # offset a: the position a steps back, at index t - a + recent of the padded arrays
+    shifted_keys = jnp.stack([padded_keys[:, recent - a:recent - a + length] for a in range(recent)], 2)
+    shifted_values = jnp.stack([padded_values[:, recent - a:recent - a + length] for a in range(recent)], 2)
+    near = (jnp.einsum("bthe,btahe->btha", q, shifted_keys) + by_age[..., :recent]) * scale
+    exists = (np.arange(length)[:, None] >= np.arange(recent)[None, :])[None, :, None, :]
+    near = jnp.where(exists, near, -jnp.inf)
+    # counts[b, t, v]: positions t' <= t - recent holding token v
+    seen = jnp.cumsum(jax.nn.one_hot(tokens, vocabulary, dtype=jnp.float32), axis=1)
+    counts = jnp.pad(seen, [(0, 0), (recent, 0), (0, 0)])[:, :length]
+    vocabulary_keys, vocabulary_values = keys_values(params, jnp.arange(vocabulary), heads)  # V H e
+    old = (jnp.einsum("bthe,vhe->bthv", q, vocabulary_keys) + by_age[..., recent:recent + 1]) * scale
+    old = jnp.where(counts[:, :, None, :] > 0, old, -jnp.inf)
+    top = jax.lax.stop_gradient(jnp.maximum(near.max(-1), old.max(-1)))[..., None]
+    near_weight = jnp.exp(near - top)
+    old_weight = counts[:, :, None, :] * jnp.exp(old - top)
+    mixed = (jnp.einsum("btha,btahe->bthe", near_weight, shifted_values)
+             + jnp.einsum("bthv,vhe->bthe", old_weight, vocabulary_values))
+    mixed = mixed / (near_weight.sum(-1) + old_weight.sum(-1))[..., None]
+    return finish(params, moves, tokens, x, mixed.reshape(x.shape))
 
 
 def tabulate_output(params: dict, config: Config, moves: Moves, chain: WindowChain,

@@ -45,8 +45,8 @@ from ..history import WindowChain, reference_values
 from ..policy import Policy, from_logits
 from ..result import TrainingRun
 from ..training import METHODS, iteration_seed
-from .model import (IMPOSSIBLE, Config, Moves, init_parameters, sequence_output, table_logits, to_device,
-                    to_host)
+from .model import (IMPOSSIBLE, Config, Moves, attention_pairs, init_parameters, sequence_output,
+                    table_logits, to_device, to_host)
 from .rollouts import DEFAULT_BATCH, Samples, TransformerPolicy, exact_mean
 
 EXACT_STATES = 20_000
@@ -280,7 +280,8 @@ def _sequence_batch(model: TransformerPolicy, samples: Samples, beta: float):
     while first < rollouts:
         best = (0, 0, 0)
         for span in np.unique(spans[first:]):  # the span that takes the most rollouts at once
-            rows = 1 << max(0, (CHUNK_TOKENS // (int(span) ** 2 * model.config.heads)).bit_length() - 1)
+            pairs = attention_pairs(model.config, model.graph.n_states, int(span)) * model.config.heads
+            rows = 1 << max(0, (CHUNK_TOKENS // pairs).bit_length() - 1)
             take = min(rows, int(np.searchsorted(spans, span, side="right")) - first)
             if take > best[0]:
                 best = (take, int(span), rows)

@@ -148,8 +148,9 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
     """The jitted sampler of one shape (compiled once per config, buffer capacity and
     vocabulary; the horizon, at most the capacity, is an argument).
 
-    The key/value cache is a ring of the last ``window`` positions (windowed model) or of the
-    last ``max_age - 1`` (whole trajectory). Older positions all carry the last age embedding,
+    The key/value cache is a ring of the last ``window`` positions (windowed model; at most the
+    capacity + 1 positions a rollout has) or of the last ``max_age - 1`` (whole trajectory).
+    Older positions all carry the last age embedding,
     and a position's key and value depend only on its token, so the whole-trajectory model
     summarises them exactly by per-rollout token counts: their share of the attention is
     ``sum_v count[v] exp(score(v))`` over the vocabulary. A step therefore costs the same at any
@@ -157,7 +158,8 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
     key = (config, capacity, vocabulary)
     if key in _SAMPLERS:
         return _SAMPLERS[key]
-    ring = config.window if config.window is not None else config.max_age - 1
+    # a window longer than the buffer sees every position: its ring needs no more room
+    ring = min(config.window, capacity + 1) if config.window is not None else config.max_age - 1
     counting = config.window is None
 
     def run(params, moves, head, base_key, numbers, target, horizon):
