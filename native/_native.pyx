@@ -19,6 +19,7 @@ cdef extern from "edgewalk_kernel.h" nogil:
         pass
     ctypedef struct ew_plain_args:
         const ew_alias_column *columns
+        int64_t column_copies, column_stride
         uint64_t start_row, seed_key
         int64_t max_steps, bin_width
         int64_t *hist
@@ -53,6 +54,7 @@ cdef extern from "edgewalk_search.h" nogil:
 cdef extern from "edgewalk_gradient.h" nogil:
     ctypedef struct ew_gradient_args:
         const ew_alias_column *columns
+        int64_t column_copies, column_stride
         const uint64_t *targets
         uint64_t start_row
         int64_t n_targets
@@ -103,15 +105,16 @@ cdef _check_rows(int threads, per_thread):
 
 def plain(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
     """Plain rollouts (ew_plain_block); args = (columns, start_row, seed_key, max_steps,
-    bin_width, hist, stats)."""
-    cdef const uint64_t[::1] columns = args[0]
+    bin_width, hist, stats), columns (copies, words)."""
+    cdef const uint64_t[:, ::1] columns = args[0]
     cdef int64_t[:, ::1] hist = args[5]
     cdef uint64_t[:, ::1] stats = args[6]
     _check_rows(threads, {"hist": hist.shape[0], "stats": stats.shape[0]})
-    if columns.shape[0] % 4 != 0 or stats.shape[1] < EW_NSTATS:
-        raise ValueError("columns need 4 words each and stats EW_NSTATS")
+    if columns.shape[1] % 8 != 0 or stats.shape[1] < EW_NSTATS:
+        raise ValueError("columns need rows of a multiple of 8 words and stats EW_NSTATS")
     cdef ew_plain_args a
-    a.columns = <const ew_alias_column *>&columns[0]
+    a.columns = <const ew_alias_column *>&columns[0, 0]
+    a.column_copies, a.column_stride = columns.shape[0], columns.shape[1] // 4
     a.start_row, a.seed_key = args[1], args[2]
     a.max_steps, a.bin_width = args[3], args[4]
     a.hist, a.hist_stride = &hist[0, 0], hist.shape[1]
@@ -160,9 +163,9 @@ def search(tuple args, int64_t first, int64_t last, int64_t block_size, int thre
 def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
     """Policy-gradient statistics (ew_gradient_block); args = (columns, targets, start_row,
     seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched,
-    buffers), targets (n_targets, 2), the last seven per thread, stats EW_GRADIENT_STATS words a
+    buffers), columns (copies, words), targets (n_targets, 2), the last seven per thread, stats EW_GRADIENT_STATS words a
     thread, buffers (threads, EW_GRADIENT_LANES, buffer_steps)."""
-    cdef const uint64_t[::1] columns = args[0]
+    cdef const uint64_t[:, ::1] columns = args[0]
     cdef const uint64_t[:, ::1] targets = args[1]
     cdef uint64_t[:, ::1] stats = args[5]
     cdef uint64_t[:, :, ::1] slot_sums = args[6]
@@ -175,7 +178,7 @@ def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int th
                           "buffers": buffers.shape[0]})
     cdef int64_t n_slots = slot_sums.shape[1]
     if (buffers.shape[1] != EW_GRADIENT_LANES or buffers.shape[2] > EW_GRADIENT_MAX_BUFFER
-            or columns.shape[0] != 2 * n_slots or targets.shape[1] != 2
+            or columns.shape[1] < 2 * n_slots or columns.shape[1] % 8 != 0 or targets.shape[1] != 2
             or stats.shape[1] < EW_GRADIENT_STATS
             or min(packed.shape[1], censored_visits.shape[1], rollout_count.shape[1],
                    touched.shape[1]) != n_slots):
@@ -183,7 +186,8 @@ def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int th
                          "steps, targets two words each, stats EW_GRADIENT_STATS and every "
                          "per-slot array two slots a column")
     cdef ew_gradient_args a
-    a.columns, a.targets = <const ew_alias_column *>&columns[0], &targets[0, 0]
+    a.columns, a.targets = <const ew_alias_column *>&columns[0, 0], &targets[0, 0]
+    a.column_copies, a.column_stride = columns.shape[0], columns.shape[1] // 4
     a.n_targets = targets.shape[0]
     a.start_row, a.seed_key, a.max_steps = args[2], args[3], args[4]
     a.buffer_steps = buffers.shape[2]

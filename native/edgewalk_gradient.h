@@ -35,7 +35,9 @@ enum { EW_GRADIENT_PACKED_STEPS = EW_NSTATS, EW_GRADIENT_PACKED_REMAINING = EW_N
 #define EW_GRADIENT_FOR_LANES(STEP) STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5)
 
 typedef struct {
-    const ew_alias_column *columns; /* laid out by target (see above); no row word is 0 */
+    const ew_alias_column *columns; /* laid out by target (see above); no row word is 0; thread
+                                       i reads copy i % column_copies, column_stride apart */
+    int64_t column_copies, column_stride;
     const uint64_t *targets;        /* per target: first row base, number of bases */
     uint64_t start_row;
     int64_t n_targets;
@@ -191,7 +193,7 @@ static inline uint64_t ew_column_index(uint64_t row, uint64_t z) {
 
 static void ew_gradient_block(const void *args, int thread, int64_t first, int64_t last) {
     const ew_gradient_args *a = (const ew_gradient_args *)args;
-    const ew_alias_column *columns = a->columns;
+    const ew_alias_column *columns = a->columns + (thread % a->column_copies) * a->column_stride;
     ew_gradient_sums g = {a->stats + thread * a->stats_stride,
                           a->slot_sums + 2 * thread * a->slots_stride,
                           a->packed + thread * a->slots_stride,

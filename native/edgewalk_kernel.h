@@ -143,7 +143,9 @@ static void ew_drive(ew_block block, const void *args, int64_t first_rollout,
 /* ------------------------------------------------------------------------- the plain kernel */
 
 typedef struct {
-    const ew_alias_column *columns; /* target states' rows folded to 0 */
+    const ew_alias_column *columns; /* target states' rows folded to 0; thread i reads copy
+                                       i % column_copies, column_stride columns apart */
+    int64_t column_copies, column_stride;
     uint64_t start_row;             /* the row word of the start state 0 */
     uint64_t seed_key;
     int64_t max_steps, bin_width;   /* bin_width * (number of bins) > max_steps */
@@ -175,7 +177,7 @@ static inline void ew_plain_end(const ew_plain_args *a, int i, int hit, int64_t 
  * unrecorded until the last rollout of the block ends. */
 static void ew_plain_block(const void *args, int thread, int64_t first, int64_t last) {
     const ew_plain_args *a = (const ew_plain_args *)args;
-    const ew_alias_column *columns = a->columns;
+    const ew_alias_column *columns = a->columns + (thread % a->column_copies) * a->column_stride;
     const int64_t max_steps = a->max_steps;
     int64_t *hist = a->hist + thread * a->hist_stride;
     uint64_t *stats = a->stats + thread * a->stats_stride;

@@ -175,9 +175,9 @@ def _lane_start(lane, next_rollout, last, idle, live, seed_key):
 @_block
 def plain_block(args, thread, first, last):
     """ew_plain_block, its eight lanes spelled out; args = (columns, start_row, seed_key,
-    max_steps, bin_width, hist, stats)."""
+    max_steps, bin_width, hist, stats), columns (copies, words): thread i reads copy i % copies."""
     columns, start_row, seed_key, max_steps, bin_width, hist, stats = args
-    hist, stats = hist[thread], stats[thread]
+    columns, hist, stats = columns[thread % columns.shape[0]], hist[thread], stats[thread]
     if start_row == 0 or max_steps == 0:
         for _ in range(first, last):
             if start_row == 0:
@@ -543,7 +543,8 @@ def gradient_block(args, thread, first, last):
     seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched,
     buffers). Lane i has taken n - s_i steps at round n."""
     (columns, targets, start_row, seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buffers) = args
-    stats, slot_sums, packed = stats[thread], slot_sums[thread], packed[thread]
+    columns, stats, slot_sums = columns[thread % columns.shape[0]], stats[thread], slot_sums[thread]
+    packed = packed[thread]
     censored_visits, rollout_count = censored_visits[thread], rollout_count[thread]
     touched, buffers = touched[thread], buffers[thread]
     buffer_steps = buffers.shape[1]

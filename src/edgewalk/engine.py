@@ -127,8 +127,8 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
         rows = kernels.row_words(tables, ends)
         call = kernels.parallel_call(
             plan.backend, plan.threads, "plain",
-            (kernels.alias_columns(tables, rows), rows[0], key, plan.max_steps, plan.bin_width,
-             hist, stats))
+            (kernels.per_thread(kernels.alias_columns(tables, rows), plan.threads), rows[0], key,
+             plan.max_steps, plan.bin_width, hist, stats))
     seconds, compile_seconds = _drive(plan.threads, plan.expected_steps, plan.max_steps,
                                       plan.first_rollout, plan.rollouts, call, stats, progress)
     totals = [int(x) for x in stats.sum(axis=0, dtype=object)]
@@ -201,7 +201,8 @@ def execute_gradient(plan: GradientPlan, progress: Progress | None = None) -> Gr
                         max(1, min(plan.max_steps, GRADIENT_BUFFER_STEPS))), np.uint32)
     call = kernels.parallel_call(
         plan.backend, plan.threads, "gradient",
-        (columns, target_rows, start_row, np.uint64(kernels.seed_key(plan.seed)), plan.max_steps,
+        (kernels.per_thread(columns, plan.threads), target_rows, start_row,
+         np.uint64(kernels.seed_key(plan.seed)), plan.max_steps,
          stats, slot_sums, packed, censored_visits, rollout_count, touched, buffers))
     seconds, _ = _drive(plan.threads, plan.expected_steps, plan.max_steps, 0, plan.rollouts, call,
                         stats, progress)

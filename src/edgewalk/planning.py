@@ -123,6 +123,9 @@ def plan(
     if search != "none":
         n = policy.graph.n_states
         memory.require(threads * (n / 8 + 4 * (n + 1)), f"the search wrapper's scratch for {n:,} states")
+    elif tables is None:
+        memory.require(kernels.per_thread_bytes(policy.graph.n_transitions, threads),
+                       f"the alias tables of {policy.graph.n_transitions:,} transitions on {threads} threads")
     if tables is not None:
         seconds = leap.estimated_seconds(tables.lumped.n_transient, max_steps, rollouts, threads, exact_mean)
     else:
@@ -206,7 +209,8 @@ def plan_gradient(
     expected_steps = float(expected_steps)
     slots = 2 * policy.graph.n_transitions
     buffer = min(max_steps, engine.GRADIENT_BUFFER_STEPS)
-    memory.require(threads * (44.0 * slots + 4.0 * kernels.GRADIENT_LANES * buffer) + 16.0 * slots,
+    memory.require(threads * (44.0 * slots + 4.0 * kernels.GRADIENT_LANES * buffer) + 16.0 * slots
+                   + kernels.per_thread_bytes(policy.graph.n_transitions, threads),
                    f"the gradient statistics of {policy.graph.n_transitions:,} transitions on {threads} threads")
     steps = rollouts * min(expected_steps, max_steps)
     _refuse_if_too_slow(steps, steps / (PLANNING_STEPS_PER_SECOND * threads), threads,
