@@ -17,7 +17,7 @@
  * degree - 1), or is 0 for a state that ends the rollout (a target), so that the target test is
  * a test of the word a step loads anyway. An ew_alias_column holds everything one step reads in
  * one 32-byte load: the row words of primary[k] and alias[k], threshold[k], and the two states
- * themselves (primary in the low half), which the search wrapper and the gradient kernel use.
+ * themselves (primary in the low half), which the search wrapper uses.
  *
  * The block driver: ew_drive runs rollouts first..last-1 in blocks of block_size on an OpenMP
  * team, calling one kernel's block function for each block with the thread's number; a block

@@ -23,8 +23,9 @@ from .result import GradientStatistics, HittingTimes
 # The speed plans assume, per thread: deliberately below the measured rate, so that estimates err
 # on the slow side.
 PLANNING_STEPS_PER_SECOND = 1e8
-# Steps of a rollout the gradient kernel buffers per lane (kernels.GRADIENT_LANES lanes per thread, 4 bytes
-# a step); longer rollouts are finished one buffer at a time at about half the speed.
+# Steps of a rollout the gradient kernel buffers per lane (kernels.GRADIENT_LANES lanes per
+# thread, 4 bytes a step); longer rollouts are finished one buffer at a time at about half the
+# speed.
 GRADIENT_BUFFER_STEPS = 2**18
 
 Progress = Callable[[int, int], None]  # progress(rollouts done, steps done)
