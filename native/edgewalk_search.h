@@ -156,20 +156,23 @@ static void ew_search_block(const void *args, int thread, int64_t first, int64_t
             uint64_t *v = visited + i * lane_words, *path = stack + i * a->stack_size;
             uint64_t *lane_open = open + i * a->max_degree;
             const ew_search_state *st = &states[top[i]];
-            uint64_t chosen = 0, moved = 0;
+            /* the draw a move would take, computed before knowing whether there is a move,
+             * off the chain of loads that leads from one step to the next */
+            uint64_t chosen = 0, moved = 0, z = ew_mix64(x[i] + EW_GAMMA);
             t[i]++;
             if (a->mode == EW_SEARCH_MASK && (st->row >> 32) <= EW_SEARCH_NARROW) {
                 const uint32_t *w = a->weight + (st->row & EW_LOW32);
                 uint64_t field = ~ew_visited_field(v, st->lo) & a->positive[st->masks], total = 0;
+                uint64_t open[EW_SEARCH_NARROW];
                 for (int j = 0; j < EW_SEARCH_NARROW; j++) {
                     total += w[j] & (0 - ((field >> j) & 1));
-                    lane_open[j] = total;
+                    open[j] = total;
                 }
                 moved = total != 0;
+                uint64_t pick = ((z >> 32) * total) >> 32, k = 0;
                 x[i] += EW_GAMMA & (0 - moved);
                 draws[i] += moved;
-                uint64_t pick = ((ew_mix64(x[i]) >> 32) * total) >> 32, k = 0;
-                for (int j = 0; j < EW_SEARCH_NARROW; j++) k += lane_open[j] <= pick;
+                for (int j = 0; j < EW_SEARCH_NARROW; j++) k += open[j] <= pick;
                 chosen = st->lo + k;
             } else if (a->mode == EW_SEARCH_MASK) {
                 uint64_t *lane_entry = entry + i * a->max_degree;
@@ -177,14 +180,14 @@ static void ew_search_block(const void *args, int thread, int64_t first, int64_t
                 if (n > 0) {
                     x[i] += EW_GAMMA;
                     draws[i]++;
-                    uint64_t pick = ((ew_mix64(x[i]) >> 32) * lane_open[n - 1]) >> 32;
+                    uint64_t pick = ((z >> 32) * lane_open[n - 1]) >> 32;
                     int64_t k = 0;
                     for (int64_t q = 0; q < n; q++) k += lane_open[q] <= pick;
                     chosen = st->lo + lane_entry[k];
                     moved = 1;
                 }
             } else {
-                chosen = ew_draw_position(a->columns, st->row, ew_mix64(x[i] + EW_GAMMA));
+                chosen = ew_draw_position(a->columns, st->row, z);
                 moved = !ew_is_visited(v, chosen) || ew_any_open(a, st, v);
                 if (moved) {
                     while (ew_is_visited(v, chosen)) { /* a rejected draw */

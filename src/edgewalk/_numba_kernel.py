@@ -346,6 +346,7 @@ def search_block(args, thread, first, last):
             at = np.uint64(4) * top
             row, lo = states[at], states[at + _ONE]
             chosen, moved = np.uint64(0), np.uint64(0)
+            z = mix64(lanes[_X, i] + GAMMA)  # the draw a move would take (off the step's chain)
             lanes[_T, i] += _ONE
             if mode == SEARCH_MASK and row >> _32 <= narrow:
                 base = row & _LOW32
@@ -356,9 +357,9 @@ def search_block(args, thread, first, last):
                         np.uint64(0) - ((field >> np.uint64(j)) & _ONE))
                     lane_open[j] = total
                 moved = np.uint64(total != 0)
+                pick = ((z >> _32) * total) >> _32
                 lanes[_X, i] += GAMMA & (np.uint64(0) - moved)
                 lanes[_DRAWS, i] += moved
-                pick = ((mix64(lanes[_X, i]) >> _32) * total) >> _32
                 k = np.uint64(0)
                 for j in range(SEARCH_NARROW):
                     k += np.uint64(lane_open[j] <= pick)
@@ -368,14 +369,14 @@ def search_block(args, thread, first, last):
                 if n > 0:
                     lanes[_X, i] += GAMMA
                     lanes[_DRAWS, i] += _ONE
-                    pick = ((mix64(lanes[_X, i]) >> _32) * lane_open[n - 1]) >> _32
+                    pick = ((z >> _32) * lane_open[n - 1]) >> _32
                     k = 0
                     for q in range(n):
                         k += lane_open[q] <= pick
                     chosen = lo + entry[i, k]
                     moved = _ONE
             else:
-                chosen = _draw_position(columns, row, mix64(lanes[_X, i] + GAMMA))
+                chosen = _draw_position(columns, row, z)
                 if not _is_visited(v, chosen) or _any_open(states, positive, v, at):
                     moved = _ONE
                     while _is_visited(v, chosen):  # a rejected draw
