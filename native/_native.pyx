@@ -163,8 +163,8 @@ def search(tuple args, int64_t first, int64_t last, int64_t block_size, int thre
 def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
     """Policy-gradient statistics (ew_gradient_block); args = (columns, targets, start_row,
     seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched,
-    buffers), columns (copies, words), targets (n_targets, 2), the last seven per thread, stats EW_GRADIENT_STATS words a
-    thread, buffers (threads, EW_GRADIENT_LANES, buffer_steps)."""
+    buffers), columns (copies, words), targets (n_targets, 2), the last seven per thread, stats
+    EW_GRADIENT_STATS words a thread, buffers (threads, EW_GRADIENT_LANES, buffer_steps)."""
     cdef const uint64_t[:, ::1] columns = args[0]
     cdef const uint64_t[:, ::1] targets = args[1]
     cdef uint64_t[:, ::1] stats = args[5]

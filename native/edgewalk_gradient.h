@@ -50,8 +50,9 @@ typedef struct {
     int64_t stats_stride, slots_stride, buffers_stride;
 } ew_gradient_args;
 
-/* The per-thread arrays of one thread. */
+/* The per-thread arrays of one thread, and its copy of the columns. */
 typedef struct {
+    const ew_alias_column *columns;
     uint64_t *stats, *slot_sums, *packed, *censored_visits, *rollout_count;
     int32_t *touched;
 } ew_gradient_sums;
@@ -119,10 +120,10 @@ static void ew_gradient_finish(const ew_gradient_args *a, const ew_gradient_sums
             do {
                 x += EW_GAMMA;
                 uint64_t z = ew_mix64(x);
-                const ew_alias_column *c = ew_draw(a->columns, row, z);
+                const ew_alias_column *c = ew_draw(g->columns, row, z);
                 uint32_t took_alias = !ew_takes_primary(c, z);
                 row = ew_next_row(c, z);
-                buf[t - buffer_start] = (uint32_t)(2 * (c - a->columns)) + took_alias;
+                buf[t - buffer_start] = (uint32_t)(2 * (c - g->columns)) + took_alias;
                 t++;
                 hit = ew_in_target(row, first, count);
             } while (!hit && t < limit);
@@ -187,15 +188,10 @@ static EW_NOINLINE ew_gradient_lane ew_gradient_end(const ew_gradient_args *a,
     return ew_gradient_start(a, g, i, buf, p);
 }
 
-/* The alias column k drawn from row word `row` with draw z (ew_draw, as an index). */
-static inline uint64_t ew_column_index(uint64_t row, uint64_t z) {
-    return (row & EW_LOW32) + (((z >> 32) * (row >> 32)) >> 32);
-}
-
 static void ew_gradient_block(const void *args, int thread, int64_t first, int64_t last) {
     const ew_gradient_args *a = (const ew_gradient_args *)args;
     const ew_alias_column *columns = a->columns + (thread % a->column_copies) * a->column_stride;
-    ew_gradient_sums g = {a->stats + thread * a->stats_stride,
+    ew_gradient_sums g = {columns, a->stats + thread * a->stats_stride,
                           a->slot_sums + 2 * thread * a->slots_stride,
                           a->packed + thread * a->slots_stride,
                           a->censored_visits + thread * a->slots_stride,

@@ -75,10 +75,16 @@ typedef struct {
     uint64_t primary_row, alias_row, threshold, states;
 } ew_alias_column;
 
-/* The column drawn with z from the row of row word `row` (the same column as ew_column). */
+/* The index of the column drawn with z from the row of row word `row` (the same column as
+ * ew_column). */
+static inline uint64_t ew_column_index(uint64_t row, uint64_t z) {
+    return (row & EW_LOW32) + (((z >> 32) * (row >> 32)) >> 32);
+}
+
+/* The column drawn with z from the row of row word `row`. */
 static inline const ew_alias_column *ew_draw(const ew_alias_column *columns, uint64_t row,
                                              uint64_t z) {
-    return columns + (row & EW_LOW32) + (((z >> 32) * (row >> 32)) >> 32);
+    return columns + ew_column_index(row, z);
 }
 
 /* Whether draw z takes the column's primary (else its alias). */

@@ -132,10 +132,16 @@ def _record_censored(t, stats):
 
 
 @_jit
+def _column_index(row, z):
+    """ew_column_index: the index of the alias column drawn with z from row word ``row``."""
+    return (row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)
+
+
+@_jit
 def _next_row(columns, row, z):
     """ew_draw and ew_takes_primary: the row word a step from row word ``row`` with draw z
     enters (columns: four words per alias column, see edgewalk_kernel.h)."""
-    at = ((row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)) << _TWO
+    at = _column_index(row, z) << _TWO
     return columns[at] if (z & _LOW32) <= columns[at + _TWO] else columns[at + _ONE]
 
 
@@ -296,7 +302,7 @@ def _open_entries(states, positive, weight, visited, at, open_weight, entry):
 @_jit
 def _draw_position(columns, row, z):
     """ew_draw_position: the position drawn with z from the alias columns of row word ``row``."""
-    at = ((row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)) << _TWO
+    at = _column_index(row, z) << _TWO
     took_alias = np.uint64((z & _LOW32) > columns[at + _TWO])
     return (columns[at + np.uint64(3)] >> (_32 * took_alias)) & _LOW32
 
@@ -420,7 +426,7 @@ def _gradient_step(columns, row, z):
     """One step of a gradient rollout: the row word entered and the slot taken, 2k for column k's
     primary, 2k + 1 for its alias (one select, the rest arithmetic on the same test, as in
     edgewalk_gradient.h)."""
-    k = (row & _LOW32) + (((z >> _32) * (row >> _32)) >> _32)
+    k = _column_index(row, z)
     at = k << _TWO
     took_alias = np.uint64((z & _LOW32) > columns[at + _TWO])
     row = columns[at + _ONE] if took_alias else columns[at]

@@ -81,12 +81,17 @@ def check_threads(threads: int | None) -> int:
     return checks.whole("threads", threads, 1, max_threads())
 
 
-def row_words(tables: AliasTables, ends: np.ndarray | None = None) -> np.ndarray:
-    """Per state, the row word of its alias columns, base | degree << 32 (edgewalk_kernel.h), or
-    0 where ``ends`` (a boolean mask of states) is set: entering such a state ends a rollout."""
+def _require_addressable(tables: AliasTables) -> None:
+    """SizeError unless the kernels' 32-bit column numbers reach every transition."""
     if len(tables.next_state) >= 2**32:
         raise SizeError(f"graph: {len(tables.next_state)} transitions; the kernels address at "
                         f"most 2**32 - 1")
+
+
+def row_words(tables: AliasTables, ends: np.ndarray | None = None) -> np.ndarray:
+    """Per state, the row word of its alias columns, base | degree << 32 (edgewalk_kernel.h), or
+    0 where ``ends`` (a boolean mask of states) is set: entering such a state ends a rollout."""
+    _require_addressable(tables)
     degree = np.diff(tables.row_start)
     dead_ends = np.flatnonzero((degree == 0) & (True if ends is None else ~ends))
     if dead_ends.size:
@@ -113,17 +118,20 @@ def cache_aligned(shape: tuple[int, ...]) -> np.ndarray:
 COPY_COLUMNS_BYTES = 4 << 20
 
 
+def _copies(table_bytes: int, threads: int) -> int:
+    return threads if table_bytes <= COPY_COLUMNS_BYTES else 1
+
+
 def per_thread_bytes(n_columns: int, threads: int) -> int:
     """The bytes :func:`per_thread` takes for n_columns alias columns on ``threads`` threads."""
-    one = 32 * n_columns
-    return one * (threads if one <= COPY_COLUMNS_BYTES else 1)
+    return 32 * n_columns * _copies(32 * n_columns, threads)
 
 
 def per_thread(columns: np.ndarray, threads: int) -> np.ndarray:
     """The flat alias columns as (copies, words): one row per thread if they take at most
     COPY_COLUMNS_BYTES, else one row all threads share (thread i reads row i % copies); every
     row starts on a 64-byte boundary."""
-    copies = threads if columns.nbytes <= COPY_COLUMNS_BYTES else 1
+    copies = _copies(columns.nbytes, threads)
     width = -(-len(columns) // 8) * 8
     out = cache_aligned((copies, width))
     out[:, :len(columns)] = columns
@@ -154,14 +162,12 @@ def gradient_tables(tables: AliasTables, state_head: np.ndarray, targets: tuple[
     then those of the next distinct target, then every other state), per target its first row
     base and number of bases, the start state's row word, and ``order``: column k of the layout
     is column order[k] of ``tables``."""
-    if len(tables.next_state) >= 2**32:
-        raise SizeError(f"graph: {len(tables.next_state)} transitions; the kernels address at "
-                        f"most 2**32 - 1")
+    _require_addressable(tables)
     degree = np.diff(tables.row_start)
-    distinct = list(dict.fromkeys(targets))
-    group = np.full(len(degree), len(distinct), np.int64)
-    for g, node in enumerate(distinct):
-        group[state_head == node] = g
+    distinct = np.array(list(dict.fromkeys(targets)), np.int64)
+    group_of_node = np.full(int(max(state_head.max(), distinct.max())) + 1, len(distinct), np.int64)
+    group_of_node[distinct] = np.arange(len(distinct))
+    group = group_of_node[state_head]
     states = np.argsort(group, kind="stable")
     lengths = degree[states]
     base = np.empty(len(degree), np.int64)
@@ -174,7 +180,7 @@ def gradient_tables(tables: AliasTables, state_head: np.ndarray, targets: tuple[
     columns = columns.ravel()
     bases_of_group = np.bincount(group, weights=degree, minlength=len(distinct) + 1).astype(np.int64)
     first_of_group = np.cumsum(bases_of_group) - bases_of_group
-    g = np.array([distinct.index(node) for node in targets], np.int64)
+    g = group_of_node[np.asarray(targets, np.int64)]
     target_rows = np.stack([first_of_group[g], bases_of_group[g]], axis=1).astype(np.uint64)
     return columns, target_rows, rows[0], order
 

@@ -242,7 +242,7 @@ def _counted_output(params: dict, config: Config, moves: Moves, tokens: jax.Arra
     the counts of each token among them."""
     heads, ages = config.heads, config.ages
     recent = ages - 1
-    batch, length = tokens.shape
+    length = tokens.shape[1]
     vocabulary = params["token"].shape[0]
     x, q = queries(params, tokens, heads)  # B T d, B T H e
     keys, values = keys_values(params, tokens, heads)  # B T H e

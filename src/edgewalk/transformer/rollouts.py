@@ -150,11 +150,10 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
 
     The key/value cache is a ring of the last ``window`` positions (windowed model; at most the
     capacity + 1 positions a rollout has) or of the last ``max_age - 1`` (whole trajectory).
-    Older positions all carry the last age embedding,
-    and a position's key and value depend only on its token, so the whole-trajectory model
-    summarises them exactly by per-rollout token counts: their share of the attention is
-    ``sum_v count[v] exp(score(v))`` over the vocabulary. A step therefore costs the same at any
-    trajectory length."""
+    Older positions all carry the last age embedding, and a position's key and value depend only
+    on its token, so the whole-trajectory model summarises them exactly by per-rollout token
+    counts: their share of the attention is ``sum_v count[v] exp(score(v))`` over the
+    vocabulary. A step therefore costs the same at any trajectory length."""
     key = (config, capacity, vocabulary)
     if key in _SAMPLERS:
         return _SAMPLERS[key]
