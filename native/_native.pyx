@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Cython backend: each kernel fills its argument struct from the arrays of ``args`` (the same
 tuple, in the same order, as the Numba backend's block function takes) and runs
-``ew_drive`` (native/edgewalk_kernel.h), OpenMP threads over blocks of rollouts. Thread i
+``ew_drive`` (native/edgewalk_kernel.h), OpenMP threads taking rollouts from one counter. Thread i
 accumulates into row i of every per-thread array."""
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -12,9 +12,11 @@ cdef extern from "edgewalk_kernel.h" nogil:
         EW_DRAWS_SUMSQ_LO, EW_DRAWS_SUMSQ_HI, EW_NSTATS, EW_SEARCH_MASK, EW_SEARCH_REJECT,
         EW_LANES
     const unsigned long long EW_GAMMA
-    ctypedef void (*ew_block)(const void *args, int thread, int64_t first, int64_t last) noexcept nogil
+    ctypedef struct ew_rollouts:
+        pass
+    ctypedef void (*ew_block)(const void *args, int thread, ew_rollouts *rollouts) noexcept nogil
     void ew_drive(ew_block block, const void *args, int64_t first_rollout, int64_t last_rollout,
-                  int64_t block_size, int threads)
+                  int threads)
     ctypedef struct ew_alias_column:
         pass
     ctypedef struct ew_plain_args:
@@ -25,7 +27,7 @@ cdef extern from "edgewalk_kernel.h" nogil:
         int64_t *hist
         uint64_t *stats
         int64_t hist_stride, stats_stride
-    void ew_plain_block(const void *args, int thread, int64_t first, int64_t last)
+    void ew_plain_block(const void *args, int thread, ew_rollouts *rollouts)
 
 cdef extern from "edgewalk_search.h" nogil:
     enum:
@@ -49,7 +51,7 @@ cdef extern from "edgewalk_search.h" nogil:
         uint64_t *entry
         uint64_t *lanes
         int64_t hist_stride, stats_stride, n_words, stack_size, max_degree
-    void ew_search_block(const void *args, int thread, int64_t first, int64_t last)
+    void ew_search_block(const void *args, int thread, ew_rollouts *rollouts)
 
 cdef extern from "edgewalk_gradient.h" nogil:
     ctypedef struct ew_gradient_args:
@@ -68,7 +70,7 @@ cdef extern from "edgewalk_gradient.h" nogil:
         int32_t *touched
         uint32_t *buffers
         int64_t stats_stride, slots_stride, buffers_stride
-    void ew_gradient_block(const void *args, int thread, int64_t first, int64_t last)
+    void ew_gradient_block(const void *args, int thread, ew_rollouts *rollouts)
     enum: EW_GRADIENT_LANES, EW_GRADIENT_STATS, EW_GRADIENT_PACKED_SHIFT, EW_GRADIENT_PACK_SLOTS
     enum: EW_GRADIENT_MAX_BUFFER
 
@@ -103,7 +105,7 @@ cdef _check_rows(int threads, per_thread):
             raise ValueError(f"{name} needs one row per thread ({threads}), has {rows}")
 
 
-def plain(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
+def plain(tuple args, int64_t first, int64_t last, int threads):
     """Plain rollouts (ew_plain_block); args = (columns, start_row, seed_key, max_steps,
     bin_width, hist, stats), columns (copies, words)."""
     cdef const uint64_t[:, ::1] columns = args[0]
@@ -120,10 +122,10 @@ def plain(tuple args, int64_t first, int64_t last, int64_t block_size, int threa
     a.hist, a.hist_stride = &hist[0, 0], hist.shape[1]
     a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
     with nogil:
-        ew_drive(ew_plain_block, &a, first, last, block_size, threads)
+        ew_drive(ew_plain_block, &a, first, last, threads)
 
 
-def search(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
+def search(tuple args, int64_t first, int64_t last, int threads):
     """Rollouts under the no-revisit search wrapper (ew_search_block); args = (states,
     positive, columns, weight, start, mode, seed_key, max_steps, bin_width, hist, stats,
     visited, stack, open, entry, lanes), the last five per-thread scratch: (threads, EW_LANES,
@@ -157,10 +159,10 @@ def search(tuple args, int64_t first, int64_t last, int64_t block_size, int thre
     a.open, a.entry, a.max_degree = &open_[0, 0, 0], &entry[0, 0, 0], open_.shape[2]
     a.lanes = &lanes[0, 0, 0]
     with nogil:
-        ew_drive(ew_search_block, &a, first, last, block_size, threads)
+        ew_drive(ew_search_block, &a, first, last, threads)
 
 
-def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
+def gradient(tuple args, int64_t first, int64_t last, int threads):
     """Policy-gradient statistics (ew_gradient_block); args = (columns, targets, start_row,
     seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched,
     buffers), columns (copies, words), targets (n_targets, 2), the last seven per thread, stats
@@ -198,7 +200,7 @@ def gradient(tuple args, int64_t first, int64_t last, int64_t block_size, int th
     a.touched = &touched[0, 0]
     a.buffers, a.buffers_stride = &buffers[0, 0, 0], buffers.shape[1] * buffers.shape[2]
     with nogil:
-        ew_drive(ew_gradient_block, &a, first, last, block_size, threads)
+        ew_drive(ew_gradient_block, &a, first, last, threads)
 
 
 cdef extern from "edgewalk_leap.h" nogil:
@@ -215,7 +217,7 @@ cdef extern from "edgewalk_leap.h" nogil:
         int64_t *hist
         uint64_t *stats
         int64_t hist_stride, stats_stride
-    void ew_leap_block(const void *args, int thread, int64_t first, int64_t last)
+    void ew_leap_block(const void *args, int thread, ew_rollouts *rollouts)
 
 # The leap kernel's interface as edgewalk_leap.h declares it (edgewalk.leap checks the Numba
 # mirror against it).
@@ -226,7 +228,7 @@ LEAP_ABI = {
 }
 
 
-def leap(tuple args, int64_t first, int64_t last, int64_t block_size, int threads):
+def leap(tuple args, int64_t first, int64_t last, int threads):
     """Leap rollouts (ew_leap_block); args = (row_start, columns, start_row, seed_key, edges,
     hist, stats), columns (n, 4), hist (threads, bins), stats (threads, EW_LEAP_NSTATS)."""
     cdef const int64_t[::1] row_start = args[0], edges = args[4]
@@ -243,4 +245,4 @@ def leap(tuple args, int64_t first, int64_t last, int64_t block_size, int thread
     a.hist, a.hist_stride = &hist[0, 0], hist.shape[1]
     a.stats, a.stats_stride = &stats[0, 0], stats.shape[1]
     with nogil:
-        ew_drive(ew_leap_block, &a, first, last, block_size, threads)
+        ew_drive(ew_leap_block, &a, first, last, threads)

@@ -149,23 +149,24 @@ typedef struct {
     uint64_t row, x, first, count;
     int64_t t;
 } ew_gradient_lane;
-/* The block's progress. */
+/* The thread's progress: its rollouts, and its lanes that have one. */
 typedef struct {
-    int64_t next_rollout, last, live;
+    ew_rollouts *rollouts;
+    int64_t live;
     unsigned idle;
 } ew_gradient_progress;
 
-/* The lane's next rollout of the block that takes a step; rollouts that take none (start on their
+/* The lane's next rollout that takes a step; rollouts that take none (start on their
  * target, or max_steps = 0) are recorded on the way. Marks the lane idle if none is left (it then
  * walks on aiming at no rows). */
 static ew_gradient_lane ew_gradient_start(const ew_gradient_args *a, const ew_gradient_sums *g,
                                           int i, uint32_t *buf, ew_gradient_progress *p) {
     ew_gradient_lane lane = {a->start_row, 0, 0, 0, 0};
-    while (p->next_rollout < p->last) {
-        const uint64_t *target = a->targets + 2 * (p->next_rollout % a->n_targets);
+    for (int64_t r; (r = ew_take_rollout(p->rollouts)) >= 0;) {
+        const uint64_t *target = a->targets + 2 * (r % a->n_targets);
         lane.first = target[0];
         lane.count = target[1];
-        lane.x = ew_rollout_key(a->seed_key, p->next_rollout++);
+        lane.x = ew_rollout_key(a->seed_key, r);
         if (!ew_in_target(a->start_row, lane.first, lane.count) && a->max_steps > 0) return lane;
         ew_gradient_finish(a, g, buf, lane.first, lane.count, a->start_row, 0, lane.x);
     }
@@ -188,7 +189,7 @@ static EW_NOINLINE ew_gradient_lane ew_gradient_end(const ew_gradient_args *a,
     return ew_gradient_start(a, g, i, buf, p);
 }
 
-static void ew_gradient_block(const void *args, int thread, int64_t first, int64_t last) {
+static void ew_gradient_block(const void *args, int thread, ew_rollouts *q) {
     const ew_gradient_args *a = (const ew_gradient_args *)args;
     const ew_alias_column *columns = a->columns + (thread % a->column_copies) * a->column_stride;
     ew_gradient_sums g = {columns, a->stats + thread * a->stats_stride,
@@ -198,7 +199,7 @@ static void ew_gradient_block(const void *args, int thread, int64_t first, int64
                           a->rollout_count + thread * a->slots_stride,
                           a->touched + thread * a->slots_stride};
     const int64_t lane_steps = a->buffer_steps < a->max_steps ? a->buffer_steps : a->max_steps;
-    ew_gradient_progress p = {first, last, EW_GRADIENT_LANES, 0};
+    ew_gradient_progress p = {q, EW_GRADIENT_LANES, 0};
     /* Lane i's state in scalars (row_i, x_i, at_i: its next free buffer entry), which compilers
      * keep in registers; its target's rows and its buffer are only read at a rollout's end. Every
      * lane takes one step a round, so a full buffer is tested once a round against the earliest

@@ -1,12 +1,12 @@
 /* The edgewalk kernels' common part, shared by the Cython backend (native/_native.pyx) and
  * mirrored by the Numba backend (src/edgewalk/_numba_kernel.py): the kernel interface, the random
- * streams, the packed tables, the block driver and the plain rollout kernel. The search wrapper
+ * streams, the packed tables, the driver and the plain rollout kernel. The search wrapper
  * and the gradient statistics have their own headers (edgewalk_search.h, edgewalk_gradient.h).
  *
  * Random numbers: rollout r has its own SplitMix64 stream, seeded with
  *   key_r = mix64(seed_key + (r + 1) * GAMMA),
  * and its n-th draw (n = 1, 2, ...) is mix64(key_r + n * GAMMA). A rollout's path therefore
- * depends only on (seed, r): not on blocks, lanes or threads, and all accumulation is integer,
+ * depends only on (seed, r): not on lanes or threads, and all accumulation is integer,
  * so every backend and thread count gives the same histogram bit for bit.
  *
  * One step from state s with one 64-bit draw z (alias layout, see edgewalk.alias.AliasTables):
@@ -19,12 +19,13 @@
  * one 32-byte load: the row words of primary[k] and alias[k], threshold[k], and the two states
  * themselves (primary in the low half), which the search wrapper uses.
  *
- * The block driver: ew_drive runs rollouts first..last-1 in blocks of block_size on an OpenMP
- * team, calling one kernel's block function for each block with the thread's number; a block
- * function reads its arrays from the argument struct it is given and accumulates into the
- * thread's rows of the per-thread arrays. Adding a kernel is: an argument struct, a block
- * function with the ew_block signature, and a Cython function that fills the struct and calls
- * ew_drive (docs/architecture.md).
+ * The driver: ew_drive runs rollouts first..last-1 on an OpenMP team, calling one kernel's block
+ * function once on each thread with the thread's number; the block function's lanes take
+ * rollouts one at a time (ew_take_rollout) from a counter the team shares, until none is left, so
+ * that no lane idles and no thread waits while rollouts remain. A block function reads its arrays
+ * from the argument struct it is given and accumulates into the thread's rows of the per-thread
+ * arrays. Adding a kernel is: an argument struct, a block function with the ew_block signature,
+ * and a Cython function that fills the struct and calls ew_drive (docs/architecture.md).
  */
 #ifndef EDGEWALK_KERNEL_H
 #define EDGEWALK_KERNEL_H
@@ -124,26 +125,62 @@ static inline void ew_record_censored(int64_t t, uint64_t *stats) {
 
 /* ------------------------------------------------------------------------------ the driver */
 
-typedef void (*ew_block)(const void *args, int thread, int64_t first, int64_t last);
-
-/* Runs block(args, thread, first, last) over rollouts first_rollout..last_rollout-1 cut into
- * blocks of block_size, on `threads` OpenMP threads taking blocks one at a time. */
-static void ew_drive(ew_block block, const void *args, int64_t first_rollout,
-                     int64_t last_rollout, int64_t block_size, int threads) {
-    int64_t n_blocks = (last_rollout - first_rollout + block_size - 1) / block_size;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-#endif
-    for (int64_t b = 0; b < n_blocks; b++) {
-        int64_t first = first_rollout + b * block_size;
-        int64_t last = first + block_size < last_rollout ? first + block_size : last_rollout;
-#ifdef _OPENMP
-        block(args, omp_get_thread_num(), first, last);
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static inline int64_t ew_atomic_load(int64_t *p) { return *(volatile int64_t *)p; }
+static inline int64_t ew_fetch_add(int64_t *p, int64_t v) {
+    return _InterlockedExchangeAdd64((volatile long long *)p, v);
+}
 #else
-        block(args, 0, first, last);
+static inline int64_t ew_atomic_load(int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline int64_t ew_fetch_add(int64_t *p, int64_t v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
 #endif
+
+/* The rollouts of one ew_drive call as one thread sees them: the team's shared counter (the first
+ * rollout no thread has taken) and the run of rollouts this thread took, next..stop-1. */
+typedef struct {
+    int64_t *shared_next;
+    int64_t last, threads, next, stop;
+} ew_rollouts;
+
+/* The number of the next rollout for one of this thread's lanes, or -1 when every rollout of the
+ * call is taken. A thread takes a run of 1 / (4 threads) of the rollouts left (guided
+ * scheduling): a few shared-counter operations a call, and runs of one rollout at the end, so
+ * that the threads run out of work together. */
+static inline int64_t ew_take_rollout(ew_rollouts *q) {
+    if (q->next == q->stop) {
+        int64_t left = q->last - ew_atomic_load(q->shared_next);
+        if (left <= 0) return -1;
+        int64_t run = left / (4 * q->threads);
+        run = run > 1 ? run : 1;
+        int64_t first = ew_fetch_add(q->shared_next, run);
+        if (first >= q->last) return -1;
+        q->next = first;
+        q->stop = first + run < q->last ? first + run : q->last;
     }
+    return q->next++;
+}
+
+typedef void (*ew_block)(const void *args, int thread, ew_rollouts *rollouts);
+
+/* Runs rollouts first_rollout..last_rollout-1: block(args, thread, rollouts) once on each of
+ * `threads` OpenMP threads, all taking rollouts from one counter. */
+static void ew_drive(ew_block block, const void *args, int64_t first_rollout,
+                     int64_t last_rollout, int threads) {
+    int64_t shared_next = first_rollout;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        ew_rollouts q = {&shared_next, last_rollout, threads, 0, 0};
+        block(args, omp_get_thread_num(), &q);
+    }
+#else
+    ew_rollouts q = {&shared_next, last_rollout, 1, 0, 0};
+    block(args, 0, &q);
     (void)threads;
+#endif
 }
 
 /* ------------------------------------------------------------------------- the plain kernel */
@@ -161,34 +198,35 @@ typedef struct {
 } ew_plain_args;
 
 /* Ends lane i's rollout at round n, a hit or censored at max_steps: records it unless the lane is
- * idle, and starts the lane on the next rollout of the block (idle if there is none). */
+ * idle, and starts the lane on the next rollout (idle if there is none). */
 static inline void ew_plain_end(const ew_plain_args *a, int i, int hit, int64_t n, uint64_t *row,
-                                uint64_t *x, int64_t *start, int64_t *next_rollout, int64_t last,
-                                unsigned *idle, int64_t *live, int64_t *hist, uint64_t *stats) {
+                                uint64_t *x, int64_t *start, ew_rollouts *q, unsigned *idle,
+                                int64_t *live, int64_t *hist, uint64_t *stats) {
     if (!((*idle >> i) & 1)) {
         if (hit) ew_record_hit(n - start[i], a->bin_width, hist, stats);
         else ew_record_censored(a->max_steps, stats);
-        if (*next_rollout < last) x[i] = ew_rollout_key(a->seed_key, (*next_rollout)++);
+        int64_t r = ew_take_rollout(q);
+        if (r >= 0) x[i] = ew_rollout_key(a->seed_key, r);
         else { *idle |= 1u << i; (*live)--; }
     }
     row[i] = a->start_row;
     start[i] = n;
 }
 
-/* Rollouts first..last-1 from the start state until a target state is entered or max_steps
+/* The rollouts taken from q, from the start state until a target state is entered or max_steps
  * transitions are made (censored). EW_LANES rollouts are interleaved so that their loads overlap:
  * every round each lane takes one step, with no test but whether it entered a target; a lane's
  * steps are counted by the round number n and the round its rollout started, and censoring is
  * tested once a round against the earliest lane's deadline. Lanes left without a rollout walk on
- * unrecorded until the last rollout of the block ends. */
-static void ew_plain_block(const void *args, int thread, int64_t first, int64_t last) {
+ * unrecorded until the thread's last rollout ends. */
+static void ew_plain_block(const void *args, int thread, ew_rollouts *q) {
     const ew_plain_args *a = (const ew_plain_args *)args;
     const ew_alias_column *columns = a->columns + (thread % a->column_copies) * a->column_stride;
     const int64_t max_steps = a->max_steps;
     int64_t *hist = a->hist + thread * a->hist_stride;
     uint64_t *stats = a->stats + thread * a->stats_stride;
     if (a->start_row == 0 || max_steps == 0) {
-        for (int64_t r = first; r < last; r++) {
+        while (ew_take_rollout(q) >= 0) {
             if (a->start_row == 0) ew_record_hit(0, a->bin_width, hist, stats);
             else ew_record_censored(0, stats);
         }
@@ -197,12 +235,13 @@ static void ew_plain_block(const void *args, int thread, int64_t first, int64_t 
     uint64_t row[EW_LANES], x[EW_LANES], z[EW_LANES];
     int64_t start[EW_LANES];
     unsigned idle = 0; /* bit i: lane i has no rollout left */
-    int64_t next_rollout = first, live = 0, n = 0, deadline = max_steps;
+    int64_t live = 0, n = 0, deadline = max_steps;
     for (int i = 0; i < EW_LANES; i++) {
         row[i] = a->start_row;
         start[i] = 0;
         x[i] = 0;
-        if (next_rollout < last) { x[i] = ew_rollout_key(a->seed_key, next_rollout++); live++; }
+        int64_t r = ew_take_rollout(q);
+        if (r >= 0) { x[i] = ew_rollout_key(a->seed_key, r); live++; }
         else idle |= 1u << i;
     }
 #define EW_PLAIN_DRAW(i) x[i] += EW_GAMMA; z[i] = ew_mix64(x[i]);
@@ -210,7 +249,7 @@ static void ew_plain_block(const void *args, int thread, int64_t first, int64_t 
     {                                                                                      \
         row[i] = ew_next_row(ew_draw(columns, row[i], z[i]), z[i]);                      \
         if (EW_UNLIKELY(row[i] == 0)) {                                                    \
-            ew_plain_end(a, i, 1, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats); \
+            ew_plain_end(a, i, 1, n, row, x, start, q, &idle, &live, hist, stats); \
             restarted = 1;                                                                 \
         }                                                                                  \
     }
@@ -222,7 +261,7 @@ static void ew_plain_block(const void *args, int thread, int64_t first, int64_t 
         if (EW_UNLIKELY(restarted | (n == deadline))) {
             for (int i = 0; i < EW_LANES; i++)
                 if (n - start[i] == max_steps)
-                    ew_plain_end(a, i, 0, n, row, x, start, &next_rollout, last, &idle, &live, hist, stats);
+                    ew_plain_end(a, i, 0, n, row, x, start, q, &idle, &live, hist, stats);
             deadline = start[0];
             for (int i = 1; i < EW_LANES; i++) deadline = start[i] < deadline ? start[i] : deadline;
             deadline += max_steps;

@@ -18,7 +18,7 @@
  * Random numbers: exactly the step kernel's streams (edgewalk_kernel.h): rollout r has key
  * ew_rollout_key(seed_key, r) and its n-th draw is mix64(key + n * GAMMA). Rollout r uses only
  * its own stream and all accumulation is integer, so results do not depend on the backend, the
- * thread count or how rollouts are split into blocks.
+ * thread count or which thread runs which rollout.
  *
  * Hitting times reach 2**62, so the per-thread counters are wider than the step kernel's: stats
  * holds EW_LEAP_NSTATS words, the sum of hitting times over hits in 128 bits, the sum of their
@@ -83,7 +83,7 @@ static inline void ew_leap_record(int32_t end, int64_t t, const int64_t *edges, 
 }
 
 /* One draw of one interleaved rollout (row, time t, random counter x); a finished rollout is
- * recorded and the lane takes the next rollout of the block, or idles when none is left. */
+ * recorded and the lane takes the next rollout, or idles when none is left. */
 #define EW_LEAP_LANE_STEP(row, t, x)                                                       \
     if (row >= 0) {                                                                        \
         x += EW_GAMMA;                                                                     \
@@ -94,32 +94,35 @@ static inline void ew_leap_record(int32_t end, int64_t t, const int64_t *edges, 
         t += (int64_t)(((uint64_t)1 << ((column[3] >> (8 * took_alias)) & 0xff)) >> 1);    \
         if (row < 0) {                                                                     \
             ew_leap_record(row, t, edges, n_bins, hist, stats);                            \
-            if (next_rollout < last) {                                                     \
-                row = start_row; t = 0; x = ew_rollout_key(seed_key, next_rollout++);      \
+            int64_t r = ew_take_rollout(q);                                                \
+            if (r >= 0) {                                                                  \
+                row = start_row; t = 0; x = ew_rollout_key(seed_key, r);                   \
             } else {                                                                       \
                 row = EW_LEAP_IDLE; live--;                                                \
             }                                                                              \
         }                                                                                  \
     }
 
-/* Runs rollouts first..last-1 from row start_row, four interleaved so that their table loads
+/* Runs the rollouts taken from q from row start_row, four interleaved so that their table loads
  * overlap. start_row == EW_LEAP_HIT means the start state enters the target: every rollout is a
  * hit at time 0. */
 static inline void ew_leap_rollouts(const int64_t *row_start, const uint32_t *columns,
-                                    int32_t start_row, uint64_t seed_key, int64_t first,
-                                    int64_t last, const int64_t *edges, int64_t n_bins,
+                                    int32_t start_row, uint64_t seed_key, ew_rollouts *q,
+                                    const int64_t *edges, int64_t n_bins,
                                     int64_t *hist, uint64_t *stats) {
     if (start_row < 0) {
-        for (int64_t r = first; r < last; r++) ew_leap_record(EW_LEAP_HIT, 0, edges, n_bins, hist, stats);
+        while (ew_take_rollout(q) >= 0) ew_leap_record(EW_LEAP_HIT, 0, edges, n_bins, hist, stats);
         return;
     }
-    int64_t next_rollout = first;
     int live = 0;
     int32_t row0 = EW_LEAP_IDLE, row1 = EW_LEAP_IDLE, row2 = EW_LEAP_IDLE, row3 = EW_LEAP_IDLE;
     int64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0;
     uint64_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
-#define EW_LEAP_LANE_START(row, x) \
-    if (next_rollout < last) { row = start_row; x = ew_rollout_key(seed_key, next_rollout++); live++; }
+#define EW_LEAP_LANE_START(row, x)                                                              \
+    {                                                                                           \
+        int64_t r = ew_take_rollout(q);                                                         \
+        if (r >= 0) { row = start_row; x = ew_rollout_key(seed_key, r); live++; }               \
+    }
     EW_LEAP_LANE_START(row0, x0) EW_LEAP_LANE_START(row1, x1)
     EW_LEAP_LANE_START(row2, x2) EW_LEAP_LANE_START(row3, x3)
     while (live > 0) {
@@ -143,9 +146,9 @@ typedef struct {
 } ew_leap_args;
 
 /* The leap kernel's block function for ew_drive. */
-static void ew_leap_block(const void *args, int thread, int64_t first, int64_t last) {
+static void ew_leap_block(const void *args, int thread, ew_rollouts *q) {
     const ew_leap_args *a = (const ew_leap_args *)args;
-    ew_leap_rollouts(a->row_start, a->columns, a->start_row, a->seed_key, first, last, a->edges,
+    ew_leap_rollouts(a->row_start, a->columns, a->start_row, a->seed_key, q, a->edges,
                      a->n_bins, a->hist + thread * a->hist_stride, a->stats + thread * a->stats_stride);
 }
 

@@ -112,13 +112,13 @@ static inline uint64_t ew_draw_position(const ew_alias_column *columns, uint64_t
     return (c->states >> (32 * (uint64_t)!ew_takes_primary(c, z))) & EW_LOW32;
 }
 
-static void ew_search_block(const void *args, int thread, int64_t first, int64_t last) {
+static void ew_search_block(const void *args, int thread, ew_rollouts *q) {
     const ew_search_args *a = (const ew_search_args *)args;
     int64_t *hist = a->hist + thread * a->hist_stride;
     uint64_t *stats = a->stats + thread * a->stats_stride;
     const ew_search_state *states = a->states;
     if (states[a->start].row == 0 || a->max_steps == 0) {
-        for (int64_t r = first; r < last; r++) {
+        while (ew_take_rollout(q) >= 0) {
             if (states[a->start].row == 0) ew_record_hit(0, a->bin_width, hist, stats);
             else ew_record_censored(0, stats);
         }
@@ -134,10 +134,11 @@ static void ew_search_block(const void *args, int thread, int64_t first, int64_t
     uint64_t *t = lane + EW_SEARCH_T * EW_LANES, *draws = lane + EW_SEARCH_DRAWS * EW_LANES;
     uint64_t *depth = lane + EW_SEARCH_DEPTH * EW_LANES;
     unsigned idle = 0;
-    int64_t next_rollout = first, live = 0;
+    int64_t live = 0;
     for (int i = 0; i < EW_LANES; i++) {
-        if (next_rollout < last) {
-            x[i] = ew_rollout_key(a->seed_key, next_rollout++);
+        int64_t r = ew_take_rollout(q);
+        if (r >= 0) {
+            x[i] = ew_rollout_key(a->seed_key, r);
             live++;
         } else {
             x[i] = 0;
@@ -217,8 +218,9 @@ static void ew_search_block(const void *args, int thread, int64_t first, int64_t
                 } else {
                     ew_record_censored((int64_t)t[i], stats);
                 }
-                if (next_rollout < last) {
-                    x[i] = ew_rollout_key(a->seed_key, next_rollout++);
+                int64_t r = ew_take_rollout(q);
+                if (r >= 0) {
+                    x[i] = ew_rollout_key(a->seed_key, r);
                     for (int64_t w = 0; w < lane_words; w++) v[w] = 0;
                     v[a->start >> 6] |= 1ULL << (a->start & 63);
                     path[0] = top[i] = a->start;

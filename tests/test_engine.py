@@ -12,6 +12,7 @@ from edgewalk import exact
 from conftest import P_LIMIT, Z_LIMIT, chi_square_p_value, same_result, z_score
 from edgewalk.errors import CostError
 from edgewalk.kernels import MASK64, mix64, seed_key
+from edgewalk._numba_kernel import take_rollout
 from edgewalk.planning import plan, simulate
 from edgewalk.graph import heterogeneous, path_star
 from edgewalk.policy import parametric, pretrained, rlvr, sft
@@ -32,6 +33,32 @@ def test_backends_and_thread_counts_agree_bit_for_bit(policy):
     assert runs[0].hits > 0
     for other in runs[1:]:
         assert same_result(runs[0], other)
+
+
+def test_threads_taking_rollouts_from_one_counter_get_each_exactly_once():
+    """_numba_kernel.take_rollout (ew_take_rollout's mirror), three threads taking in turn and
+    at uneven rates: every rollout of the range is handed out once, in runs that shrink."""
+    first, last, threads = 5, 1005, 3
+    shared = np.array([first, last, threads, 0, 0, 0, 0, 0], np.int64)
+    mine = np.zeros((threads, 2), np.int64)
+    taken, runs = [], []
+    done = [False] * threads
+    turn = 0
+    while not all(done):
+        thread = turn % threads
+        for _ in range(thread + 1):  # thread i takes i + 1 rollouts a turn
+            before = mine[thread].copy()
+            r = take_rollout(shared, mine[thread])
+            if r < 0:
+                done[thread] = True
+                break
+            if before[0] == before[1]:
+                runs.append(int(mine[thread][1] - mine[thread][0] + 1))
+            taken.append(int(r))
+        turn += 1
+    assert sorted(taken) == list(range(first, last))
+    assert runs[0] == (last - first) // (4 * threads)
+    assert runs[-1] == 1
 
 
 def test_different_seeds_give_different_histograms():

@@ -1,12 +1,13 @@
 """Numba backend: the kernels of native/edgewalk_kernel.h, edgewalk_search.h and
 edgewalk_gradient.h, statement for statement (same random streams, same integer arithmetic), and
-one parallel driver that runs any kernel's block function over blocks of rollouts.
+one parallel driver that runs any kernel's block function on every thread.
 
-A kernel is a block function ``block(args, thread, first, last)``: it runs rollouts first..last-1
-with the arrays of the tuple ``args`` and accumulates into row ``thread`` of the per-thread
-arrays. :func:`driver` compiles it for the types of ``args`` and hands it to :func:`drive` as a
-first-class function, so that one compiled driver (cached on disk, like the block functions)
-serves every kernel whose arguments have the same types.
+A kernel is a block function ``block(args, thread, queue)``: it runs the rollouts it takes with
+:func:`take_rollout` from ``queue[0]`` (shared by the threads) and ``queue[thread + 1]`` (its
+own run) with the arrays of the tuple ``args``, and accumulates into row ``thread`` of the
+per-thread arrays. :func:`driver` compiles it for the types of ``args`` and hands it to
+:func:`drive` as a first-class function, so that one compiled driver (cached on disk, like the
+block functions) serves every kernel whose arguments have the same types.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numba
 import numpy as np
 from numba import types
 from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -54,31 +56,71 @@ _block = numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)
 # ------------------------------------------------------------------------------ the driver
 
 
+@intrinsic
+def _atomic_load(typingctx, array):
+    """array[0], read atomically (relaxed order)."""
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.load_atomic(data, "monotonic", 8)
+    return types.int64(array), codegen
+
+
+@intrinsic
+def _fetch_add(typingctx, array, value):
+    """Adds value to array[0] atomically (relaxed order) and returns what it held before."""
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", data, args[1], "monotonic")
+    return types.int64(array, types.int64), codegen
+
+
+@_jit
+def take_rollout(shared, mine):
+    """ew_take_rollout: the number of the next rollout for one of this thread's lanes, or -1 when
+    every rollout is taken. shared = (the first rollout no thread has taken, the end of the
+    range (exclusive), threads); mine = this thread's run (next, stop), which it takes a quarter
+    of the rollouts left per thread at a time."""
+    if mine[0] == mine[1]:
+        left = shared[1] - _atomic_load(shared)
+        if left <= 0:
+            return np.int64(-1)
+        run = max(np.int64(1), left // (4 * shared[2]))
+        first = _fetch_add(shared, run)
+        if first >= shared[1]:
+            return np.int64(-1)
+        mine[0], mine[1] = first, min(first + run, shared[1])
+    r = mine[0]
+    mine[0] = r + 1
+    return r
+
+
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def drive(block, args, first_rollout, last_rollout, block_size):
-    """ew_drive: block(args, thread, first, last) over rollouts first_rollout..last_rollout-1 cut
-    into blocks of block_size, on numba.get_num_threads() threads."""
-    n_blocks = (last_rollout - first_rollout + block_size - 1) // block_size
-    for b in numba.prange(n_blocks):
-        first = first_rollout + b * block_size
-        block(args, numba.get_thread_id(), first, min(first + block_size, last_rollout))
+def drive(block, args, first_rollout, last_rollout, threads):
+    """ew_drive: block(args, thread, queue) once on each of `threads` threads (numba's thread
+    count, set by the caller), all taking rollouts first_rollout..last_rollout-1 from one
+    counter."""
+    queue = np.zeros((threads + 1, 8), np.int64)  # rows 64 bytes apart: no false sharing
+    queue[0, 0], queue[0, 1], queue[0, 2] = first_rollout, last_rollout, threads
+    for _ in numba.prange(threads):
+        block(args, numba.get_thread_id(), queue)
 
 
 def driver(block, args: tuple) -> Callable[[int, int, int], None]:
-    """``run(first, last, block_size)``: the driver running ``block`` with ``args``. Compiles (or
-    loads from the cache) on the first call; the thread count is numba.get_num_threads()."""
+    """``run(first, last, threads)``: the driver running ``block`` with ``args`` on ``threads``
+    threads (numba.set_num_threads(threads) first). Compiles (or loads from the cache) on the
+    first call."""
     compiled = []
 
-    def run(first: int, last: int, block_size: int) -> None:
+    def run(first: int, last: int, threads: int) -> None:
         if not compiled:
             args_type = numba.typeof(args)
-            signature = types.void(args_type, types.intp, types.int64, types.int64)
+            signature = types.void(args_type, types.intp, types.int64[:, ::1])
             block.compile(signature.args)
             drive_args = (types.FunctionType(signature), args_type, types.int64, types.int64,
                           types.int64)
             drive.compile(drive_args)
             compiled.append(drive.overloads[drive_args].entry_point)
-        compiled[0](block, args, first, last, block_size)
+        compiled[0](block, args, first, last, threads)
 
     return run
 
@@ -149,59 +191,61 @@ def _next_row(columns, row, z):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _plain_end(lane, row, x, start, ended, n, next_rollout, last, idle, live, start_row,
+def _plain_end(lane, row, x, start, ended, n, shared, mine, idle, live, start_row,
                seed_key, max_steps, bin_width, hist, stats):
     """The end-of-rollout part of a round of ew_plain_block for one lane: if its rollout ended
     (hit, or max_steps reached) records it and starts the next. Returns the lane's (row, x,
-    start) and the block's (next_rollout, idle, live)."""
+    start) and the thread's (idle, live)."""
     hit = (ended >> lane) & 1
     if hit == 0 and n - start != max_steps:
-        return row, x, start, next_rollout, idle, live
+        return row, x, start, idle, live
     if (idle >> lane) & 1 == 0:
         if hit:
             _record_hit(n - start, bin_width, hist, stats)
         else:
             _record_censored(max_steps, stats)
-        if next_rollout < last:
-            x = rollout_key(seed_key, next_rollout)
-            next_rollout += 1
+        r = take_rollout(shared, mine)
+        if r >= 0:
+            x = rollout_key(seed_key, r)
         else:
             idle |= 1 << lane
             live -= 1
-    return start_row, x, n, next_rollout, idle, live
+    return start_row, x, n, idle, live
 
 
 @_jit
-def _lane_start(lane, next_rollout, last, idle, live, seed_key):
-    if next_rollout < last:
-        return rollout_key(seed_key, next_rollout), next_rollout + 1, idle, live + 1
-    return np.uint64(0), next_rollout, idle | (1 << lane), live
+def _lane_start(lane, shared, mine, idle, live, seed_key):
+    r = take_rollout(shared, mine)
+    if r >= 0:
+        return rollout_key(seed_key, r), idle, live + 1
+    return np.uint64(0), idle | (1 << lane), live
 
 
 @_block
-def plain_block(args, thread, first, last):
+def plain_block(args, thread, queue):
     """ew_plain_block, its eight lanes spelled out; args = (columns, start_row, seed_key,
     max_steps, bin_width, hist, stats), columns (copies, words): thread i reads copy i % copies."""
     columns, start_row, seed_key, max_steps, bin_width, hist, stats = args
     columns, hist, stats = columns[thread % columns.shape[0]], hist[thread], stats[thread]
+    shared, mine = queue[0], queue[thread + 1]
     if start_row == 0 or max_steps == 0:
-        for _ in range(first, last):
+        while take_rollout(shared, mine) >= 0:
             if start_row == 0:
                 _record_hit(0, bin_width, hist, stats)
             else:
                 _record_censored(0, stats)
         return
-    next_rollout, idle, live, n, deadline = first, 0, 0, 0, max_steps
+    idle, live, n, deadline = 0, 0, 0, max_steps
     r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = start_row
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0
-    x0, next_rollout, idle, live = _lane_start(0, next_rollout, last, idle, live, seed_key)
-    x1, next_rollout, idle, live = _lane_start(1, next_rollout, last, idle, live, seed_key)
-    x2, next_rollout, idle, live = _lane_start(2, next_rollout, last, idle, live, seed_key)
-    x3, next_rollout, idle, live = _lane_start(3, next_rollout, last, idle, live, seed_key)
-    x4, next_rollout, idle, live = _lane_start(4, next_rollout, last, idle, live, seed_key)
-    x5, next_rollout, idle, live = _lane_start(5, next_rollout, last, idle, live, seed_key)
-    x6, next_rollout, idle, live = _lane_start(6, next_rollout, last, idle, live, seed_key)
-    x7, next_rollout, idle, live = _lane_start(7, next_rollout, last, idle, live, seed_key)
+    x0, idle, live = _lane_start(0, shared, mine, idle, live, seed_key)
+    x1, idle, live = _lane_start(1, shared, mine, idle, live, seed_key)
+    x2, idle, live = _lane_start(2, shared, mine, idle, live, seed_key)
+    x3, idle, live = _lane_start(3, shared, mine, idle, live, seed_key)
+    x4, idle, live = _lane_start(4, shared, mine, idle, live, seed_key)
+    x5, idle, live = _lane_start(5, shared, mine, idle, live, seed_key)
+    x6, idle, live = _lane_start(6, shared, mine, idle, live, seed_key)
+    x7, idle, live = _lane_start(7, shared, mine, idle, live, seed_key)
     while live > 0:
         n += 1
         x0, x1, x2, x3 = x0 + GAMMA, x1 + GAMMA, x2 + GAMMA, x3 + GAMMA
@@ -215,29 +259,29 @@ def plain_block(args, thread, first, last):
         ended = ((r0 == 0) | (r1 == 0) << 1 | (r2 == 0) << 2 | (r3 == 0) << 3
                  | (r4 == 0) << 4 | (r5 == 0) << 5 | (r6 == 0) << 6 | (r7 == 0) << 7)
         if ended != 0 or n == deadline:
-            r0, x0, s0, next_rollout, idle, live = _plain_end(
-                0, r0, x0, s0, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+            r0, x0, s0, idle, live = _plain_end(
+                0, r0, x0, s0, ended, n, shared, mine, idle, live, start_row, seed_key,
                 max_steps, bin_width, hist, stats)
-            r1, x1, s1, next_rollout, idle, live = _plain_end(
-                1, r1, x1, s1, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+            r1, x1, s1, idle, live = _plain_end(
+                1, r1, x1, s1, ended, n, shared, mine, idle, live, start_row, seed_key,
                 max_steps, bin_width, hist, stats)
-            r2, x2, s2, next_rollout, idle, live = _plain_end(
-                2, r2, x2, s2, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+            r2, x2, s2, idle, live = _plain_end(
+                2, r2, x2, s2, ended, n, shared, mine, idle, live, start_row, seed_key,
                 max_steps, bin_width, hist, stats)
-            r3, x3, s3, next_rollout, idle, live = _plain_end(
-                3, r3, x3, s3, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+            r3, x3, s3, idle, live = _plain_end(
+                3, r3, x3, s3, ended, n, shared, mine, idle, live, start_row, seed_key,
                 max_steps, bin_width, hist, stats)
-            r4, x4, s4, next_rollout, idle, live = _plain_end(
-                4, r4, x4, s4, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+            r4, x4, s4, idle, live = _plain_end(
+                4, r4, x4, s4, ended, n, shared, mine, idle, live, start_row, seed_key,
                 max_steps, bin_width, hist, stats)
-            r5, x5, s5, next_rollout, idle, live = _plain_end(
-                5, r5, x5, s5, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+            r5, x5, s5, idle, live = _plain_end(
+                5, r5, x5, s5, ended, n, shared, mine, idle, live, start_row, seed_key,
                 max_steps, bin_width, hist, stats)
-            r6, x6, s6, next_rollout, idle, live = _plain_end(
-                6, r6, x6, s6, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+            r6, x6, s6, idle, live = _plain_end(
+                6, r6, x6, s6, ended, n, shared, mine, idle, live, start_row, seed_key,
                 max_steps, bin_width, hist, stats)
-            r7, x7, s7, next_rollout, idle, live = _plain_end(
-                7, r7, x7, s7, ended, n, next_rollout, last, idle, live, start_row, seed_key,
+            r7, x7, s7, idle, live = _plain_end(
+                7, r7, x7, s7, ended, n, shared, mine, idle, live, start_row, seed_key,
                 max_steps, bin_width, hist, stats)
             deadline = min(s0, s1, s2, s3, s4, s5, s6, s7) + max_steps
 
@@ -316,14 +360,15 @@ def _search_lane_start(lane, visited, path, start):
 
 
 @_block
-def search_block(args, thread, first, last):
+def search_block(args, thread, queue):
     """ew_search_block; args = (states, positive, columns, weight, start, mode, seed_key,
     max_steps, bin_width, hist, stats, visited, stack, open, entry, lanes)."""
     (states, positive, columns, weight, start, mode, seed_key, max_steps, bin_width, hist, stats,
      visited, stack, open_weight, entry, lanes) = args
     hist, stats = hist[thread], stats[thread]
+    shared, mine = queue[0], queue[thread + 1]
     if states[np.uint64(4) * start] == 0 or max_steps == 0:
-        for _ in range(first, last):
+        while take_rollout(shared, mine) >= 0:
             if states[np.uint64(4) * start] == 0:
                 _record_hit(0, bin_width, hist, stats)
             else:
@@ -331,11 +376,11 @@ def search_block(args, thread, first, last):
         return
     visited, stack, lanes = visited[thread], stack[thread], lanes[thread]
     open_weight, entry = open_weight[thread], entry[thread]
-    idle, next_rollout, live = 0, first, 0
+    idle, live = 0, 0
     for i in range(LANES):
-        if next_rollout < last:
-            lanes[_X, i] = rollout_key(seed_key, next_rollout)
-            next_rollout += 1
+        r = take_rollout(shared, mine)
+        if r >= 0:
+            lanes[_X, i] = rollout_key(seed_key, r)
             live += 1
         else:
             lanes[_X, i] = 0
@@ -409,9 +454,9 @@ def search_block(args, thread, first, last):
                     _add_moments(lanes[_DRAWS, i], stats, DRAWS_SUM)
                 else:
                     _record_censored(lanes[_T, i], stats)
-                if next_rollout < last:
-                    lanes[_X, i] = rollout_key(seed_key, next_rollout)
-                    next_rollout += 1
+                r = take_rollout(shared, mine)
+                if r >= 0:
+                    lanes[_X, i] = rollout_key(seed_key, r)
                     _search_lane_start(lanes[:, i], v, path, start)
                 else:
                     idle |= 1 << i
@@ -512,40 +557,41 @@ def _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, packed,
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row, seed_key,
+def _gradient_start(lane, shared, mine, idle, live, columns, targets, start_row, seed_key,
                     max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf):
-    """ew_gradient_start: the lane's (row, x, first, count) for the next rollout of the block that
-    takes a step, recording those that take none; an idle lane (none left) aims at no rows.
-    Returns them and the block's (next_rollout, idle, live)."""
+    """ew_gradient_start: the lane's (row, x, first, count) for its next rollout that takes a
+    step, recording those that take none; an idle lane (none left) aims at no rows. Returns them
+    and the thread's (idle, live)."""
     n_targets = len(targets)
     x = np.uint64(0)
-    while next_rollout < last:
-        g = next_rollout % n_targets
+    r = take_rollout(shared, mine)
+    while r >= 0:
+        g = r % n_targets
         first, count = targets[g, 0], targets[g, 1]
-        x = rollout_key(seed_key, next_rollout)
-        next_rollout += 1
+        x = rollout_key(seed_key, r)
         if not _in_target(start_row, first, count) and max_steps > 0:
-            return start_row, x, first, count, next_rollout, idle, live
+            return start_row, x, first, count, idle, live
         _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf, first, count, start_row, 0, x)
+        r = take_rollout(shared, mine)
     if (idle >> lane) & 1 == 0:
         idle |= 1 << lane
         live -= 1
-    return start_row, x, np.uint64(0), np.uint64(0), next_rollout, idle, live
+    return start_row, x, np.uint64(0), np.uint64(0), idle, live
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _gradient_end(lane, row, x, t, first, count, next_rollout, last, idle, live, columns,
+def _gradient_end(lane, row, x, t, first, count, shared, mine, idle, live, columns,
                   targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf):
     """A lane's rollout ended (hit, or its buffer is full): finish it unless the lane is idle,
     and start the next."""
     if (idle >> lane) & 1 == 0:
         _gradient_finish(columns, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf, first, count, row, t, x)
-    return _gradient_start(lane, next_rollout, last, idle, live, columns, targets, start_row,
+    return _gradient_start(lane, shared, mine, idle, live, columns, targets, start_row,
                            seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, buf)
 
 
 @_block
-def gradient_block(args, thread, first, last):
+def gradient_block(args, thread, queue):
     """ew_gradient_block, its six lanes spelled out; args = (columns, targets, start_row,
     seed_key, max_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched,
     buffers). Lane i has taken n - s_i steps at round n."""
@@ -557,24 +603,25 @@ def gradient_block(args, thread, first, last):
     buffer_steps = buffers.shape[1]
     lane_steps = min(buffer_steps, max_steps)
     b0, b1, b2, b3, b4, b5 = buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5]
-    idle, live, next_rollout = 0, GRADIENT_LANES, first
-    r0, x0, f0, c0, next_rollout, idle, live = _gradient_start(
-        0, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+    shared, mine = queue[0], queue[thread + 1]
+    idle, live = 0, GRADIENT_LANES
+    r0, x0, f0, c0, idle, live = _gradient_start(
+        0, shared, mine, idle, live, columns, targets, start_row, seed_key, max_steps,
         buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b0)
-    r1, x1, f1, c1, next_rollout, idle, live = _gradient_start(
-        1, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+    r1, x1, f1, c1, idle, live = _gradient_start(
+        1, shared, mine, idle, live, columns, targets, start_row, seed_key, max_steps,
         buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b1)
-    r2, x2, f2, c2, next_rollout, idle, live = _gradient_start(
-        2, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+    r2, x2, f2, c2, idle, live = _gradient_start(
+        2, shared, mine, idle, live, columns, targets, start_row, seed_key, max_steps,
         buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b2)
-    r3, x3, f3, c3, next_rollout, idle, live = _gradient_start(
-        3, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+    r3, x3, f3, c3, idle, live = _gradient_start(
+        3, shared, mine, idle, live, columns, targets, start_row, seed_key, max_steps,
         buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b3)
-    r4, x4, f4, c4, next_rollout, idle, live = _gradient_start(
-        4, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+    r4, x4, f4, c4, idle, live = _gradient_start(
+        4, shared, mine, idle, live, columns, targets, start_row, seed_key, max_steps,
         buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b4)
-    r5, x5, f5, c5, next_rollout, idle, live = _gradient_start(
-        5, next_rollout, last, idle, live, columns, targets, start_row, seed_key, max_steps,
+    r5, x5, f5, c5, idle, live = _gradient_start(
+        5, shared, mine, idle, live, columns, targets, start_row, seed_key, max_steps,
         buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b5)
     s0 = s1 = s2 = s3 = s4 = s5 = 0
     n, deadline = 0, lane_steps
@@ -584,70 +631,70 @@ def gradient_block(args, thread, first, last):
         restarted = False
         r0, b0[np.uint64(n - s0)] = _gradient_step(columns, r0, z0)
         if _in_target(r0, f0, c0):
-            r0, x0, f0, c0, next_rollout, idle, live = _gradient_end(
-                0, r0, x0, n + 1 - s0, f0, c0, next_rollout, last, idle, live, columns,
+            r0, x0, f0, c0, idle, live = _gradient_end(
+                0, r0, x0, n + 1 - s0, f0, c0, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b0)
             s0, restarted = n + 1, True
         r1, b1[np.uint64(n - s1)] = _gradient_step(columns, r1, z1)
         if _in_target(r1, f1, c1):
-            r1, x1, f1, c1, next_rollout, idle, live = _gradient_end(
-                1, r1, x1, n + 1 - s1, f1, c1, next_rollout, last, idle, live, columns,
+            r1, x1, f1, c1, idle, live = _gradient_end(
+                1, r1, x1, n + 1 - s1, f1, c1, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b1)
             s1, restarted = n + 1, True
         r2, b2[np.uint64(n - s2)] = _gradient_step(columns, r2, z2)
         if _in_target(r2, f2, c2):
-            r2, x2, f2, c2, next_rollout, idle, live = _gradient_end(
-                2, r2, x2, n + 1 - s2, f2, c2, next_rollout, last, idle, live, columns,
+            r2, x2, f2, c2, idle, live = _gradient_end(
+                2, r2, x2, n + 1 - s2, f2, c2, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b2)
             s2, restarted = n + 1, True
         r3, b3[np.uint64(n - s3)] = _gradient_step(columns, r3, z3)
         if _in_target(r3, f3, c3):
-            r3, x3, f3, c3, next_rollout, idle, live = _gradient_end(
-                3, r3, x3, n + 1 - s3, f3, c3, next_rollout, last, idle, live, columns,
+            r3, x3, f3, c3, idle, live = _gradient_end(
+                3, r3, x3, n + 1 - s3, f3, c3, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b3)
             s3, restarted = n + 1, True
         r4, b4[np.uint64(n - s4)] = _gradient_step(columns, r4, z4)
         if _in_target(r4, f4, c4):
-            r4, x4, f4, c4, next_rollout, idle, live = _gradient_end(
-                4, r4, x4, n + 1 - s4, f4, c4, next_rollout, last, idle, live, columns,
+            r4, x4, f4, c4, idle, live = _gradient_end(
+                4, r4, x4, n + 1 - s4, f4, c4, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b4)
             s4, restarted = n + 1, True
         r5, b5[np.uint64(n - s5)] = _gradient_step(columns, r5, z5)
         if _in_target(r5, f5, c5):
-            r5, x5, f5, c5, next_rollout, idle, live = _gradient_end(
-                5, r5, x5, n + 1 - s5, f5, c5, next_rollout, last, idle, live, columns,
+            r5, x5, f5, c5, idle, live = _gradient_end(
+                5, r5, x5, n + 1 - s5, f5, c5, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b5)
             s5, restarted = n + 1, True
         n += 1
         if restarted or n == deadline:
             if n - s0 == lane_steps:
-                r0, x0, f0, c0, next_rollout, idle, live = _gradient_end(
-                    0, r0, x0, lane_steps, f0, c0, next_rollout, last, idle, live,
+                r0, x0, f0, c0, idle, live = _gradient_end(
+                    0, r0, x0, lane_steps, f0, c0, shared, mine, idle, live,
                     columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b0)
                 s0 = n
             if n - s1 == lane_steps:
-                r1, x1, f1, c1, next_rollout, idle, live = _gradient_end(
-                    1, r1, x1, lane_steps, f1, c1, next_rollout, last, idle, live,
+                r1, x1, f1, c1, idle, live = _gradient_end(
+                    1, r1, x1, lane_steps, f1, c1, shared, mine, idle, live,
                     columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b1)
                 s1 = n
             if n - s2 == lane_steps:
-                r2, x2, f2, c2, next_rollout, idle, live = _gradient_end(
-                    2, r2, x2, lane_steps, f2, c2, next_rollout, last, idle, live,
+                r2, x2, f2, c2, idle, live = _gradient_end(
+                    2, r2, x2, lane_steps, f2, c2, shared, mine, idle, live,
                     columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b2)
                 s2 = n
             if n - s3 == lane_steps:
-                r3, x3, f3, c3, next_rollout, idle, live = _gradient_end(
-                    3, r3, x3, lane_steps, f3, c3, next_rollout, last, idle, live,
+                r3, x3, f3, c3, idle, live = _gradient_end(
+                    3, r3, x3, lane_steps, f3, c3, shared, mine, idle, live,
                     columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b3)
                 s3 = n
             if n - s4 == lane_steps:
-                r4, x4, f4, c4, next_rollout, idle, live = _gradient_end(
-                    4, r4, x4, lane_steps, f4, c4, next_rollout, last, idle, live,
+                r4, x4, f4, c4, idle, live = _gradient_end(
+                    4, r4, x4, lane_steps, f4, c4, shared, mine, idle, live,
                     columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b4)
                 s4 = n
             if n - s5 == lane_steps:
-                r5, x5, f5, c5, next_rollout, idle, live = _gradient_end(
-                    5, r5, x5, lane_steps, f5, c5, next_rollout, last, idle, live,
+                r5, x5, f5, c5, idle, live = _gradient_end(
+                    5, r5, x5, lane_steps, f5, c5, shared, mine, idle, live,
                     columns, targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b5)
                 s5 = n
             deadline = min(s0, s1, s2, s3, s4, s5) + lane_steps

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numba_kernel import GAMMA, _block, _column, _jit, mix64, rollout_key
+from ._numba_kernel import GAMMA, _block, _column, _jit, mix64, rollout_key, take_rollout
 
 HIT, CENSORED, IDLE = -1, -2, -3
 HITS, SUM, SUMSQ, CENSORED_COUNT, STEPS, NSTATS = 0, 1, 3, 6, 7, 9
@@ -66,11 +66,11 @@ def _record(end, t, edges, n_bins, hist, stats):
 
 
 @_jit
-def _lane_step(row, t, x, next_rollout, live, last, row_start, columns, start_row, seed_key,
+def _lane_step(row, t, x, shared, mine, live, row_start, columns, start_row, seed_key,
                edges, n_bins, hist, stats):
-    """EW_LEAP_LANE_STEP: returns the lane's new (row, t, x) and the block's (next_rollout, live)."""
+    """EW_LEAP_LANE_STEP: returns the lane's new (row, t, x) and the thread's live lanes."""
     if row < 0:
-        return row, t, x, next_rollout, live
+        return row, t, x, live
     x += GAMMA
     z = mix64(x)
     k = _column(row_start, np.uint64(row), z)
@@ -80,53 +80,55 @@ def _lane_step(row, t, x, next_rollout, live, last, row_start, columns, start_ro
     t += np.int64((_ONE << advance) >> _ONE)
     if row < 0:
         _record(row, t, edges, n_bins, hist, stats)
-        if next_rollout < last:
-            row, t, x = start_row, np.int64(0), rollout_key(seed_key, next_rollout)
-            next_rollout += 1
+        r = take_rollout(shared, mine)
+        if r >= 0:
+            row, t, x = start_row, np.int64(0), rollout_key(seed_key, r)
         else:
             row = np.int32(IDLE)
             live -= 1
-    return row, t, x, next_rollout, live
+    return row, t, x, live
 
 
 @_jit
-def _lane_start(next_rollout, last, live, start_row, seed_key):
-    if next_rollout < last:
-        return start_row, rollout_key(seed_key, next_rollout), next_rollout + 1, live + 1
-    return np.int32(IDLE), np.uint64(0), next_rollout, live
+def _lane_start(shared, mine, live, start_row, seed_key):
+    r = take_rollout(shared, mine)
+    if r >= 0:
+        return start_row, rollout_key(seed_key, r), live + 1
+    return np.int32(IDLE), np.uint64(0), live
 
 
 @_jit
-def _leap_rollouts(row_start, columns, start_row, seed_key, first, last, edges, n_bins, hist, stats):
+def _leap_rollouts(row_start, columns, start_row, seed_key, shared, mine, edges, n_bins, hist,
+                   stats):
     """ew_leap_rollouts: four rollouts interleaved, each lane's (row, time, counter) in locals."""
     if start_row < 0:
-        for _ in range(first, last):
+        while take_rollout(shared, mine) >= 0:
             _record(HIT, 0, edges, n_bins, hist, stats)
         return
     live = 0
     t0 = t1 = t2 = t3 = np.int64(0)
-    row0, x0, next_rollout, live = _lane_start(first, last, live, start_row, seed_key)
-    row1, x1, next_rollout, live = _lane_start(next_rollout, last, live, start_row, seed_key)
-    row2, x2, next_rollout, live = _lane_start(next_rollout, last, live, start_row, seed_key)
-    row3, x3, next_rollout, live = _lane_start(next_rollout, last, live, start_row, seed_key)
+    row0, x0, live = _lane_start(shared, mine, live, start_row, seed_key)
+    row1, x1, live = _lane_start(shared, mine, live, start_row, seed_key)
+    row2, x2, live = _lane_start(shared, mine, live, start_row, seed_key)
+    row3, x3, live = _lane_start(shared, mine, live, start_row, seed_key)
     while live > 0:
-        row0, t0, x0, next_rollout, live = _lane_step(
-            row0, t0, x0, next_rollout, live, last, row_start, columns, start_row, seed_key,
+        row0, t0, x0, live = _lane_step(
+            row0, t0, x0, shared, mine, live, row_start, columns, start_row, seed_key,
             edges, n_bins, hist, stats)
-        row1, t1, x1, next_rollout, live = _lane_step(
-            row1, t1, x1, next_rollout, live, last, row_start, columns, start_row, seed_key,
+        row1, t1, x1, live = _lane_step(
+            row1, t1, x1, shared, mine, live, row_start, columns, start_row, seed_key,
             edges, n_bins, hist, stats)
-        row2, t2, x2, next_rollout, live = _lane_step(
-            row2, t2, x2, next_rollout, live, last, row_start, columns, start_row, seed_key,
+        row2, t2, x2, live = _lane_step(
+            row2, t2, x2, shared, mine, live, row_start, columns, start_row, seed_key,
             edges, n_bins, hist, stats)
-        row3, t3, x3, next_rollout, live = _lane_step(
-            row3, t3, x3, next_rollout, live, last, row_start, columns, start_row, seed_key,
+        row3, t3, x3, live = _lane_step(
+            row3, t3, x3, shared, mine, live, row_start, columns, start_row, seed_key,
             edges, n_bins, hist, stats)
 
 
 @_block
-def leap_block(args, thread, first, last):
+def leap_block(args, thread, queue):
     """ew_leap_block; args = (row_start, columns, start_row, seed_key, edges, hist, stats)."""
     row_start, columns, start_row, seed_key, edges, hist, stats = args
-    _leap_rollouts(row_start, columns, start_row, seed_key, first, last, edges, len(edges) - 1,
-                   hist[thread], stats[thread])
+    _leap_rollouts(row_start, columns, start_row, seed_key, queue[0], queue[thread + 1], edges,
+                   len(edges) - 1, hist[thread], stats[thread])

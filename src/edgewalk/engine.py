@@ -152,7 +152,7 @@ def execute(plan: RunPlan, progress: Progress | None = None) -> HittingTimes:
 
 
 def _drive(threads: int, expected_steps: float, max_steps: int, first_rollout: int, rollouts: int,
-           call: Callable[[int, int, int], None], stats: np.ndarray, progress: Progress | None
+           call: Callable[[int, int], None], stats: np.ndarray, progress: Progress | None
            ) -> tuple[float, float]:
     """kernels.run_in_chunks for a step kernel: a rollout costs min(expected_steps, max_steps)
     steps at the planning rate; progress gets the steps made so far."""

@@ -246,54 +246,49 @@ def search_tables(tables: AliasTables, ends: np.ndarray) -> tuple:
 
 
 def parallel_call(backend: str, threads: int, kernel: str, args: tuple
-                  ) -> Callable[[int, int, int], None]:
-    """``call(first, last, block_size)`` runs rollouts first..last-1 through ``kernel`` with the
-    arrays ``args`` in blocks of block_size rollouts on ``threads`` threads of ``backend``;
-    thread i accumulates into row i of the per-thread arrays. A kernel is ``_native.<kernel>``
+                  ) -> Callable[[int, int], None]:
+    """``call(first, last)`` runs rollouts first..last-1 through ``kernel`` with the arrays
+    ``args`` on ``threads`` threads of ``backend``, which take rollouts from one counter as their
+    lanes need them; thread i accumulates into row i of the per-thread arrays. A kernel is ``_native.<kernel>``
     (Cython, it runs the C block driver) and ``<kernel>_block`` in ``_numba_kernel`` or
     ``_numba_leap`` (its Numba block function, run by the Numba driver); both take the same
     ``args``."""
     if backend == "cython":
         function = getattr(_native, kernel)
 
-        def call(first: int, last: int, block_size: int) -> None:
-            function(args, first, last, block_size, threads)
+        def call(first: int, last: int) -> None:
+            function(args, first, last, threads)
 
         return call
     run = _numba_kernel.driver(getattr(_NUMBA_MODULES[kernel], kernel + "_block"), args)
 
-    def call(first: int, last: int, block_size: int) -> None:
+    def call(first: int, last: int) -> None:
         numba.set_num_threads(threads)
         with numba.parallel_chunksize(1):
-            run(first, last, block_size)
+            run(first, last, threads)
 
     return call
 
 
-def run_in_chunks(call: Callable[[int, int, int], None], threads: int, first_rollout: int,
+def run_in_chunks(call: Callable[[int, int], None], threads: int, first_rollout: int,
                   rollouts: int, seconds_per_rollout: float,
                   on_chunk: Callable[[int], None] | None = None) -> tuple[float, float]:
     """Compile (or load) the kernel behind ``call`` (see :func:`parallel_call`), then run
     rollouts first_rollout .. first_rollout + rollouts - 1 in chunks of about CHUNK_SECONDS of
     work at ``seconds_per_rollout`` (one thread's planned cost of a rollout), calling
     ``on_chunk(rollouts done)`` after each. Returns the seconds spent running and the seconds
-    spent compiling first. How rollouts are cut into chunks and blocks does not change a result."""
+    spent compiling first. How rollouts are cut into chunks or shared among threads does not
+    change a result."""
     compile_start = time.perf_counter()
-    call(0, 0, 1)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
+    call(0, 0)  # compiles (or loads from cache) the Numba kernel; nothing is simulated
     compile_seconds = time.perf_counter() - compile_start
-    # Threads wait for each other only at a chunk's end, for at most about one block; a block's
-    # lanes idle once its last rollouts run (about a dozen rollouts' worth of lane time a block),
-    # so blocks of a few hundred rollouts and more: four blocks per thread per chunk. (Measured on
-    # the pretrained paper graph, 1024 rollouts a thread a chunk: blocks of 256 against 64 gave
-    # 1.16x the steps/s on one thread and 1.12x on two.)
     chunk = int(max(threads * 1024, CHUNK_SECONDS * threads / max(seconds_per_rollout, 1e-12)))
-    block_size = max(64, min(4096, chunk // (threads * 4)))
     seconds = 0.0
     end = first_rollout + rollouts
     for first in range(first_rollout, end, chunk):
         last = min(first + chunk, end)
         start = time.perf_counter()
-        call(first, last, block_size)
+        call(first, last)
         seconds += time.perf_counter() - start
         if on_chunk is not None:
             on_chunk(last - first_rollout)
