@@ -43,6 +43,19 @@ def test_the_same_seed_gives_the_same_numbers_on_either_backend(tmp_path, capsys
     assert (a["mean"], a["stderr"], a["steps"]) == (b["mean"], b["stderr"], b["steps"])
 
 
+def test_bins_that_cannot_be_had_as_asked_get_a_note(tmp_path, capsys):
+    """Bins have whole widths and end at max_steps: --bins 1000 over [0, 100] gives 101 bins of
+    width 1, --bins 30 gives 26 of width 4, and each run says so; --bins 101 gets no note."""
+    for asked, got, width in ((1000, 101, 1), (30, 26, 4)):
+        summary = run_json(capsys, *SMALL, "--policy", "rlvr", "--rollouts", "100", "--max-steps", "100",
+                           "--bins", str(asked), "--out", str(tmp_path / f"{asked}.h5"))
+        assert f"--bins {asked:,} gave {got} bins of whole width {width} over [0, max_steps = 100]" in summary["notes"]
+        assert len(edgewalk.read(tmp_path / f"{asked}.h5")["rlvr_W3_K2_L2"].counts) == got
+    summary = run_json(capsys, *SMALL, "--policy", "rlvr", "--rollouts", "100", "--max-steps", "100",
+                       "--bins", "101", "--out", str(tmp_path / "101.h5"))
+    assert not any(note.startswith("--bins") for note in summary["notes"])
+
+
 @pytest.mark.slow
 def test_main_job_runs_three_policies_with_sft_on_a_depth_that_finishes(tmp_path, capsys):
     # the leap method runs SFT on the graph itself; step by step, on the deepest that finishes

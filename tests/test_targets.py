@@ -78,3 +78,17 @@ def test_a_shared_leap_plan_counts_its_tables_once_in_the_cost():
     over_leaves = targets.plan(policy, "leaves", rollouts=4000, method="leap")
     one_leaf = targets.plan(policy, "t1", rollouts=4000, method="leap")
     assert over_leaves.estimated_seconds == pytest.approx(one_leaf.estimated_seconds, rel=1e-9)
+
+
+def test_a_node_called_leaves_is_reached_by_its_prefix_and_the_word_alone_is_refused():
+    from edgewalk.errors import InputError
+    from edgewalk.graph import from_edges
+    g = from_edges([("r", "leaves"), ("r", "a"), ("a", "b")], "r")
+    with pytest.raises(InputError, match="node:leaves"):
+        targets.resolve(g, "leaves")
+    node = targets.resolve(g, "node:leaves")
+    assert node.nodes == (g.node("leaves"),) and node.label == "node:leaves"
+    assert node.describe() == "node:leaves"
+    assert targets.resolve(g, node.label) == node  # the label a run file records resolves back
+    default = targets.resolve(g)
+    assert default.label == "leaves" and g.node("leaves") in default.nodes

@@ -28,6 +28,7 @@ from .policy import Policy
 from .result import HittingTimes
 
 LEAVES = "leaves"
+NODE_PREFIX = "node:"
 TargetSpec = Union[str, int, Sequence[Union[str, int]], None]
 
 
@@ -50,9 +51,15 @@ class Targets:
 
 def resolve(graph: Graph, target: TargetSpec = None) -> Targets:
     """The targets ``target`` names: None or "leaves" (the graph's default targets, its leaves),
-    a node name or index, or a sequence of them (uniform). Every node must be one some state
-    enters (the source is not)."""
+    a node name or index, or a sequence of them (uniform); "node:NAME" is the node NAME, whatever
+    NAME is (for a graph with a node called "leaves"). Every node must be one some state enters
+    (the source is not)."""
+    if isinstance(target, str) and target.startswith(NODE_PREFIX):
+        target = (target[len(NODE_PREFIX):],)
     if target is None or (isinstance(target, str) and target.strip() == LEAVES):
+        if target is not None and LEAVES in graph.node_names:
+            raise InputError(f"target: '{LEAVES}' is both this graph's leaves and one of its nodes; give "
+                             f"'{NODE_PREFIX}{LEAVES}' for the node, or name the leaves", "target")
         nodes, label = tuple(graph.leaves), LEAVES
         if not nodes:
             raise InputError("target: this graph has no leaves; give a node name", "target")
@@ -63,7 +70,7 @@ def resolve(graph: Graph, target: TargetSpec = None) -> Targets:
     else:
         raise InputError(f"target must be 'leaves', a node name or a list of node names, got {target!r}", "target")
     names = tuple(graph.node_names[v] for v in nodes)
-    return Targets(nodes, label or ",".join(names), names)
+    return Targets(nodes, label or ",".join(NODE_PREFIX + n if n == LEAVES else n for n in names), names)
 
 
 def _node(graph: Graph, target: str | int) -> int:

@@ -58,7 +58,8 @@ def add_graph_options(parser: argparse.ArgumentParser, target: bool = True) -> N
         parser.add_argument(
             "--target", default=None, metavar="NODE",
             help="'leaves' (default: uniform over the graph's leaves, what training optimises) or the node "
-            "whose entry ends a rollout, by name: t1..tW, f or u(i,j,l|r) on the path-star",
+            "whose entry ends a rollout, by name: t1..tW, f or u(i,j,l|r) on the path-star ('node:NAME' for a "
+            "node called leaves)",
         )
 
 

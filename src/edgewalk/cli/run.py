@@ -196,6 +196,14 @@ def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) ->
     }
 
 
+def _bins_note(asked: int, result: HittingTimes) -> str:
+    """Why a run has another number of bins than --bins asked: bins have whole widths and do not
+    reach past max_steps."""
+    width = int(result.edges[1] - result.edges[0])
+    return (f"--bins {asked:,} gave {len(result.counts):,} bins of whole width {width:,} over "
+            f"[0, max_steps = {result.parameters['max_steps']:,}]")
+
+
 def _run(args: argparse.Namespace) -> int:
     check_not_an_input(args.out, {"--policy-file": args.policy_file, "--graph": args.graph})
     graph = build_graph(args)
@@ -220,6 +228,9 @@ def _run(args: argparse.Namespace) -> int:
     chosen = [plan.targets if isinstance(plan, TargetsPlan) else targets.resolve(plan.graph, args.target)
               for plan in plans]
     summaries = [{"run": name, **summary(plan, r, c)} for (name, r), plan, c in zip(results.items(), plans, chosen)]
+    for s, r in zip(summaries, results.values()):
+        if args.bins is not None and len(r.counts) != args.bins:
+            s["notes"].append(_bins_note(args.bins, r))
     all_censored = [s["run"] for s in summaries if s["hits"] == 0]
     if args.json:
         print(dumps(summaries[0] if len(summaries) == 1 else {"runs": summaries}))
