@@ -200,6 +200,14 @@ static void ew_gradient_block(const void *args, int thread, ew_rollouts *q) {
                           a->touched + thread * a->slots_stride};
     const int64_t lane_steps = a->buffer_steps < a->max_steps ? a->buffer_steps : a->max_steps;
     ew_gradient_progress p = {q, EW_GRADIENT_LANES, 0};
+    /* Every target's rows come first (gradient_tables): a row base below any_target is a state of
+     * some target, a test against one value for all lanes; only then is the lane's own target
+     * tested (on the path-star the other leaves, a few times a rollout). */
+    uint32_t any_target = 0;
+    for (int64_t g = 0; g < a->n_targets; g++) {
+        uint64_t end = a->targets[2 * g] + a->targets[2 * g + 1];
+        any_target = end > any_target ? (uint32_t)end : any_target;
+    }
     /* Lane i's state in scalars (row_i, x_i, at_i: its next free buffer entry), which compilers
      * keep in registers; its target's rows and its buffer are only read at a rollout's end. Every
      * lane takes one step a round, so a full buffer is tested once a round against the earliest
@@ -226,7 +234,8 @@ static void ew_gradient_block(const void *args, int thread, ew_rollouts *q) {
         uint32_t took_alias = !ew_takes_primary(columns + k, z_##i);                           \
         row_##i = ew_next_row(columns + k, z_##i);                                             \
         *at_##i++ = (uint32_t)(2 * k) + took_alias;                                            \
-        if (EW_UNLIKELY(ew_in_target(row_##i, first_##i, count_##i))) {                        \
+        if (EW_UNLIKELY((uint32_t)row_##i < any_target)                                        \
+            && ew_in_target(row_##i, first_##i, count_##i)) {                                  \
             EW_GRADIENT_END(i)                                                                 \
             restarted = 1;                                                                     \
         }                                                                                      \

@@ -604,6 +604,9 @@ def gradient_block(args, thread, queue):
     lane_steps = min(buffer_steps, max_steps)
     b0, b1, b2, b3, b4, b5 = buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5]
     shared, mine = queue[0], queue[thread + 1]
+    any_target = np.uint64(0)  # every target's rows come first: see ew_gradient_block
+    for g in range(len(targets)):
+        any_target = max(any_target, targets[g, 0] + targets[g, 1])
     idle, live = 0, GRADIENT_LANES
     r0, x0, f0, c0, idle, live = _gradient_start(
         0, shared, mine, idle, live, columns, targets, start_row, seed_key, max_steps,
@@ -630,37 +633,37 @@ def gradient_block(args, thread, queue):
         z0, z1, z2, z3, z4, z5 = mix64(x0), mix64(x1), mix64(x2), mix64(x3), mix64(x4), mix64(x5)
         restarted = False
         r0, b0[np.uint64(n - s0)] = _gradient_step(columns, r0, z0)
-        if _in_target(r0, f0, c0):
+        if (r0 & _LOW32) < any_target and _in_target(r0, f0, c0):
             r0, x0, f0, c0, idle, live = _gradient_end(
                 0, r0, x0, n + 1 - s0, f0, c0, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b0)
             s0, restarted = n + 1, True
         r1, b1[np.uint64(n - s1)] = _gradient_step(columns, r1, z1)
-        if _in_target(r1, f1, c1):
+        if (r1 & _LOW32) < any_target and _in_target(r1, f1, c1):
             r1, x1, f1, c1, idle, live = _gradient_end(
                 1, r1, x1, n + 1 - s1, f1, c1, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b1)
             s1, restarted = n + 1, True
         r2, b2[np.uint64(n - s2)] = _gradient_step(columns, r2, z2)
-        if _in_target(r2, f2, c2):
+        if (r2 & _LOW32) < any_target and _in_target(r2, f2, c2):
             r2, x2, f2, c2, idle, live = _gradient_end(
                 2, r2, x2, n + 1 - s2, f2, c2, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b2)
             s2, restarted = n + 1, True
         r3, b3[np.uint64(n - s3)] = _gradient_step(columns, r3, z3)
-        if _in_target(r3, f3, c3):
+        if (r3 & _LOW32) < any_target and _in_target(r3, f3, c3):
             r3, x3, f3, c3, idle, live = _gradient_end(
                 3, r3, x3, n + 1 - s3, f3, c3, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b3)
             s3, restarted = n + 1, True
         r4, b4[np.uint64(n - s4)] = _gradient_step(columns, r4, z4)
-        if _in_target(r4, f4, c4):
+        if (r4 & _LOW32) < any_target and _in_target(r4, f4, c4):
             r4, x4, f4, c4, idle, live = _gradient_end(
                 4, r4, x4, n + 1 - s4, f4, c4, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b4)
             s4, restarted = n + 1, True
         r5, b5[np.uint64(n - s5)] = _gradient_step(columns, r5, z5)
-        if _in_target(r5, f5, c5):
+        if (r5 & _LOW32) < any_target and _in_target(r5, f5, c5):
             r5, x5, f5, c5, idle, live = _gradient_end(
                 5, r5, x5, n + 1 - s5, f5, c5, shared, mine, idle, live, columns,
                 targets, start_row, seed_key, max_steps, buffer_steps, stats, slot_sums, packed, censored_visits, rollout_count, touched, b5)
