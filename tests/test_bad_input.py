@@ -466,18 +466,24 @@ def _wait_for(predicate, seconds: float) -> bool:
 
 @pytest.mark.slow
 def test_sigterm_ends_a_run_at_once_and_leaves_no_file(tmp_path):
-    out = tmp_path / "out.h5"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgewalk.cli", "run", "-W", "15", "-K", "15", "-L", "5", "--policy",
-         "pretrained", "--rollouts", "10000000", "--method", "step", "--force", "--threads", "1", "--out", str(out)],
-        stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # well into the simulation
-    sent = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    """The signal comes once the progress bar shows simulated rollouts (not after a fixed wait,
+    which a loaded machine may still spend importing and compiling)."""
+    out_dir, err = tmp_path / "out", tmp_path / "stderr.txt"
+    out_dir.mkdir()
+    with open(err, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edgewalk.cli", "run", "-W", "15", "-K", "15", "-L", "5", "--policy",
+             "pretrained", "--rollouts", "10000000", "--method", "step", "--force", "--threads", "1",
+             "--progress", "--out", str(out_dir / "out.h5")],
+            stderr=stderr, text=True)
+        assert _wait_for(lambda: "steps/s" in err.read_text(), 120), "the run never got to simulating"
+        time.sleep(1)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
     assert time.monotonic() - sent < 2.0
-    assert process.returncode == 130 and "interrupted" in process.stderr.read()
-    assert list(tmp_path.iterdir()) == []
+    assert process.returncode == 130 and "interrupted" in err.read_text()
+    assert list(out_dir.iterdir()) == []
 
 
 @pytest.mark.slow
