@@ -74,7 +74,7 @@ def _fetch_add(typingctx, array, value):
     return types.int64(array, types.int64), codegen
 
 
-@_jit
+@numba.njit(cache=True, nogil=True, error_model="numpy")  # not inlined: called once a rollout
 def take_rollout(shared, mine):
     """ew_take_rollout: the number of the next rollout for one of this thread's lanes, or -1 when
     every rollout is taken. shared = (the first rollout no thread has taken, the end of the
