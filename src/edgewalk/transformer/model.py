@@ -182,8 +182,9 @@ def finish(params: dict, moves: Moves, tokens: jax.Array, x: jax.Array, mixed: j
 
 # Counting pays once sequences are this many times longer than the scores a query then needs
 # (max_age - 1 + vocabulary): measured on CPU at W = K = 6, L = 5 (508 scores a query), the
-# gradient of a batch took the same time both ways at 2,048 tokens, a third with counts at 8,192.
-COUNTED_FROM = 4
+# gradient of a batch of two took 0.028 s counted against 0.021 s with every pair at 512 tokens,
+# 0.062 / 0.078 s at 1,024 and 0.126 / 0.292 s at 2,048 (0.57 s counted at 8,192).
+COUNTED_FROM = 2
 
 
 def attention_pairs(config: Config, vocabulary: int, length: int) -> int:
@@ -239,35 +240,60 @@ def _counted_output(params: dict, config: Config, moves: Moves, tokens: jax.Arra
     per sequence instead of O(T^2), as the sampler computes it: a query attends to each of its
     last max_age - 1 positions (ages 0 .. max_age - 2) one by one, and to the older ones, which
     share the last age embedding and whose keys and values depend only on their tokens, through
-    the counts of each token among them."""
+    the counts of each token among them.
+
+    The recent positions are scored in blocks: the queries of a block of S = max_age - 1
+    positions against the keys of that block and the one before (two small matrix products a
+    block, where a stack of max_age - 1 shifted copies of the keys and values cost seven times
+    as long), the age term laid into the same (S, 2S) layout by the relative-position skew (pad,
+    reshape: no gather, so no scatter in the gradient)."""
     heads, ages = config.heads, config.ages
-    recent = ages - 1
+    recent = size = ages - 1  # block size S
     length = tokens.shape[1]
     vocabulary = params["token"].shape[0]
     x, q = queries(params, tokens, heads)  # B T d, B T H e
-    keys, values = keys_values(params, tokens, heads)  # B T H e
+    keys, values = keys_values(params, tokens, heads)
     scale = 1.0 / math.sqrt(q.shape[-1])
-    by_age = age_scores(params, q, heads)  # B T H A
-    padding = [(0, 0), (recent, 0), (0, 0), (0, 0)]
-    padded_keys, padded_values = jnp.pad(keys, padding), jnp.pad(values, padding)
-    # offset a: the position a steps back, at index t - a + recent of the padded arrays
-    shifted_keys = jnp.stack([padded_keys[:, recent - a:recent - a + length] for a in range(recent)], 2)
-    shifted_values = jnp.stack([padded_values[:, recent - a:recent - a + length] for a in range(recent)], 2)
-    near = (jnp.einsum("bthe,btahe->btha", q, shifted_keys) + by_age[..., :recent]) * scale
-    exists = (np.arange(length)[:, None] >= np.arange(recent)[None, :])[None, :, None, :]
-    near = jnp.where(exists, near, -jnp.inf)
+    by_age = jnp.swapaxes(age_scores(params, q, heads), 1, 2)  # B H T A
+    q, keys, values = (jnp.swapaxes(a, 1, 2) for a in (q, keys, values))  # B H T e
+    batch, blocks = tokens.shape[0], -(-length // size)
+    padded = blocks * size
+
+    def in_blocks(a: jax.Array, before: int) -> jax.Array:  # B H T ... -> B H blocks S ...
+        a = jnp.pad(a, [(0, 0), (0, 0), (before, padded - length)] + [(0, 0)] * (a.ndim - 3))
+        return a.reshape(batch, heads, -1, size, *a.shape[3:])
+
+    def window(a: jax.Array) -> jax.Array:  # keys or values of blocks j - 1 and j: B H blocks 2S e
+        a = in_blocks(a, size)
+        return jnp.concatenate([a[:, :, :-1], a[:, :, 1:]], axis=3)
+
+    # query u of block j (position jS + u) against key w of its window (position (j - 1)S + w):
+    # age S + u - w; the age term at [u, w] is by_age[u, S + u - w], laid out by the skew
+    near = jnp.einsum("bhnse,bhnwe->bhnsw", in_blocks(q, 0), window(keys))
+    aged = in_blocks(by_age[..., :recent], 0)  # B H blocks S S: [u, a]
+    aged = jnp.pad(aged, [(0, 0)] * 4 + [(0, size - 1)]).reshape(batch, heads, blocks, -1)
+    aged = jnp.pad(aged, [(0, 0)] * 3 + [(size - 1, 1)]).reshape(batch, heads, blocks, size, 2 * size)
+    near = (near + aged[..., ::-1]) * scale
+    u, w = np.arange(size)[:, None], np.arange(2 * size)[None, :]
+    position = (np.arange(blocks)[:, None, None] - 1) * size + w[None]
+    visible = (w > u) & (w <= size + u) & (position >= 0)  # ages 0 .. S - 1 of positions >= 0
+    near = jnp.where(visible, near, -jnp.inf)
     # counts[b, t, v]: positions t' <= t - recent holding token v
     seen = jnp.cumsum(jax.nn.one_hot(tokens, vocabulary, dtype=jnp.float32), axis=1)
-    counts = jnp.pad(seen, [(0, 0), (recent, 0), (0, 0)])[:, :length]
-    vocabulary_keys, vocabulary_values = keys_values(params, jnp.arange(vocabulary), heads)  # V H e
-    old = (jnp.einsum("bthe,vhe->bthv", q, vocabulary_keys) + by_age[..., recent:recent + 1]) * scale
-    old = jnp.where(counts[:, :, None, :] > 0, old, -jnp.inf)
-    top = jax.lax.stop_gradient(jnp.maximum(near.max(-1), old.max(-1)))[..., None]
-    near_weight = jnp.exp(near - top)
-    old_weight = counts[:, :, None, :] * jnp.exp(old - top)
-    mixed = (jnp.einsum("btha,btahe->bthe", near_weight, shifted_values)
-             + jnp.einsum("bthv,vhe->bthe", old_weight, vocabulary_values))
-    mixed = mixed / (near_weight.sum(-1) + old_weight.sum(-1))[..., None]
+    counts = jnp.pad(seen, [(0, 0), (recent, 0), (0, 0)])[:, None, :length]  # B 1 T V
+    vocabulary_keys, vocabulary_values = (jnp.swapaxes(a, 0, 1) for a in keys_values(
+        params, jnp.arange(vocabulary), heads))  # H V e
+    old = (jnp.einsum("bhte,hve->bhtv", q, vocabulary_keys) + by_age[..., recent:recent + 1]) * scale
+    old = jnp.where(counts > 0, old, -jnp.inf)
+    near_top = near.max(-1).reshape(batch, heads, padded)[:, :, :length]
+    top = jax.lax.stop_gradient(jnp.maximum(near_top, old.max(-1)))  # B H T
+    near_weight = jnp.exp(near - in_blocks(top[..., None], 0))
+    old_weight = counts * jnp.exp(old - top[..., None])
+    mixed = jnp.einsum("bhnsw,bhnwe->bhnse", near_weight, window(values))
+    mixed = mixed.reshape(batch, heads, padded, -1)[:, :, :length]
+    mixed = mixed + jnp.einsum("bhtv,hve->bhte", old_weight, vocabulary_values)
+    total = near_weight.sum(-1).reshape(batch, heads, padded)[:, :, :length] + old_weight.sum(-1)
+    mixed = jnp.swapaxes(mixed / total[..., None], 1, 2)  # B T H e
     return finish(params, moves, tokens, x, mixed.reshape(x.shape))
 
 
