@@ -216,8 +216,14 @@ def _estimate(model: TransformerPolicy, tabulated: Policy | None, previous: floa
 
 
 def _bucket(n: int) -> int:
-    """n rounded up to a multiple of 32 (few shapes, so few compilations, and little padding)."""
-    return max(1, -(-n // 32)) * 32
+    """n rounded up to a multiple of 32 up to 512, and beyond to m * 2**k with m <= 16 (at most
+    an eighth more): few shapes, so few compilations (each new one compiles the surrogate's
+    gradient again: whole-trajectory rollouts from the pretrained policy at W = K = 6, L = 5 met
+    new multiples of 32 every iteration), and little padding."""
+    if n <= 512:
+        return max(1, -(-n // 32)) * 32
+    shift = n.bit_length() - 4
+    return -(-n >> shift) << shift
 
 
 def choice_states(moves: Moves) -> np.ndarray:
