@@ -204,8 +204,8 @@ static void ew_gradient_block(const void *args, int thread, ew_rollouts *q) {
      * some target, a test against one value for all lanes; only then is the lane's own target
      * tested (on the path-star the other leaves, a few times a rollout). */
     uint32_t any_target = 0;
-    for (int64_t g = 0; g < a->n_targets; g++) {
-        uint64_t end = a->targets[2 * g] + a->targets[2 * g + 1];
+    for (int64_t target = 0; target < a->n_targets; target++) {
+        uint64_t end = a->targets[2 * target] + a->targets[2 * target + 1];
         any_target = end > any_target ? (uint32_t)end : any_target;
     }
     /* Lane i's state in scalars (row_i, x_i, at_i: its next free buffer entry), which compilers

@@ -170,6 +170,7 @@ typedef void (*ew_block)(const void *args, int thread, ew_rollouts *rollouts);
 static void ew_drive(ew_block block, const void *args, int64_t first_rollout,
                      int64_t last_rollout, int threads) {
     int64_t shared_next = first_rollout;
+    threads = threads > 1 ? threads : 1;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
     {

@@ -476,11 +476,14 @@ def test_sigterm_ends_a_run_at_once_and_leaves_no_file(tmp_path):
              "pretrained", "--rollouts", "10000000", "--method", "step", "--force", "--threads", "1",
              "--progress", "--out", str(out_dir / "out.h5")],
             stderr=stderr, text=True)
-        assert _wait_for(lambda: "steps/s" in err.read_text(), 120), "the run never got to simulating"
-        time.sleep(1)
-        sent = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            assert _wait_for(lambda: "steps/s" in err.read_text(), 120), "the run never got to simulating"
+            time.sleep(1)
+            sent = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        finally:
+            process.kill()
     assert time.monotonic() - sent < 2.0
     assert process.returncode == 130 and "interrupted" in err.read_text()
     assert list(out_dir.iterdir()) == []

@@ -83,12 +83,14 @@ def test_a_shared_leap_plan_counts_its_tables_once_in_the_cost():
 def test_a_node_called_leaves_is_reached_by_its_prefix_and_the_word_alone_is_refused():
     from edgewalk.errors import InputError
     from edgewalk.graph import from_edges
-    g = from_edges([("r", "leaves"), ("r", "a"), ("a", "b")], "r")
+    g = from_edges([("r", "leaves"), ("r", "a"), ("a", "b"), ("b", "node:x")], "r")
     with pytest.raises(InputError, match="node:leaves"):
         targets.resolve(g, "leaves")
     node = targets.resolve(g, "node:leaves")
     assert node.nodes == (g.node("leaves"),) and node.label == "node:leaves"
     assert node.describe() == "node:leaves"
     assert targets.resolve(g, node.label) == node  # the label a run file records resolves back
+    prefixed = targets.resolve(g, "node:node:x")
+    assert prefixed.nodes == (g.node("node:x"),) and targets.resolve(g, prefixed.label) == prefixed
     default = targets.resolve(g)
     assert default.label == "leaves" and g.node("leaves") in default.nodes

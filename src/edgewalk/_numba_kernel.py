@@ -605,8 +605,8 @@ def gradient_block(args, thread, queue):
     b0, b1, b2, b3, b4, b5 = buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5]
     shared, mine = queue[0], queue[thread + 1]
     any_target = np.uint64(0)  # every target's rows come first: see ew_gradient_block
-    for g in range(len(targets)):
-        any_target = max(any_target, targets[g, 0] + targets[g, 1])
+    for target in range(len(targets)):
+        any_target = max(any_target, targets[target, 0] + targets[target, 1])
     idle, live = 0, GRADIENT_LANES
     r0, x0, f0, c0, idle, live = _gradient_start(
         0, shared, mine, idle, live, columns, targets, start_row, seed_key, max_steps,

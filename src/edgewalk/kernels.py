@@ -249,10 +249,10 @@ def parallel_call(backend: str, threads: int, kernel: str, args: tuple
                   ) -> Callable[[int, int], None]:
     """``call(first, last)`` runs rollouts first..last-1 through ``kernel`` with the arrays
     ``args`` on ``threads`` threads of ``backend``, which take rollouts from one counter as their
-    lanes need them; thread i accumulates into row i of the per-thread arrays. A kernel is ``_native.<kernel>``
-    (Cython, it runs the C block driver) and ``<kernel>_block`` in ``_numba_kernel`` or
-    ``_numba_leap`` (its Numba block function, run by the Numba driver); both take the same
-    ``args``."""
+    lanes need them; thread i accumulates into row i of the per-thread arrays. A kernel is
+    ``_native.<kernel>`` (Cython, it runs the C driver ew_drive) and ``<kernel>_block`` in
+    ``_numba_kernel`` or ``_numba_leap`` (its Numba block function, run by the Numba driver);
+    both take the same ``args``."""
     if backend == "cython":
         function = getattr(_native, kernel)
 

@@ -70,7 +70,12 @@ def resolve(graph: Graph, target: TargetSpec = None) -> Targets:
     else:
         raise InputError(f"target must be 'leaves', a node name or a list of node names, got {target!r}", "target")
     names = tuple(graph.node_names[v] for v in nodes)
-    return Targets(nodes, label or ",".join(NODE_PREFIX + n if n == LEAVES else n for n in names), names)
+    return Targets(nodes, label or ",".join(_label(n) for n in names), names)
+
+
+def _label(name: str) -> str:
+    """How a target list names a node so that :func:`resolve` reads it back as that node."""
+    return NODE_PREFIX + name if name == LEAVES or name.startswith(NODE_PREFIX) else name
 
 
 def _node(graph: Graph, target: str | int) -> int:

@@ -181,7 +181,7 @@ def finish(params: dict, moves: Moves, tokens: jax.Array, x: jax.Array, mixed: j
 
 
 # Counting pays once sequences are this many times longer than the scores a query then needs
-# (max_age - 1 + vocabulary): measured on CPU at W = K = 6, L = 5 (508 scores a query), the
+# (2 (max_age - 1) + vocabulary): measured on CPU at W = K = 6, L = 5 (571 scores a query), the
 # gradient of a batch of two took 0.028 s counted against 0.021 s with every pair at 512 tokens,
 # 0.062 / 0.078 s at 1,024 and 0.126 / 0.292 s at 2,048 (0.57 s counted at 8,192).
 COUNTED_FROM = 2
@@ -189,9 +189,10 @@ COUNTED_FROM = 2
 
 def attention_pairs(config: Config, vocabulary: int, length: int) -> int:
     """Query-key scores :func:`sequence_output` computes for one sequence of ``length`` tokens:
-    every pair, or for the whole-trajectory model of long sequences, per query its last
-    max_age - 1 positions and one score per vocabulary token (the older positions)."""
-    per_query = config.ages - 1 + vocabulary
+    every pair, or for the whole-trajectory model of long sequences, per query the 2 (max_age -
+    1) keys of its block and the one before (:func:`_counted_output`) and one score per
+    vocabulary token (the older positions)."""
+    per_query = 2 * (config.ages - 1) + vocabulary
     if config.window is None and length > COUNTED_FROM * per_query:
         return length * per_query
     return length * length
