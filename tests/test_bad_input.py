@@ -335,7 +335,12 @@ CASES = [
     Case("huge topology sweep", lambda t: ["sweep", "--family", "tree", "--depth", "1-14", "--no-plots",
                                            "--out", str(t / "out.h5")], 3, "would take about"),
     Case("named policy off the path-star", lambda t: ["run", "--family", "star", "--policy", "sft",
-                                                      "--out", str(t / "out.h5")], 2, "path-star graphs only"),
+                                                      "--out", str(t / "out.h5")], 2, "--policy sft: the converged sft policy is defined on the path-star"),
+    Case("converged policy on a graph file", lambda t: ["exact", "--graph", str(_edge_list(t)), "--root", "a",
+                                                        "--policy", "rlvr"],
+         2, "--policy rlvr: the converged rlvr policy is defined on the path-star"),
+    Case("unknown target", lambda t: ["run", *SMALL, "--policy", "rlvr", "--target", "nope", "--out", str(t / "out.h5")],
+         2, "--target: no node 'nope' in this graph; allowed: 'leaves' or f, t1..t3"),
     Case("run at s0", lambda t: ["run", *SMALL, "--policy", "rlvr", "--target", "s0",
                                  "--out", str(t / "out.h5")], 2, "can never be entered"),
 ]

@@ -95,14 +95,17 @@ class Graph:
         try:
             return self.node_names.index(self._canonical(name))
         except ValueError:
-            raise InputError(f"target: no node {name!r} in this graph; allowed: {self._allowed_names()}") from None
+            raise InputError(f"target: no node {name!r} in this graph; allowed: 'leaves' or "
+                             f"{self._allowed_names()}", "target") from None
 
     def _canonical(self, name: str) -> str:
         return name
 
     def _allowed_names(self) -> str:
-        shown = ", ".join(self.node_names[:6])
-        return f"one of its {self.n_nodes} node names ({shown}{', ...' if self.n_nodes > 6 else ''})"
+        """The node names a target may be: nodes some state enters (the source is none)."""
+        entered = np.unique(self.state_head)
+        shown = ", ".join(self.node_names[v] for v in entered[:6])
+        return f"one of the {len(entered)} node names it enters ({shown}{', ...' if len(entered) > 6 else ''})"
 
     def leaf(self, number: int) -> int:
         """The ``number``-th default target (1-based): the leaf t_number on the path-star."""
@@ -143,8 +146,9 @@ class PathStar(Graph):
         return re.sub(r"^t_(\d+)$", r"t\1", canonical)
 
     def _allowed_names(self) -> str:
-        return (f"s0, f, t1..t{self.branches}, or u(i,j,l) / u(i,j,r) with 1 <= i <= {self.branches} "
-                "and 1 <= j <= K_i")
+        depths = f"K = {self.depths[0]}" if len(set(self.depths)) == 1 else "K_i the depth of branch i"
+        return (f"f, t1..t{self.branches}, or u(i,j,l) / u(i,j,r) with 1 <= i <= {self.branches} "
+                f"and 1 <= j <= K_i ({depths})")
 
 
 def edge_state_chain(n_nodes: int, ends: np.ndarray, source: int, root: int

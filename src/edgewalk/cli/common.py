@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
-from ..graph import (FAMILIES, Graph, family_size, grid, heterogeneous, in_words, path_star, regular, star,
-                     symmetric_size, tree)
+from ..graph import (FAMILIES, Graph, PathStar, family_size, grid, heterogeneous, in_words, path_star, regular,
+                     star, symmetric_size, tree)
+from ..policy import Policy, named
 
 
 # Each family's size options (argparse dest) and their defaults; -K/--depth serves the path-star
@@ -277,3 +278,12 @@ def plots_beside(path: str | Path) -> Path:
     where a command's PNGs go unless --plots names another directory."""
     path = Path(path)
     return path.with_name(f"{path.stem if path.suffix else path.name}-plots")
+
+
+def named_policy(graph: Graph, option: str, name: str) -> Policy:
+    """The named converged policy ``name`` of ``option`` (--policy, --init) on ``graph``; only the
+    pretrained one exists off the path-star."""
+    if name != "pretrained" and not isinstance(graph, PathStar):
+        raise InputError(f"{option} {name}: the converged {name} policy is defined on the path-star; on another "
+                         "graph give pretrained, or train a policy (edgewalk train) and give its training file")
+    return named(graph, name)

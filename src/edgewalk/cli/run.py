@@ -16,7 +16,8 @@ from ..io import add_runs, check_not_an_input, check_runs_output, read_training
 from ..policy import NAMED, Policy, from_table, named
 from ..result import HittingTimes
 from ..targets import TargetsPlan
-from .common import BIG_CHAIN, add_graph_options, build_graph, dumps, progress_bar, refuse_graph_options, stage
+from .common import (BIG_CHAIN, add_graph_options, build_graph, dumps, named_policy, progress_bar,
+                     refuse_graph_options, stage)
 
 MAIN_JOB_POLICIES = ("pretrained", "sft", "rlvr")
 # If SFT is run step by step (--method step), the main job runs it on the deepest graph whose
@@ -124,7 +125,7 @@ def _policies(args: argparse.Namespace, graph: Graph) -> list:
             raise InputError("--policy-file and --policy: give one of them")
         return [_policy_file(args.policy_file, graph, args)]
     if args.policy is not None:
-        return [named(graph, args.policy)]
+        return [named_policy(graph, "--policy", args.policy)]
     if not isinstance(graph, PathStar):
         raise InputError("--policy: the main job (pretrained, sft, rlvr) is defined on the path-star; on "
                          "another graph run --policy pretrained, or train a policy (edgewalk train) and run "
@@ -297,7 +298,8 @@ def _table(summaries: list[dict]) -> list[str]:
 
 def _exact(args: argparse.Namespace) -> int:
     graph = build_graph(args)
-    policy = named(graph, args.policy) if args.policy_file is None else _policy_file(args.policy_file, graph, args)
+    policy = (named_policy(graph, "--policy", args.policy) if args.policy_file is None
+              else _policy_file(args.policy_file, graph, args))
     if not isinstance(policy, Policy):
         raise InputError(f"--policy-file {args.policy_file}: a whole-trajectory transformer has no exact solve "
                          "(its window chain would not fit); edgewalk run --policy-file samples it")

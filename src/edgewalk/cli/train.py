@@ -17,8 +17,8 @@ from ..policy import pretrained
 from ..training import METHODS, PARAMETRISATIONS
 from ..training.methods import HORIZON_FACTOR, RFT_INNER_ITERATIONS
 from ..plots import claim, training_plot_names
-from .common import (add_graph_options, build_graph, dumps, iteration_bar, plots_beside, refuse_graph_options,
-                     training_progress)
+from .common import (add_graph_options, build_graph, dumps, iteration_bar, named_policy, plots_beside,
+                     refuse_graph_options, training_progress)
 
 
 def _defaults(field: str) -> str:
@@ -366,8 +366,6 @@ def _start(init: str, graph, seed: int):
 
 def _train_transformer(args: argparse.Namespace) -> int:
     """``edgewalk train --method ppo --model transformer``."""
-    from ..policy import named
-
     if args.method != "ppo":
         raise InputError("--model: a transformer is trained with --method ppo only")
     try:
@@ -389,7 +387,7 @@ def _train_transformer(args: argparse.Namespace) -> int:
     threads = kernels.check_threads(args.threads)
     config = Config(window=None if args.window is None else checks.whole("--window", args.window, 1), rows=args.train_rows)
     if args.init in ("pretrained", "rlvr"):
-        table = named(graph, args.init)
+        table = named_policy(graph, "--init", args.init)
     else:
         started = _policy_of(args.init, graph, "--init")
         if started.model:
