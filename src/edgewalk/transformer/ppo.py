@@ -118,10 +118,14 @@ def train_transformer(
     sampler = sampler or ("native" if chain is not None else "jax")
     if sampler == "jax" and config.window is not None:
         # The JAX sampler keeps a ring of the last `window` keys and values, and the scores of every
-        # age, per rollout of a batch.
-        ring = (2 * config.d_model + config.heads) * 4 * DEFAULT_BATCH * config.window
+        # age, per rollout of a batch (batches padded to a power of two, at least 64).
+        largest = min(DEFAULT_BATCH, max(rollouts, evaluation_rollouts))
+        width = max(64, 1 << max(0, (largest - 1).bit_length()))
+        ring = (2 * config.d_model + config.heads) * 4 * width * config.window
         memory.require(ring, f"window: the JAX sampler's cache of {config.window:,} positions for "
-                       f"{DEFAULT_BATCH} rollouts at a time", "window")
+                       f"{width:,} rollouts at a time (the larger of {rollouts:,} training and "
+                       f"{evaluation_rollouts:,} evaluation rollouts, at most {DEFAULT_BATCH:,} a batch)",
+                       "window")
     if sampler == "native" and chain is None:
         raise InputError("sampler: native needs a windowed model (--window K); the whole trajectory uses jax")
     exact_every_iteration = chain is not None and chain.n_states <= EXACT_STATES
