@@ -50,6 +50,7 @@ def test_bins_that_cannot_be_had_as_asked_get_a_note(tmp_path, capsys):
         summary = run_json(capsys, *SMALL, "--policy", "rlvr", "--rollouts", "100", "--max-steps", "100",
                            "--bins", str(asked), "--out", str(tmp_path / f"{asked}.h5"))
         assert f"--bins {asked:,} gave {got} bins of whole width {width} over [0, max_steps = 100]" in summary["notes"]
+        assert (summary["bins"], summary["bin_width"]) == (got, width)
         assert len(edgewalk.read(tmp_path / f"{asked}.h5")["rlvr_W3_K2_L2"].counts) == got
     summary = run_json(capsys, *SMALL, "--policy", "rlvr", "--rollouts", "100", "--max-steps", "100",
                        "--bins", "101", "--out", str(tmp_path / "101.h5"))

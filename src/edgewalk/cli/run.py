@@ -190,11 +190,18 @@ def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) ->
         "rollouts": result.rollouts, "hits": result.hits, "censored": result.censored,
         "censored_fraction": comparison.censored_fraction,
         "exact_censored_fraction": comparison.exact_censored_fraction,
-        "max_steps": p["max_steps"], "steps": result.steps, "seconds": result.seconds,
+        "max_steps": p["max_steps"], "bins": len(result.counts), "bin_width": _bin_width(result),
+        "steps": result.steps, "seconds": result.seconds,
         "steps_per_second": result.steps_per_second, "compile_seconds": result.compile_seconds,
         "backend": p["backend"], "threads": p["threads"], "seed": p["seed"],
         "notes": notes,
     }
+
+
+def _bin_width(result: HittingTimes) -> int | None:
+    """The histogram's bin width, or None where its bins are not of one width (leap runs)."""
+    widths = np.diff(result.edges)
+    return int(widths[0]) if len(widths) and (widths == widths[0]).all() else None
 
 
 def _bins_note(asked: int, result: HittingTimes) -> str:
