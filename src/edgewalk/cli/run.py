@@ -190,7 +190,7 @@ def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) ->
         "rollouts": result.rollouts, "hits": result.hits, "censored": result.censored,
         "censored_fraction": comparison.censored_fraction,
         "exact_censored_fraction": comparison.exact_censored_fraction,
-        "max_steps": p["max_steps"], "bins": len(result.counts), "bin_width": _bin_width(result),
+        "max_steps": p["max_steps"], "bins": len(result.counts), "bin_width": result.bin_width,
         "steps": result.steps, "seconds": result.seconds,
         "steps_per_second": result.steps_per_second, "compile_seconds": result.compile_seconds,
         "backend": p["backend"], "threads": p["threads"], "seed": p["seed"],
@@ -198,17 +198,10 @@ def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) ->
     }
 
 
-def _bin_width(result: HittingTimes) -> int | None:
-    """The histogram's bin width, or None where its bins are not of one width (leap runs)."""
-    widths = np.diff(result.edges)
-    return int(widths[0]) if len(widths) and (widths == widths[0]).all() else None
-
-
 def _bins_note(asked: int, result: HittingTimes) -> str:
     """Why a run has another number of bins than --bins asked: bins have whole widths and do not
     reach past max_steps."""
-    width = int(result.edges[1] - result.edges[0])
-    return (f"--bins {asked:,} gave {len(result.counts):,} bins of whole width {width:,} over "
+    return (f"--bins {asked:,} gave {len(result.counts):,} bins of whole width {result.bin_width:,} over "
             f"[0, max_steps = {result.parameters['max_steps']:,}]")
 
 

@@ -47,7 +47,7 @@ from ..result import TrainingRun
 from ..training import METHODS, iteration_seed
 from .model import (IMPOSSIBLE, Config, Moves, attention_pairs, init_parameters, sequence_output,
                     table_logits, to_device, to_host)
-from .rollouts import DEFAULT_BATCH, Samples, TransformerPolicy, exact_mean
+from .rollouts import DEFAULT_BATCH, Samples, TransformerPolicy, batch_width, exact_mean
 
 EXACT_STATES = 20_000
 EVALUATION_FACTOR = 20.0
@@ -118,9 +118,8 @@ def train_transformer(
     sampler = sampler or ("native" if chain is not None else "jax")
     if sampler == "jax" and config.window is not None:
         # The JAX sampler keeps a ring of the last `window` keys and values, and the scores of every
-        # age, per rollout of a batch (batches padded to a power of two, at least 64).
-        largest = min(DEFAULT_BATCH, max(rollouts, evaluation_rollouts))
-        width = max(64, 1 << max(0, (largest - 1).bit_length()))
+        # age, per rollout of a batch (padded as the sampler pads it).
+        width = batch_width(min(DEFAULT_BATCH, max(rollouts, evaluation_rollouts)))
         ring = (2 * config.d_model + config.heads) * 4 * width * config.window
         memory.require(ring, f"window: the JAX sampler's cache of {config.window:,} positions for "
                        f"{width:,} rollouts at a time (the larger of {rollouts:,} training and "

@@ -128,12 +128,18 @@ def jax_key(seed: int) -> jax.Array:
 _SAMPLERS: dict = {}
 
 
+def batch_width(count: int) -> int:
+    """The rollouts a batch of ``count`` is padded to: a power of two, at least 64 (few shapes to
+    compile)."""
+    return max(64, 1 << max(0, (count - 1).bit_length()))
+
+
 def sample_batch(model: TransformerPolicy, seed: int, horizon: int, targets: np.ndarray, first: int,
                  count: int) -> Samples:
     """One batch of rollouts first .. first + count - 1 (see :meth:`TransformerPolicy.sample`)."""
     capacity = max(64, 1 << max(0, (horizon - 1).bit_length()))  # one compilation per power of two
     function = _sampler(model.config, capacity, model.graph.n_states)
-    width = max(64, 1 << max(0, (count - 1).bit_length()))  # batches padded to a power of two
+    width = batch_width(count)
     numbers = np.arange(first, first + width)
     target = targets[numbers % len(targets)]
     head = jnp.asarray(model.graph.state_head)
