@@ -57,6 +57,16 @@ def test_bins_that_cannot_be_had_as_asked_get_a_note(tmp_path, capsys):
     assert not any(note.startswith("--bins") for note in summary["notes"])
 
 
+def test_a_run_whose_bins_leave_nothing_to_test_reports_no_chi_square_and_says_why(tmp_path, capsys):
+    """One bin holds the whole exact law: no chi-square p-value (null, not 1) and a note; with
+    enough bins the same run has one."""
+    one = run_json(capsys, *SMALL, "--policy", "rlvr", "--rollouts", "1000", "--bins", "1",
+                   "--out", str(tmp_path / "one.h5"))
+    assert one["chi2_p"] is None and any(n.startswith("no chi-square test") for n in one["notes"])
+    many = run_json(capsys, *SMALL, "--policy", "rlvr", "--rollouts", "1000", "--out", str(tmp_path / "many.h5"))
+    assert 0 <= many["chi2_p"] <= 1 and not any(n.startswith("no chi-square") for n in many["notes"])
+
+
 @pytest.mark.slow
 def test_main_job_runs_three_policies_with_sft_on_a_depth_that_finishes(tmp_path, capsys):
     # the leap method runs SFT on the graph itself; step by step, on the deepest that finishes

@@ -25,6 +25,14 @@ def test_an_observation_where_nothing_is_expected_gives_zero():
     assert statistics.chi_square_p_value(np.array([30, 70]), 5, np.array([0.0, 0.3, 1.0])) == 0.0
 
 
+def test_a_histogram_whose_law_fills_one_cell_has_no_test():
+    # one bin holds the whole law (nothing beyond it): observed equals expected whatever happened
+    assert math.isnan(statistics.chi_square_p_value(np.array([100]), 0, np.array([0.0, 1.0])))
+    # the second bin expects 2 of 100 rollouts, so it is merged into the first
+    assert math.isnan(statistics.chi_square_p_value(np.array([90, 10]), 0, np.array([0.0, 0.98, 1.0])))
+    assert math.isnan(statistics.chi_square_p_value(np.array([3]), 0, np.array([0.0, 1.0])))
+
+
 def test_cells_expecting_fewer_than_five_are_merged_from_the_left():
     counts = np.array([1, 2, 40, 57])
     mass_below = np.array([0.0, 0.01, 0.03, 0.45, 1.0])  # expects 1, 2, 42, 55 of 100, none beyond

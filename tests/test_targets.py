@@ -94,3 +94,13 @@ def test_a_node_called_leaves_is_reached_by_its_prefix_and_the_word_alone_is_ref
     assert prefixed.nodes == (g.node("node:x"),) and targets.resolve(g, prefixed.label) == prefixed
     default = targets.resolve(g)
     assert default.label == "leaves" and g.node("leaves") in default.nodes
+
+
+def test_white_space_around_a_target_name_is_ignored_on_every_graph():
+    """As on the path-star (" t1 " is t1), a graph file's node names, which hold no white space,
+    are found with white space around them."""
+    from edgewalk.graph import from_edges, path_star
+    g = from_edges([("r", "a"), ("a", "b")], "r")
+    assert targets.resolve(g, " b\t").nodes == (g.node("b"),)
+    star = path_star(2, 2, 2)
+    assert targets.resolve(star, " t1 ").nodes == targets.resolve(star, "t1").nodes

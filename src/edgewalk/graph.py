@@ -99,7 +99,7 @@ class Graph:
                              f"{self._allowed_names()}", "target") from None
 
     def _canonical(self, name: str) -> str:
-        return name
+        return name.strip()  # node names hold no white space (_node_name)
 
     def _allowed_names(self) -> str:
         """The node names a target may be: nodes some state enters (the source is none)."""

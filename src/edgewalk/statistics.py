@@ -28,7 +28,8 @@ def chi_square_p_value(counts: np.ndarray, censored: int, mass_below: np.ndarray
     it) against the exact law, given as ``mass_below[i]`` = P(T < edges[i]) at each bin edge
     (the censored cell expects the mass beyond the last edge). Cells are merged from the left
     until each expects at least 5 rollouts; an observation where nothing is expected gives
-    p = 0. Returns the p-value (nan for no rollouts)."""
+    p = 0. Returns the p-value, or nan where there is nothing to test: no rollouts, or fewer
+    than two cells (all the expected mass in one: nothing to compare)."""
     counts = np.asarray(counts, float)
     n = counts.sum() + censored
     if n == 0:
@@ -46,12 +47,14 @@ def chi_square_p_value(counts: np.ndarray, censored: int, mass_below: np.ndarray
             cells_exp.append(acc_e)
             acc_o = acc_e = 0.0
     if acc_e > 0 or acc_o > 0:
-        if acc_e == 0 or not cells_obs:
-            return 0.0 if acc_o > 0 and acc_e == 0 else 1.0
+        if acc_e == 0:
+            return 0.0
+        if not cells_obs:
+            return math.nan
         cells_obs[-1] += acc_o
         cells_exp[-1] += acc_e
     if len(cells_obs) < 2:
-        return 1.0 if cells_obs and cells_obs[0] == cells_exp[0] else 0.0
+        return math.nan
     chi2 = sum((o - e) ** 2 / e for o, e in zip(cells_obs, cells_exp))
     return float(stats.chi2.sf(chi2, len(cells_obs) - 1))
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .. import checks, kernels, memory, planning, targets
+from .. import checks, kernels, memory, planning, statistics, targets
 from ..errors import InputError
 from ..graph import Graph, PathStar, in_words, path_star, short_name
 from ..io import add_runs, check_not_an_input, check_runs_output, read_training
@@ -178,6 +178,11 @@ def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) ->
         notes.append("the target is not hit surely from the start: the exact mean is infinite")
     if comparison.note:
         notes.append(comparison.note)
+    if (isinstance(plan, TargetsPlan) and result.rollouts and math.isnan(comparison.chi2_p)
+            and comparison.reference != "all_equal"
+            and targets.mixture_mass_below(plan) is not None):
+        notes.append(f"no chi-square test: these bins hold fewer than two cells of at least "
+                     f"{statistics.EXPECTED_PER_CELL:g} expected rollouts (more --bins or --rollouts give one)")
     return {
         "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"],
         "targets": list(chosen.names), "search": p["search"],
