@@ -198,9 +198,15 @@ def test_ppo_from_rlvr_learns_to_avoid_explored_branches_and_the_row_mask_holds(
 
 @pytest.mark.slow
 def test_ppo_on_jax_rollouts_and_its_training_file(g, tmp_path, capsys):
+    heard = []
     run = train_transformer(g, policy.rlvr(g), Config(window=None), iterations=2, rollouts=256, seed=2,
-                            evaluation_rollouts=256, record_every=2)
+                            evaluation_rollouts=256, record_every=2, epochs=3,
+                            progress=lambda n, value, phase: heard.append((n, phase)))
     assert run.settings["sampler"] == "jax" and run.metrics["exact"].tolist() == [True, False]
+    # each phase of an iteration is reported as it starts; evaluation only where it is recorded
+    iteration = ["sampling 256 rollouts", "epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert heard == ([(0, "")] + [(0, p) for p in iteration] + [(1, "")] + [(1, p) for p in iteration]
+                     + [(1, "evaluating 256 rollouts"), (2, "")])
     assert run.hitting_time[-1] < run.hitting_time[0] == pytest.approx(9.0)  # the bound is 6
     path = tmp_path / "t.h5"
     io.write_training(path, run)

@@ -233,15 +233,16 @@ def training_progress(label: str, enabled: bool | None) -> Iterator[None]:
 
 def iteration_bar(total: int, label: str, enabled: bool | None):
     """A tqdm bar over training iterations on stderr (default: shown when stderr is a terminal)
-    and the ``progress(iteration, hitting_time)`` callback that advances it."""
+    and the ``progress(iteration, hitting_time, phase="")`` callback that advances it (a phase,
+    what the next iteration is doing, is shown at once)."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=label, unit="it", disable=None if enabled is None else not enabled,
                file=sys.stderr, leave=False)
 
-    def update(iteration: int, hitting_time: float) -> None:
+    def update(iteration: int, hitting_time: float, phase: str = "") -> None:
         bar.update(iteration - bar.n)
-        bar.set_postfix_str(f"E[T] {hitting_time:.4g}", refresh=False)
+        bar.set_postfix_str(f"E[T] {hitting_time:.4g}" + (f", {phase}" if phase else ""), refresh=bool(phase))
 
     return bar, update
 

@@ -58,7 +58,8 @@ SAMPLERS = ("native", "jax")
 CHUNK_TOKENS = 2**23  # query-key pairs per chunk of the JAX path's surrogate (bounds its memory)
 EVALUATION_SEED = 0x5DEECE66D  # evaluation rollouts draw from other streams than training's
 
-Progress = Callable[[int, float], None]  # progress(iteration done, hitting time)
+# progress(iterations done, hitting time, what the next one is doing: "" or e.g. "epoch 3/10")
+Progress = Callable[[int, float, str], None]
 
 
 def train_transformer(
@@ -87,7 +88,13 @@ def train_transformer(
     :func:`.model.init_parameters` with ``seed`` (the output projection zero, so iteration 0 is
     the table). ``sampler`` defaults to ``native`` for a windowed model whose chain fits in
     ``max_bytes`` and to ``jax`` otherwise. Returns a TrainingRun whose ``model`` holds the
-    config and the final parameters and whose ``logits`` are the table's."""
+    config and the final parameters and whose ``logits`` are the table's. ``progress`` hears of
+    every iteration done and, within one, of each phase as it starts (sampling, each epoch of the
+    surrogate, evaluation), which a whole-trajectory iteration can spend minutes in."""
+    def report(done: int, value: float, phase: str = "") -> None:
+        if progress is not None:
+            progress(done, value, phase)
+
     iterations = checks.iterations("iterations", iterations, 0)
     lr = checks.learning_rate("lr", lr)
     beta = checks.real("beta", beta, 0.0)
@@ -140,19 +147,21 @@ def train_transformer(
         tabulated = model.tabulate(chain) if chain is not None else None
         wanted = n % record_every == 0 or n == iterations
         if n > 0 and (chain is not None or wanted):
+            if not (chain is not None and (exact_every_iteration or n == iterations)):
+                report(n - 1, estimate, f"evaluating {evaluation_rollouts:,} rollouts")
             estimate, is_exact = _estimate(model, tabulated, estimate, n == iterations, exact_every_iteration,
                                            evaluation_rollouts, iteration_seed(seed ^ EVALUATION_SEED, n),
                                            backend, threads)
         if wanted:
             for name, value in zip(names, (n, estimate, is_exact, 0, math.nan, seconds)):
                 record[name].append(value)
-        if progress is not None:
-            progress(n, estimate)
+        report(n, estimate)
         if n == iterations:
             break
         began = time.perf_counter()
         horizon = max(1, math.ceil(horizon_factor * estimate))
         rollout_seed = iteration_seed(seed, n)
+        report(n, estimate, f"sampling {rollouts:,} rollouts")
         if sampler == "native":
             stats = planning.gradient_statistics(tabulated, rollouts=rollouts, seed=rollout_seed,
                                                  max_steps=horizon, backend=backend, threads=threads,
@@ -163,7 +172,8 @@ def train_transformer(
             samples = model.sample(rollouts, seed=rollout_seed, horizon=horizon)
             batches, surrogate = _sequence_batch(model, samples, beta)
             censored = float((samples.times < 0).mean())
-        params, state = _ascend(model, params, batches, surrogate, optimiser, state, epochs, clip, rollouts)
+        params, state = _ascend(model, params, batches, surrogate, optimiser, state, epochs, clip, rollouts,
+                                lambda epoch: report(n, estimate, f"epoch {epoch}/{epochs}"))
         model = TransformerPolicy(graph, config, params, logits, model.name)
         seconds += time.perf_counter() - began
         if wanted:
@@ -354,9 +364,11 @@ _STEPS: dict = {}
 
 
 def _ascend(model: TransformerPolicy, params: dict, batches: list, surrogate, optimiser, state,
-            epochs: int, clip: float, rollouts: int) -> tuple[dict, object]:
-    """``epochs`` Adam steps up the surrogate (summed over the batches, divided by the rollouts).
-    Returns the new parameters and optimiser state."""
+            epochs: int, clip: float, rollouts: int, starting: Callable[[int], None]
+            ) -> tuple[dict, object]:
+    """``epochs`` Adam steps up the surrogate (summed over the batches, divided by the rollouts),
+    calling ``starting(epoch)`` (1-based) as each begins. Returns the new parameters and optimiser
+    state."""
     key = (id(surrogate), id(optimiser))
     if key not in _STEPS:
         log_probabilities = jax.jit(lambda p, m, b: surrogate(p, m, None, b, 0.0))
@@ -372,10 +384,11 @@ def _ascend(model: TransformerPolicy, params: dict, batches: list, surrogate, op
     p = to_device(params)
     sequence = len(batches[0]) == 5
     olds = [None if sequence else log_probabilities(p, model.moves, b) for b in batches]
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
+        starting(epoch)
         total = None
         for old, b in zip(olds, batches):
             g = gradient(p, model.moves, old, b, clip, float(rollouts))
             total = g if total is None else jax.tree_util.tree_map(jnp.add, total, g)
-        p, state = update(p, state, total)
+        p, state = jax.block_until_ready(update(p, state, total))  # so that the next report is timely
     return to_host(p), state
