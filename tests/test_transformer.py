@@ -130,6 +130,30 @@ def test_rollout_streams_do_not_depend_on_the_batches(g):
     assert model.sample(256, seed=2**64 - 1, horizon=60).times.shape == (256,)  # any 64-bit seed
 
 
+def test_a_batch_that_narrows_as_its_rollouts_end_gives_the_same_rollouts(g, monkeypatch):
+    """A batch of 1024 is gathered into narrower ones as its rollouts end (at most a quarter still
+    walking); every rollout is the same as in batches of 64, which never narrow."""
+    from edgewalk.transformer import rollouts
+    model = _model(g, policy.pretrained(g), None, out_scale=0.5)
+    gathered = []
+    gather = rollouts._gather
+    monkeypatch.setattr(rollouts, "_gather", lambda carry, which: gathered.append(len(which)) or gather(carry, which))
+    wide = model.sample(1024, seed=3, horizon=500)
+    assert gathered[:2] == [256, 64]  # it did narrow, twice
+    gathered.clear()
+    narrow = model.sample(1024, seed=3, horizon=500, batch=64)
+    assert not gathered and np.array_equal(wide.times, narrow.times)
+    assert (wide.times >= 0).mean() > 0.99 and wide.times.max() > 100
+    for field in ("tokens", "actions", "log_probability"):
+        a, b = getattr(wide, field), getattr(narrow, field)
+        steps = np.arange(a.shape[1])[None, :] < np.where(wide.times < 0, 500, wide.times)[:, None] + (field == "tokens")
+        a, b = np.where(steps, a, 0), np.where(steps, b, 0)
+        if field == "log_probability":  # float32 logits may round differently in another batch shape
+            assert np.allclose(a, b, rtol=1e-5, atol=1e-6)
+        else:
+            assert np.array_equal(a, b), field
+
+
 def _two_sample_p_value(a: np.ndarray, b: np.ndarray) -> float:
     """Chi-square homogeneity of two samples of hitting times (cells merged until each expects
     at least 5 of either sample)."""

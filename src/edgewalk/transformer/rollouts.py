@@ -136,23 +136,68 @@ def batch_width(count: int) -> int:
 
 def sample_batch(model: TransformerPolicy, seed: int, horizon: int, targets: np.ndarray, first: int,
                  count: int) -> Samples:
-    """One batch of rollouts first .. first + count - 1 (see :meth:`TransformerPolicy.sample`)."""
+    """One batch of rollouts first .. first + count - 1 (see :meth:`TransformerPolicy.sample`).
+
+    The batch walks until its rollouts have all ended or reached the horizon; whenever at most a
+    quarter of it is still walking (and it is wider than the narrowest batch), the rollouts that
+    walk on are gathered into a batch a quarter as wide, so that a long tail of hitting times
+    is not paid for at the full width. A rollout's steps do not depend on its batch."""
     capacity = max(64, 1 << max(0, (horizon - 1).bit_length()))  # one compilation per power of two
-    function = _sampler(model.config, capacity, model.graph.n_states)
+    begin, advance = _sampler(model.config, capacity, model.graph.n_states)
     width = batch_width(count)
     numbers = np.arange(first, first + width)
     target = targets[numbers % len(targets)]
     head = jnp.asarray(model.graph.state_head)
-    times, tokens, actions, logp = function(to_device(model.params), model.moves, head, jax_key(seed),
-                                            jnp.asarray(numbers, jnp.uint32), jnp.asarray(target),
-                                            jnp.int32(horizon))
-    return Samples(np.asarray(times)[:count], np.asarray(tokens)[:count, :horizon + 1],
-                   np.asarray(actions)[:count, :horizon], np.asarray(logp)[:count, :horizon], target[:count])
+    params = to_device(model.params)
+    carry = begin(params, head, jax_key(seed), jnp.asarray(numbers, jnp.uint32), jnp.asarray(target))
+    times = np.full(width, -1, np.int32)
+    tokens = np.zeros((width, horizon + 1), np.int32)
+    actions = np.zeros((width, horizon), np.int32)
+    logp = np.zeros((width, horizon), np.float32)
+    rows = np.arange(width)  # the rollout of each row of the carry
+
+    def keep(which: np.ndarray, c) -> None:  # the trajectories of the carry's rows `which`
+        which = which[rows[which] >= 0]
+        t = int(c[0])
+        at = jnp.asarray(which)
+        times[rows[which]] = np.asarray(c[3][at])
+        tokens[rows[which], :t + 1] = np.asarray(c[9][:t + 1, at]).T
+        actions[rows[which], :t] = np.asarray(c[10][:t, at]).T
+        logp[rows[which], :t] = np.asarray(c[11][:t, at]).T
+
+    while True:
+        narrowest = len(rows) <= MIN_BATCH
+        carry = advance(params, model.moves, head, carry, jnp.int32(horizon),
+                        jnp.int32(-1 if narrowest else len(rows) // 4))
+        done = np.asarray(carry[2])
+        if narrowest or int(carry[0]) >= horizon or done.all():
+            keep(np.arange(len(rows)), carry)
+            break
+        keep(np.flatnonzero(done), carry)
+        walking = np.flatnonzero(~done)
+        filler = np.flatnonzero(done)[0]  # rows that pad the narrower batch: an ended rollout
+        which = np.concatenate((walking, np.full(batch_width(len(walking)) - len(walking), filler)))
+        carry = _gather(carry, jnp.asarray(which))
+        rows = np.where(np.arange(len(which)) < len(walking), rows[which], -1)  # fillers: -1
+    return Samples(times[:count], tokens[:count], actions[:count], logp[:count], target[:count])
+
+
+MIN_BATCH = 64  # the narrowest batch (batch_width)
+
+
+def _gather(carry: tuple, which: jax.Array) -> tuple:
+    """The carry of the rows ``which`` (the ring's positions and the step are shared)."""
+    t, token, done, time, ring_k, ring_v, position, ring_token, counts, tokens, actions, logps, keys, target = carry
+    return (t, token[which], done[which], time[which], ring_k[which], ring_v[which], position,
+            ring_token[which], counts[which], tokens[:, which], actions[:, which], logps[:, which],
+            keys[which], target[which])
 
 
 def _sampler(config: Config, capacity: int, vocabulary: int):
     """The jitted sampler of one shape (compiled once per config, buffer capacity and
-    vocabulary; the horizon, at most the capacity, is an argument).
+    vocabulary; the horizon, at most the capacity, is an argument): ``begin`` makes a batch's
+    carry, ``advance`` walks it until the horizon, until every rollout has ended, or until at
+    most ``enough`` are still walking (-1: never).
 
     The key/value cache is a ring of the last ``window`` positions (windowed model; at most the
     capacity + 1 positions a rollout has) or of the last ``max_age - 1`` (whole trajectory).
@@ -166,25 +211,27 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
     # a window longer than the buffer sees every position: its ring needs no more room
     ring = min(config.window, capacity + 1) if config.window is not None else config.max_age - 1
     counting = config.window is None
+    heads, width = config.heads, config.d_model // config.heads
+    scale = 1.0 / math.sqrt(width)
 
-    def run(params, moves, head, base_key, numbers, target, horizon):
+    def begin(params, head, base_key, numbers, target):
         batch = numbers.shape[0]
-        heads, width = config.heads, config.d_model // config.heads
-        scale = 1.0 / math.sqrt(width)
-        vocabulary_k, vocabulary_v = keys_values(params, jnp.arange(vocabulary), heads)  # V H e
         keys = jax.vmap(lambda r: jax.random.fold_in(base_key, r))(numbers)
         start = jnp.zeros(batch, jnp.int32)
         done0 = head[start] == target
         # the ring is (batch, heads, ring, e); the trajectory buffers are time-major
-        carry = (jnp.int32(0), start, done0, jnp.where(done0, 0, -1).astype(jnp.int32),
-                 jnp.zeros((batch, heads, ring, width)), jnp.zeros((batch, heads, ring, width)),
-                 jnp.full(ring, -1, jnp.int32), jnp.zeros((batch, ring), jnp.int32),
-                 jnp.zeros((batch, vocabulary) if counting else (batch, 0)),
-                 jnp.zeros((capacity + 1, batch), jnp.int32), jnp.zeros((capacity, batch), jnp.int32),
-                 jnp.zeros((capacity, batch)))
+        return (jnp.int32(0), start, done0, jnp.where(done0, 0, -1).astype(jnp.int32),
+                jnp.zeros((batch, heads, ring, width)), jnp.zeros((batch, heads, ring, width)),
+                jnp.full(ring, -1, jnp.int32), jnp.zeros((batch, ring), jnp.int32),
+                jnp.zeros((batch, vocabulary) if counting else (batch, 0)),
+                jnp.zeros((capacity + 1, batch), jnp.int32), jnp.zeros((capacity, batch), jnp.int32),
+                jnp.zeros((capacity, batch)), keys, target)
+
+    def advance(params, moves, head, carry, horizon, enough):
+        vocabulary_k, vocabulary_v = keys_values(params, jnp.arange(vocabulary), heads)  # V H e
 
         def step(c):
-            t, token, done, time, ring_k, ring_v, position, ring_token, counts, tokens, actions, logps = c
+            t, token, done, time, ring_k, ring_v, position, ring_token, counts, tokens, actions, logps, keys, target = c
             slot = t % ring
             if counting:  # the position leaving the ring joins the counts
                 leaving = jax.nn.one_hot(ring_token[:, slot], vocabulary) * (position[slot] >= 0)
@@ -223,15 +270,14 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
             return (t + 1, following, done | hit, time, ring_k, ring_v, position, ring_token, counts,
                     jax.lax.dynamic_update_index_in_dim(tokens, following, t + 1, 0),
                     jax.lax.dynamic_update_index_in_dim(actions, action, t, 0),
-                    jax.lax.dynamic_update_index_in_dim(logps, logp, t, 0))
+                    jax.lax.dynamic_update_index_in_dim(logps, logp, t, 0), keys, target)
 
         def going(c):
-            return (c[0] < horizon) & ~jnp.all(c[2])
+            return (c[0] < horizon) & (jnp.sum(~c[2]) > enough) & ~jnp.all(c[2])
 
-        c = jax.lax.while_loop(going, step, carry)
-        return c[3], c[9].T, c[10].T, c[11].T
+        return jax.lax.while_loop(going, step, carry)
 
-    _SAMPLERS[key] = jax.jit(run)
+    _SAMPLERS[key] = (jax.jit(begin), jax.jit(advance))
     return _SAMPLERS[key]
 
 
