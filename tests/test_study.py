@@ -255,3 +255,15 @@ def test_trained_policies_replace_the_converged_limits():
     assert not np.array_equal(trained["sft"].probabilities, converged["sft"].probabilities)
     with pytest.raises(ValueError, match="policies must be one of"):
         study.variant_policies(point, ["sft"], "finetuned")
+
+
+def test_a_cell_that_cannot_be_checked_fails_the_check_and_says_untested():
+    """A censored cell (no z) whose histogram leaves one chi-square cell (no p) is not a pass."""
+    from edgewalk.cli.study import _agreement
+    from edgewalk.study.sweep import Comparison
+    good = Comparison("sft", 3, 2, 3, 10.0, 0.1, 10.05, 0.5, 0, 0.4)
+    unchecked = Comparison("sft", 3, 3, 3, 9.0, 0.2, 12.0, math.nan, 7, math.nan)
+    summary, details, ok = _agreement([good, unchecked], 3.0, 1e-3, "sft", show_all=False)
+    assert not ok and "1 untested" in summary and summary.endswith("FAIL")
+    assert len(details) == 1 and details[0].endswith("<-- untested") and "K=3" in details[0]
+    assert _agreement([good], 3.0, 1e-3, "sft", show_all=False)[2]

@@ -99,8 +99,12 @@ def test_a_node_called_leaves_is_reached_by_its_prefix_and_the_word_alone_is_ref
 def test_white_space_around_a_target_name_is_ignored_on_every_graph():
     """As on the path-star (" t1 " is t1), a graph file's node names, which hold no white space,
     are found with white space around them."""
+    from edgewalk.errors import InputError
     from edgewalk.graph import from_edges, path_star
     g = from_edges([("r", "a"), ("a", "b")], "r")
     assert targets.resolve(g, " b\t").nodes == (g.node("b"),)
     star = path_star(2, 2, 2)
     assert targets.resolve(star, " t1 ").nodes == targets.resolve(star, "t1").nodes
+    for graph_, twice in ((g, ["b", " b"]), (star, ["t1", "t_1"])):  # two spellings of one node
+        with pytest.raises(InputError, match="must not name a node twice"):
+            targets.resolve(graph_, twice)

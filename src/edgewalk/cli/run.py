@@ -181,8 +181,8 @@ def summary(plan: TargetsPlan, result: HittingTimes, chosen: targets.Targets) ->
     if (isinstance(plan, TargetsPlan) and result.rollouts and math.isnan(comparison.chi2_p)
             and comparison.reference != "all_equal"
             and targets.mixture_mass_below(plan) is not None):
-        notes.append(f"no chi-square test: these bins hold fewer than two cells of at least "
-                     f"{statistics.EXPECTED_PER_CELL:g} expected rollouts (more --bins or --rollouts give one)")
+        notes.append(f"no chi-square test: the exact law leaves these bins fewer than two cells of at least "
+                     f"{statistics.EXPECTED_PER_CELL:g} expected rollouts")
     return {
         "policy": p["policy"]["name"], "graph": p["graph"], "target": p["target"],
         "targets": list(chosen.names), "search": p["search"],

@@ -187,21 +187,26 @@ def _agreement(comparisons, threshold: float, p_limit: float, variant: str, show
                   else "no cell with both")
         return f"none compared ({reason})", [], True
 
-    def fails(c) -> bool:
-        return abs(c.z) > threshold or c.chi2_p < p_limit or (math.isnan(c.z) and math.isnan(c.chi2_p))
+    def untested(c) -> bool:  # censored (no z) and its histogram leaves one chi-square cell
+        return math.isnan(c.z) and math.isnan(c.chi2_p)
+
+    def fails(c) -> bool:  # a cell that could not be checked fails the check too
+        return abs(c.z) > threshold or c.chi2_p < p_limit or untested(c)
 
     judged = [c for c in mine if not math.isnan(c.z)] or mine
     worst = max(judged, key=lambda c: abs(c.z) if not math.isnan(c.z) else -1)
     laws = [c.chi2_p for c in mine if not math.isnan(c.chi2_p)]
     bad = [c for c in mine if fails(c)]
     censored = sum(1 for c in mine if math.isnan(c.z))
+    unchecked = sum(1 for c in mine if untested(c))
     summary = (f"{len(mine)} cells, max |z| = {abs(worst.z):.2f} at W={worst.W} K={worst.K} L={worst.L}"
                + (f" ({censored} censored runs judged by their law alone)" if censored else "")
                + (f", smallest chi-square p {min(laws):.2g} of {len(laws)}" if laws else "")
+               + (f", {unchecked} untested (censored, and a histogram of one chi-square cell)" if unchecked else "")
                + f": {'FAIL' if bad else 'ok'}")
     details = [f"    W={c.W:<3} K={c.K:<3} L={c.L:<3} mean {c.mean:>14.7g} +- {c.stderr:<10.3g} "
                f"exact {c.exact:>14.7g}  z {c.z:>7.2f}  chi2 p {c.chi2_p:>8.2g}  censored {c.censored}"
-               f"{'  <-- beyond threshold' if fails(c) else ''}"
+               f"{'  <-- untested' if untested(c) else '  <-- beyond threshold' if fails(c) else ''}"
                for c in (mine if show_all else bad)]
     return summary, details, not bad
 

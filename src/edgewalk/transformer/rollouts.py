@@ -149,12 +149,13 @@ def sample_batch(model: TransformerPolicy, seed: int, horizon: int, targets: np.
     target = targets[numbers % len(targets)]
     head = jnp.asarray(model.graph.state_head)
     params = to_device(model.params)
-    carry = begin(params, head, jax_key(seed), jnp.asarray(numbers, jnp.uint32), jnp.asarray(target))
+    carry = begin(params, head, jax_key(seed), jnp.asarray(numbers, jnp.uint32), jnp.asarray(target),
+                  jnp.int32(count))
     times = np.full(width, -1, np.int32)
     tokens = np.zeros((width, horizon + 1), np.int32)
     actions = np.zeros((width, horizon), np.int32)
     logp = np.zeros((width, horizon), np.float32)
-    rows = np.arange(width)  # the rollout of each row of the carry
+    rows = np.where(np.arange(width) < count, np.arange(width), -1)  # each row's rollout; -1: padding
 
     def keep(which: np.ndarray, c) -> None:  # the trajectories of the carry's rows `which`
         which = which[rows[which] >= 0]
@@ -196,8 +197,9 @@ def _gather(carry: tuple, which: jax.Array) -> tuple:
 def _sampler(config: Config, capacity: int, vocabulary: int):
     """The jitted sampler of one shape (compiled once per config, buffer capacity and
     vocabulary; the horizon, at most the capacity, is an argument): ``begin`` makes a batch's
-    carry, ``advance`` walks it until the horizon, until every rollout has ended, or until at
-    most ``enough`` are still walking (-1: never).
+    carry (rows from ``count`` on pad it: ended from the start), ``advance`` walks it until the
+    horizon, until every rollout has ended, or until at most ``enough`` are still walking (-1:
+    never).
 
     The key/value cache is a ring of the last ``window`` positions (windowed model; at most the
     capacity + 1 positions a rollout has) or of the last ``max_age - 1`` (whole trajectory).
@@ -214,11 +216,11 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
     heads, width = config.heads, config.d_model // config.heads
     scale = 1.0 / math.sqrt(width)
 
-    def begin(params, head, base_key, numbers, target):
+    def begin(params, head, base_key, numbers, target, count):
         batch = numbers.shape[0]
         keys = jax.vmap(lambda r: jax.random.fold_in(base_key, r))(numbers)
         start = jnp.zeros(batch, jnp.int32)
-        done0 = head[start] == target
+        done0 = (head[start] == target) | (jnp.arange(batch) >= count)  # rows past count pad the batch
         # the ring is (batch, heads, ring, e); the trajectory buffers are time-major
         return (jnp.int32(0), start, done0, jnp.where(done0, 0, -1).astype(jnp.int32),
                 jnp.zeros((batch, heads, ring, width)), jnp.zeros((batch, heads, ring, width)),
@@ -277,7 +279,7 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
 
         return jax.lax.while_loop(going, step, carry)
 
-    _SAMPLERS[key] = (jax.jit(begin), jax.jit(advance))
+    _SAMPLERS[key] = (jax.jit(begin), jax.jit(advance, donate_argnums=3))  # the carry's buffers are reused
     return _SAMPLERS[key]
 
 
