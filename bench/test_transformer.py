@@ -35,7 +35,7 @@ def _iteration_seconds(table, config: Config, sampler: str, iterations: int = 3)
     g = table.graph
     run = train_transformer(g, table, config, iterations=iterations, rollouts=ROLLOUTS, seed=1, sampler=sampler,
                             evaluation_rollouts=1024)
-    return float(np.diff(run.history["seconds"])[-2])
+    return float(np.diff(run.metrics["seconds"])[-2])
 
 
 @pytest.fixture(scope="module")
