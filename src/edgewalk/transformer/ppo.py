@@ -147,11 +147,10 @@ def train_transformer(
         tabulated = model.tabulate(chain) if chain is not None else None
         wanted = n % record_every == 0 or n == iterations
         if n > 0 and (chain is not None or wanted):
-            if not (chain is not None and (exact_every_iteration or n == iterations)):
-                report(n - 1, estimate, f"evaluating {evaluation_rollouts:,} rollouts")
-            estimate, is_exact = _estimate(model, tabulated, estimate, n == iterations, exact_every_iteration,
-                                           evaluation_rollouts, iteration_seed(seed ^ EVALUATION_SEED, n),
-                                           backend, threads)
+            estimate, is_exact = _estimate(
+                model, tabulated, estimate, n == iterations, exact_every_iteration, evaluation_rollouts,
+                iteration_seed(seed ^ EVALUATION_SEED, n), backend, threads,
+                lambda: report(n - 1, estimate, f"evaluating {evaluation_rollouts:,} rollouts"))
         if wanted:
             for name, value in zip(names, (n, estimate, is_exact, 0, math.nan, seconds)):
                 record[name].append(value)
@@ -213,11 +212,13 @@ def _references(graph: Graph) -> dict:
 
 def _estimate(model: TransformerPolicy, tabulated: Policy | None, previous: float, last: bool,
               exact_every_iteration: bool, evaluation_rollouts: int, seed: int, backend: str,
-              threads: int | None) -> tuple[float, bool]:
+              threads: int | None, sampling: Callable[[], None]) -> tuple[float, bool]:
     """The current mean hitting time over the leaves and whether it is exact (else a Monte Carlo
-    mean with rollouts cut at EVALUATION_FACTOR times the ``previous`` value)."""
+    mean with rollouts cut at EVALUATION_FACTOR times the ``previous`` value, ``sampling()``
+    called before the rollouts start)."""
     if tabulated is not None and (exact_every_iteration or last):
         return exact_mean(tabulated), True
+    sampling()
     horizon = max(1, math.ceil(EVALUATION_FACTOR * previous))
     if tabulated is not None:
         stats = planning.gradient_statistics(tabulated, rollouts=evaluation_rollouts, seed=seed,

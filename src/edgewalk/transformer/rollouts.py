@@ -128,10 +128,13 @@ def jax_key(seed: int) -> jax.Array:
 _SAMPLERS: dict = {}
 
 
+MIN_BATCH = 64  # the narrowest batch
+
+
 def batch_width(count: int) -> int:
-    """The rollouts a batch of ``count`` is padded to: a power of two, at least 64 (few shapes to
-    compile)."""
-    return max(64, 1 << max(0, (count - 1).bit_length()))
+    """The rollouts a batch of ``count`` is padded to: a power of two, at least MIN_BATCH (few
+    shapes to compile)."""
+    return max(MIN_BATCH, 1 << max(0, (count - 1).bit_length()))
 
 
 def sample_batch(model: TransformerPolicy, seed: int, horizon: int, targets: np.ndarray, first: int,
@@ -169,21 +172,18 @@ def sample_batch(model: TransformerPolicy, seed: int, horizon: int, targets: np.
     while True:
         narrowest = len(rows) <= MIN_BATCH
         carry = advance(params, model.moves, head, carry, jnp.int32(horizon),
-                        jnp.int32(-1 if narrowest else len(rows) // 4))
+                        jnp.int32(0 if narrowest else len(rows) // 4))
         done = np.asarray(carry[2])
         if narrowest or int(carry[0]) >= horizon or done.all():
             keep(np.arange(len(rows)), carry)
             break
-        keep(np.flatnonzero(done), carry)
-        walking = np.flatnonzero(~done)
-        filler = np.flatnonzero(done)[0]  # rows that pad the narrower batch: an ended rollout
-        which = np.concatenate((walking, np.full(batch_width(len(walking)) - len(walking), filler)))
+        ended, walking = np.flatnonzero(done), np.flatnonzero(~done)
+        keep(ended, carry)
+        # rows that pad the narrower batch: copies of an ended rollout
+        which = np.concatenate((walking, np.full(batch_width(len(walking)) - len(walking), ended[0])))
         carry = _gather(carry, jnp.asarray(which))
         rows = np.where(np.arange(len(which)) < len(walking), rows[which], -1)  # fillers: -1
     return Samples(times[:count], tokens[:count], actions[:count], logp[:count], target[:count])
-
-
-MIN_BATCH = 64  # the narrowest batch (batch_width)
 
 
 def _gather(carry: tuple, which: jax.Array) -> tuple:
@@ -198,8 +198,8 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
     """The jitted sampler of one shape (compiled once per config, buffer capacity and
     vocabulary; the horizon, at most the capacity, is an argument): ``begin`` makes a batch's
     carry (rows from ``count`` on pad it: ended from the start), ``advance`` walks it until the
-    horizon, until every rollout has ended, or until at most ``enough`` are still walking (-1:
-    never).
+    horizon or until at most ``enough`` rollouts are still walking (0: until every one has
+    ended).
 
     The key/value cache is a ring of the last ``window`` positions (windowed model; at most the
     capacity + 1 positions a rollout has) or of the last ``max_age - 1`` (whole trajectory).
@@ -275,7 +275,7 @@ def _sampler(config: Config, capacity: int, vocabulary: int):
                     jax.lax.dynamic_update_index_in_dim(logps, logp, t, 0), keys, target)
 
         def going(c):
-            return (c[0] < horizon) & (jnp.sum(~c[2]) > enough) & ~jnp.all(c[2])
+            return (c[0] < horizon) & (jnp.sum(~c[2]) > enough)
 
         return jax.lax.while_loop(going, step, carry)
 
